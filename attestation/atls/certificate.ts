@@ -1,0 +1,68 @@
+import { createHash, webcrypto, X509Certificate } from 'node:crypto';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+
+/**
+ * The name every attested-TLS certificate carries. Identity comes from the attestation bound to the key,
+ * never from a name, so one fixed name serves every node.
+ */
+export const ATLS_SERVER_NAME = 'sextant-node.invalid';
+
+/** A TLS key that lives only in this process: its public key is what attestation documents are bound to. */
+export interface EphemeralIdentity {
+  keyPem: string;
+  certPem: string;
+  certDer: Buffer;
+  spkiDer: Buffer;
+}
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+/** Creates a fresh P-256 key and a self-signed certificate for it. The key never leaves memory. */
+export async function createEphemeralIdentity(commonName = 'sextant-atls'): Promise<EphemeralIdentity> {
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
+    'sign',
+    'verify',
+  ])) as webcrypto.CryptoKeyPair;
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: createHash('sha256')
+      .update(String(now) + Math.random())
+      .digest('hex')
+      .slice(0, 16),
+    name: `CN=${commonName}`,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 7 * 24 * 3600_000),
+    keys,
+    signingAlgorithm: algorithm,
+    extensions: [
+      // CA so OpenSSL accepts the pinned certificate as its own trust anchor.
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true),
+      new x509.ExtendedKeyUsageExtension([
+        x509.ExtendedKeyUsage.serverAuth,
+        x509.ExtendedKeyUsage.clientAuth,
+      ]),
+      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: ATLS_SERVER_NAME }]),
+    ],
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const certDer = Buffer.from(cert.rawData);
+  return {
+    keyPem: toPem('PRIVATE KEY', pkcs8),
+    certPem: toPem('CERTIFICATE', certDer),
+    certDer,
+    spkiDer: spkiOf(certDer),
+  };
+}
+
+/** The DER SubjectPublicKeyInfo of a certificate: what channel binding hashes. */
+export function spkiOf(certDer: Buffer): Buffer {
+  return new X509Certificate(certDer).publicKey.export({ type: 'spki', format: 'der' });
+}
+
+export function toPem(label: string, der: Buffer): string {
+  const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
