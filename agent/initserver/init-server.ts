@@ -1,0 +1,205 @@
+import { createHash, randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/proto/init.js';
+import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../common/keys.js';
+import { secretsEqual } from '../../common/secrets.js';
+import type { Component } from '../components/spec.js';
+import type { Logger } from '../log/index.js';
+import type { InstanceMetadata } from '../metadata/instance-metadata.js';
+import { NodeLockedError, type NodeLock } from '../nodelock/node-lock.js';
+import type { ClusterSecrets } from '../state/cluster-secrets.js';
+import type { NodeStateStore } from '../state/node-state.js';
+import { type InitPlan, InitRequestError, validateInitRequest } from './init-request.js';
+
+/** What `kubeadm init` needs to know, beyond the request. */
+export interface InitKubeadmInput {
+  nodeName: string;
+  advertiseAddress: string;
+  bindPort: number;
+  clusterName: string;
+  kubernetesVersion: string;
+  serviceCidr: string;
+  podCidr: string;
+  apiServerCertSans: string[];
+  controlPlaneEndpoint: string;
+}
+
+/** The node's neighbours the init steps drive; tests replace each with a fake. */
+export interface InitServerDeps {
+  log: Logger;
+  metadata: InstanceMetadata;
+  lock: NodeLock;
+  state: NodeStateStore;
+  apiServerPort: number;
+  checkMeasurements(text: string): void;
+  installComponents(components: Component[]): Promise<void>;
+  /** Renders kubeadm's configuration and runs `kubeadm init`; resolves to the admin kubeconfig. */
+  runKubeadmInit(input: InitKubeadmInput): Promise<Buffer>;
+  rewriteKubeconfigServer(kubeconfig: Buffer, endpoint: string): Buffer;
+  /** Persists what the JoinService needs and starts it. */
+  startJoinService(secrets: ClusterSecrets): Promise<void>;
+  /** Undo what kubeadm may have half-done (kubeadm reset). Best effort. */
+  resetKubernetes(): Promise<void>;
+}
+
+/** A step of init that failed after the point of no return. */
+class StepError extends Error {
+  constructor(
+    readonly step: string,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+}
+
+type Writer = { write(msg: InitResponse): boolean };
+
+/**
+ * The init server: turns this fresh node into the first control plane when the operator's CLI asks.
+ * Order matters: every check that can refuse without consequence runs before the node lock, and from the
+ * lock on every failure marks the node for reset so a half-made cluster is never reused.
+ */
+export class InitServer {
+  #busy = false;
+
+  constructor(private readonly deps: InitServerDeps) {}
+
+  service(): InitServiceServer {
+    return { init: (call) => void this.#handle(call) };
+  }
+
+  async #handle(call: grpc.ServerWritableStream<InitRequest, InitResponse>): Promise<void> {
+    try {
+      await this.init(call.request, call);
+    } catch (err) {
+      // grpc-js turns an 'error' event carrying a code into the call's status.
+      call.emit('error', toServiceError(err));
+      return;
+    }
+    call.end();
+  }
+
+  /** Runs one init; resolves after streaming success or failure, rejects with a gRPC-mappable error before the lock. */
+  async init(req: InitRequest, out: Writer): Promise<void> {
+    const log = this.deps.log.child({ component: 'init-server' });
+    // Checks before the lock: a refused request leaves the node exactly as it was.
+    const plan = validateInitRequest(req, this.deps.checkMeasurements);
+    const presented = createHash('sha256').update(plan.initSecret).digest();
+    if (!secretsEqual(presented, Buffer.from(this.deps.metadata.initSecretHash, 'hex'))) {
+      log.warn('init refused: init secret does not match the instance metadata');
+      throw new InitRefusedError(grpc.status.PERMISSION_DENIED, 'init secret does not match this node');
+    }
+    if (this.#busy || this.deps.lock.holder !== null) {
+      throw new NodeLockedError(this.deps.lock.holder ?? 'init');
+    }
+    const measurementSecret = deriveMeasurementSecret(plan.masterSecret);
+    const clusterId = deriveClusterId(measurementSecret, plan.measurementSalt);
+    const ownerId = deriveOwnerId(plan.masterSecret);
+    this.#busy = true;
+    await this.deps.lock.acquire('init', clusterId);
+    log.info('node lock taken for init', { clusterId: clusterId.toString('hex') });
+
+    const progress = (line: string) => {
+      log.info(line);
+      out.write({ kind: { $case: 'log', value: { line } } });
+    };
+    const diskUuid = randomUUID();
+    const base = {
+      role: 'control-plane' as const,
+      origin: 'init' as const,
+      clusterId: clusterId.toString('hex'),
+      measurementSalt: plan.measurementSalt.toString('hex'),
+      diskUuid,
+    };
+    try {
+      await this.#step('persist-state', () => this.deps.state.save({ ...base, phase: 'initializing' }));
+      progress(`installing ${plan.components.length} Kubernetes component(s)`);
+      await this.#step('install-components', () => this.deps.installComponents(plan.components));
+      const endpoint = `${this.deps.metadata.advertiseAddress}:${this.deps.apiServerPort}`;
+      progress(`running kubeadm init for Kubernetes ${plan.kubernetesVersion}`);
+      const adminConf = await this.#step('kubeadm-init', () =>
+        this.deps.runKubeadmInit(kubeadmInput(plan, this.deps.metadata, this.deps.apiServerPort, endpoint)),
+      );
+      const kubeconfig = await this.#step('kubeconfig', async () =>
+        this.deps.rewriteKubeconfigServer(adminConf, endpoint),
+      );
+      progress('starting the JoinService');
+      await this.#step('join-service', () =>
+        this.deps.startJoinService({
+          masterSecret: plan.masterSecret,
+          measurementSalt: plan.measurementSalt,
+          measurements: plan.measurements,
+          kubernetesVersion: plan.kubernetesVersion,
+          components: plan.components,
+          apiServerEndpoint: endpoint,
+          clusterName: plan.clusterName,
+        }),
+      );
+      await this.#step('persist-state', () => this.deps.state.save({ ...base, phase: 'bootstrapped' }));
+      log.info('cluster initialized', { clusterId: clusterId.toString('hex'), endpoint });
+      out.write({
+        kind: { $case: 'success', value: { kubeconfig, clusterId, ownerId, endpoint } },
+      });
+    } catch (err) {
+      const step = err instanceof StepError ? err.step : 'init';
+      log.error(`init failed at ${step}: ${(err as Error).message}`, { step });
+      await this.deps.state
+        .save({ ...base, phase: 'reset-required', failedStep: step })
+        .catch((e: unknown) => log.error(`cannot mark node for reset: ${(e as Error).message}`));
+      await this.deps.resetKubernetes().catch((e: unknown) => log.warn(`kubeadm reset failed: ${(e as Error).message}`));
+      out.write({
+        kind: {
+          $case: 'failure',
+          value: { step, message: `${step}: ${(err as Error).message}`, logs: this.deps.log.recent(200) },
+        },
+      });
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #step<T>(step: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new StepError(step, err);
+    }
+  }
+}
+
+function kubeadmInput(plan: InitPlan, meta: InstanceMetadata, bindPort: number, endpoint: string): InitKubeadmInput {
+  return {
+    nodeName: meta.name,
+    advertiseAddress: meta.advertiseAddress,
+    bindPort,
+    clusterName: plan.clusterName,
+    kubernetesVersion: plan.kubernetesVersion,
+    serviceCidr: plan.serviceCidr,
+    podCidr: plan.podCidr,
+    apiServerCertSans: plan.apiServerCertSans,
+    controlPlaneEndpoint: endpoint,
+  };
+}
+
+export class InitRefusedError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'InitRefusedError';
+  }
+}
+
+function serviceError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+function toServiceError(err: unknown): grpc.ServiceError {
+  if (err instanceof InitRefusedError) return serviceError(err.code, err.message);
+  if (err instanceof NodeLockedError) return serviceError(grpc.status.FAILED_PRECONDITION, err.message);
+  if (err instanceof InitRequestError) {
+    return serviceError(err.unsupported ? grpc.status.UNIMPLEMENTED : grpc.status.INVALID_ARGUMENT, err.message);
+  }
+  return serviceError(grpc.status.INTERNAL, err instanceof Error ? err.message : String(err));
+}
