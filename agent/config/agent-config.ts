@@ -95,11 +95,13 @@ function coerce(source: string, key: keyof AgentConfig, value: unknown, fromEnv:
   if (fromEnv && typeof value === 'string') {
     if (kind === 'port' || kind === 'timeout') value = Number(value);
     else if (kind === 'strings') value = value === '' ? [] : value.split(',').map((s) => s.trim());
-    else if (kind === 'boolean') value = value === '1' || value === 'true' ? true : value === '0' || value === 'false' ? false : value;
+    else if (kind === 'boolean')
+      value = value === '1' || value === 'true' ? true : value === '0' || value === 'false' ? false : value;
   }
   switch (kind) {
     case 'string':
-      if (typeof value !== 'string' || value === '') throw new ConfigError(source, key, 'a non-empty string', value);
+      if (typeof value !== 'string' || value === '')
+        throw new ConfigError(source, key, 'a non-empty string', value);
       return value;
     case 'port':
       if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 65535) {
@@ -138,12 +140,15 @@ export async function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): Pro
     // The default file is optional; a file the operator named explicitly must exist.
     if (!(missing && env.SEXTANT_AGENT_CONFIG === undefined)) {
       if (err instanceof ConfigError) throw err;
-      throw new Error(`${path}: ${err instanceof SyntaxError ? `invalid JSON: ${err.message}` : (err as Error).message}`);
+      throw new Error(
+        `${path}: ${err instanceof SyntaxError ? `invalid JSON: ${err.message}` : (err as Error).message}`,
+      );
     }
   }
   const config: Record<string, unknown> = { ...DEFAULTS };
   for (const [key, value] of Object.entries(fileValues)) {
-    if (!(key in KINDS)) throw new ConfigError(path, key, `one of the known keys (${Object.keys(KINDS).join(', ')})`, key);
+    if (!(key in KINDS))
+      throw new ConfigError(path, key, `one of the known keys (${Object.keys(KINDS).join(', ')})`, key);
     config[key] = coerce(path, key as keyof AgentConfig, value, false);
   }
   for (const [key, name] of Object.entries(ENV) as [keyof AgentConfig, string][]) {

@@ -1,7 +1,7 @@
-import { validateComponents, type Component } from '../components/spec.js';
-import { cidrProblem, isSan } from '../kubeadm/net.js';
-import type { InitRequest } from '../../gen/proto/init.js';
 import { MASTER_SECRET_BYTES, type MasterSecret, SALT_BYTES } from '../../common/keys.js';
+import type { InitRequest } from '../../gen/proto/init.js';
+import { type Component, validateComponents } from '../components/spec.js';
+import { cidrProblem, isSan } from '../kubeadm/net.js';
 
 /** A request that passed every check: what the init steps work from. */
 export interface InitPlan {
@@ -34,22 +34,39 @@ const VERSION = /^v\d+\.\d+\.\d+$/;
 /** Checks every field before the node changes in any way. */
 export function validateInitRequest(req: InitRequest, checkMeasurements: (text: string) => void): InitPlan {
   if (req.initSecret.length === 0) throw new InitRequestError('init_secret', 'must not be empty');
-  if (!req.keySource) throw new InitRequestError('master_secret', 'one of master_secret or kms_uri is required');
+  if (!req.keySource)
+    throw new InitRequestError('master_secret', 'one of master_secret or kms_uri is required');
   if (req.keySource.$case === 'kmsUri') {
-    throw new InitRequestError('kms_uri', 'external KMS is not supported by this release; send master_secret', true);
+    throw new InitRequestError(
+      'kms_uri',
+      'external KMS is not supported by this release; send master_secret',
+      true,
+    );
   }
   const master = req.keySource.value;
   if (master.key.length !== MASTER_SECRET_BYTES) {
-    throw new InitRequestError('master_secret.key', `expected ${MASTER_SECRET_BYTES} bytes, got ${master.key.length}`);
+    throw new InitRequestError(
+      'master_secret.key',
+      `expected ${MASTER_SECRET_BYTES} bytes, got ${master.key.length}`,
+    );
   }
   if (master.salt.length !== SALT_BYTES) {
-    throw new InitRequestError('master_secret.salt', `expected ${SALT_BYTES} bytes, got ${master.salt.length}`);
+    throw new InitRequestError(
+      'master_secret.salt',
+      `expected ${SALT_BYTES} bytes, got ${master.salt.length}`,
+    );
   }
   if (req.measurementSalt.length !== SALT_BYTES) {
-    throw new InitRequestError('measurement_salt', `expected ${SALT_BYTES} bytes, got ${req.measurementSalt.length}`);
+    throw new InitRequestError(
+      'measurement_salt',
+      `expected ${SALT_BYTES} bytes, got ${req.measurementSalt.length}`,
+    );
   }
   if (!VERSION.test(req.kubernetesVersion)) {
-    throw new InitRequestError('kubernetes_version', `expected vMAJOR.MINOR.PATCH, got ${JSON.stringify(req.kubernetesVersion)}`);
+    throw new InitRequestError(
+      'kubernetes_version',
+      `expected vMAJOR.MINOR.PATCH, got ${JSON.stringify(req.kubernetesVersion)}`,
+    );
   }
   let components: Component[];
   try {
@@ -57,13 +74,20 @@ export function validateInitRequest(req: InitRequest, checkMeasurements: (text: 
   } catch (err) {
     throw new InitRequestError('kubernetes_components', (err as Error).message);
   }
-  if (components.length === 0) throw new InitRequestError('kubernetes_components', 'at least kubeadm is required');
+  if (components.length === 0)
+    throw new InitRequestError('kubernetes_components', 'at least kubeadm is required');
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(req.clusterName)) {
-    throw new InitRequestError('cluster_name', `expected a DNS label, got ${JSON.stringify(req.clusterName)}`);
+    throw new InitRequestError(
+      'cluster_name',
+      `expected a DNS label, got ${JSON.stringify(req.clusterName)}`,
+    );
   }
   req.apiserverCertSans.forEach((san, i) => {
     if (!isSan(san)) {
-      throw new InitRequestError(`apiserver_cert_sans[${i}]`, `expected a DNS name or IP address, got ${JSON.stringify(san)}`);
+      throw new InitRequestError(
+        `apiserver_cert_sans[${i}]`,
+        `expected a DNS name or IP address, got ${JSON.stringify(san)}`,
+      );
     }
   });
   const serviceProblem = cidrProblem(req.serviceCidr);
@@ -71,7 +95,8 @@ export function validateInitRequest(req: InitRequest, checkMeasurements: (text: 
   const podCidr = req.podCidr || '10.244.0.0/16';
   const podProblem = cidrProblem(podCidr);
   if (podProblem) throw new InitRequestError('pod_cidr', podProblem);
-  if (req.measurements.length === 0) throw new InitRequestError('measurements', 'the JoinService needs measurements');
+  if (req.measurements.length === 0)
+    throw new InitRequestError('measurements', 'the JoinService needs measurements');
   const measurements = req.measurements.toString('utf8');
   try {
     checkMeasurements(measurements);

@@ -1,12 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/proto/init.js';
 import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../common/keys.js';
 import { secretsEqual } from '../../common/secrets.js';
+import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/proto/init.js';
 import type { Component } from '../components/spec.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
-import { NodeLockedError, type NodeLock } from '../nodelock/node-lock.js';
+import { type NodeLock, NodeLockedError } from '../nodelock/node-lock.js';
 import type { ClusterSecrets } from '../state/cluster-secrets.js';
 import type { NodeStateStore } from '../state/node-state.js';
 import { type InitPlan, InitRequestError, validateInitRequest } from './init-request.js';
@@ -146,7 +146,9 @@ export class InitServer {
       await this.deps.state
         .save({ ...base, phase: 'reset-required', failedStep: step })
         .catch((e: unknown) => log.error(`cannot mark node for reset: ${(e as Error).message}`));
-      await this.deps.resetKubernetes().catch((e: unknown) => log.warn(`kubeadm reset failed: ${(e as Error).message}`));
+      await this.deps
+        .resetKubernetes()
+        .catch((e: unknown) => log.warn(`kubeadm reset failed: ${(e as Error).message}`));
       out.write({
         kind: {
           $case: 'failure',
@@ -167,7 +169,12 @@ export class InitServer {
   }
 }
 
-function kubeadmInput(plan: InitPlan, meta: InstanceMetadata, bindPort: number, endpoint: string): InitKubeadmInput {
+function kubeadmInput(
+  plan: InitPlan,
+  meta: InstanceMetadata,
+  bindPort: number,
+  endpoint: string,
+): InitKubeadmInput {
   return {
     nodeName: meta.name,
     advertiseAddress: meta.advertiseAddress,
@@ -199,7 +206,10 @@ function toServiceError(err: unknown): grpc.ServiceError {
   if (err instanceof InitRefusedError) return serviceError(err.code, err.message);
   if (err instanceof NodeLockedError) return serviceError(grpc.status.FAILED_PRECONDITION, err.message);
   if (err instanceof InitRequestError) {
-    return serviceError(err.unsupported ? grpc.status.UNIMPLEMENTED : grpc.status.INVALID_ARGUMENT, err.message);
+    return serviceError(
+      err.unsupported ? grpc.status.UNIMPLEMENTED : grpc.status.INVALID_ARGUMENT,
+      err.message,
+    );
   }
   return serviceError(grpc.status.INTERNAL, err instanceof Error ? err.message : String(err));
 }

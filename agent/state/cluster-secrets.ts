@@ -22,7 +22,10 @@ const FILE = 'cluster-secrets.json';
 
 export async function saveClusterSecrets(stateDir: string, secrets: ClusterSecrets): Promise<void> {
   const body = {
-    masterSecret: { key: secrets.masterSecret.key.toString('base64'), salt: secrets.masterSecret.salt.toString('base64') },
+    masterSecret: {
+      key: secrets.masterSecret.key.toString('base64'),
+      salt: secrets.masterSecret.salt.toString('base64'),
+    },
     measurementSalt: secrets.measurementSalt.toString('base64'),
     measurements: secrets.measurements,
     kubernetesVersion: secrets.kubernetesVersion,

@@ -34,7 +34,10 @@ function validate(path: string, raw: unknown): NodeState {
   if (!raw || typeof raw !== 'object') throw new NodeStateError(path, 'expected a JSON object');
   const s = raw as Record<string, unknown>;
   const fail = (key: string, expected: string): never => {
-    throw new NodeStateError(path, `${key}: expected ${expected}, got ${JSON.stringify(s[key])?.slice(0, 80)}`);
+    throw new NodeStateError(
+      path,
+      `${key}: expected ${expected}, got ${JSON.stringify(s[key])?.slice(0, 80)}`,
+    );
   };
   if (s.version !== 1) fail('version', '1');
   if (!['initializing', 'joining', 'bootstrapped', 'reset-required'].includes(s.phase as string)) {
@@ -42,7 +45,8 @@ function validate(path: string, raw: unknown): NodeState {
   }
   if (s.role !== 'control-plane' && s.role !== 'worker') fail('role', 'control-plane or worker');
   if (s.origin !== 'init' && s.origin !== 'join') fail('origin', 'init or join');
-  if (typeof s.clusterId !== 'string' || !/^[0-9a-f]{64}$/.test(s.clusterId)) fail('clusterId', '64 hex characters');
+  if (typeof s.clusterId !== 'string' || !/^[0-9a-f]{64}$/.test(s.clusterId))
+    fail('clusterId', '64 hex characters');
   if (typeof s.measurementSalt !== 'string' || !/^[0-9a-f]{64}$/.test(s.measurementSalt)) {
     fail('measurementSalt', '64 hex characters');
   }
