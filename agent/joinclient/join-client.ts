@@ -1,0 +1,321 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import {
+  type AttestedChannel,
+  type Attester,
+  channelUserData,
+  type Endpoint,
+  grpcMessage,
+  type PeerVerifier,
+  spkiOf,
+  toPem,
+} from '../../attestation/atls/index.js';
+import { writeFileAtomic } from '../../common/atomic-file.js';
+import { deriveClusterId } from '../../common/keys.js';
+import type { AttestationDocument } from '../../gen/proto/attestation.js';
+import {
+  type IssueJoinTicketResponse,
+  type IssueRejoinTicketResponse,
+  JoinServiceClient,
+} from '../../gen/proto/join.js';
+import type { Component } from '../components/spec.js';
+import type { Logger } from '../log/index.js';
+import type { InstanceMetadata } from '../metadata/instance-metadata.js';
+import { CLUSTER_ID_PCR, type NodeLock, NodeLockedError } from '../nodelock/node-lock.js';
+import { abortableSleep, backoffDelays } from '../retry/backoff.js';
+import type { NodeState, NodeStateStore } from '../state/node-state.js';
+import type { KubeletKey } from './kubelet-csr.js';
+
+/** What `kubeadm join` needs, from the ticket and the node. */
+export interface JoinKubeadmInput {
+  nodeName: string;
+  advertiseAddress: string;
+  apiServerEndpoint: string;
+  token: string;
+  caCertHash: string;
+  controlPlane: boolean;
+  certificateKey: string;
+  bindPort: number;
+}
+
+export interface JoinClientDeps {
+  log: Logger;
+  metadata: InstanceMetadata;
+  lock: NodeLock;
+  state: NodeStateStore;
+  rootfs: string;
+  apiServerPort: number;
+  attester: Attester;
+  /** How this node checks a JoinService before trusting its ticket: the same measurements it booted with. */
+  serverVerifier(): Promise<PeerVerifier>;
+  openChannel(endpoint: Endpoint, verifier: PeerVerifier): Promise<AttestedChannel>;
+  discover(signal?: AbortSignal): Promise<Endpoint[]>;
+  readPcr(index: number): Promise<Buffer>;
+  createKubeletCsr(nodeName: string, address: string): Promise<KubeletKey>;
+  installComponents(components: Component[]): Promise<void>;
+  runKubeadmJoin(input: JoinKubeadmInput): Promise<void>;
+  resetKubernetes(): Promise<void>;
+  startKubelet(): Promise<void>;
+  /** For control-plane joins: persist the cluster secrets file from the ticket and start a JoinService. */
+  onControlPlaneJoined(clusterSecretsFile: Buffer): Promise<void>;
+  backoff?: { initialMs: number; maxMs: number };
+  timeoutMs?: number;
+}
+
+/** The join client gave up for good: the node is marked for reset or another path owns it. */
+export class JoinStopped extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'lost-race' | 'reset-required' | 'aborted',
+  ) {
+    super(message);
+    this.name = 'JoinStopped';
+  }
+}
+
+/** PCR 15 after extending a zero PCR with the cluster ID: what every node of the cluster reports. */
+export function expectedClusterPcr(clusterId: Buffer): Buffer {
+  return createHash('sha256').update(Buffer.alloc(32)).update(clusterId).digest();
+}
+
+function call<Req, Res>(
+  fn: (
+    req: Req,
+    md: grpc.Metadata,
+    opts: Partial<grpc.CallOptions>,
+    cb: grpc.requestCallback<Res>,
+  ) => unknown,
+  req: Req,
+  timeoutMs: number,
+): Promise<Res> {
+  return new Promise((resolve, reject) =>
+    fn(req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
+      err || res === undefined ? reject(new Error(grpcMessage(err))) : resolve(res),
+    ),
+  );
+}
+
+function target(e: Endpoint): string {
+  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
+
+/**
+ * The join client: runs beside the init server from boot, finds a JoinService, proves this node to it on an
+ * attested channel, checks the JoinService belongs to the cluster its ticket names, and joins.
+ */
+export class JoinClient {
+  constructor(private readonly deps: JoinClientDeps) {}
+
+  /** Retries over all discovered endpoints with backoff and jitter until joined, stopped or aborted. */
+  async run(signal?: AbortSignal): Promise<void> {
+    const log = this.deps.log.child({ component: 'join-client' });
+    const delays = backoffDelays({ initialMs: 500, maxMs: 10_000, ...this.deps.backoff });
+    for (let attempt = 1; ; attempt++) {
+      if (signal?.aborted) throw new JoinStopped('join client stopped', 'aborted');
+      if (this.deps.lock.holder === 'init')
+        throw new JoinStopped('this node is being initialized; join client stops', 'lost-race');
+      const endpoints = await this.deps.discover(signal).catch((err: Error) => {
+        log.warn(`discovery failed: ${err.message}`);
+        return [] as Endpoint[];
+      });
+      if (endpoints.length === 0) log.debug('no JoinService found yet', { attempt });
+      for (const endpoint of endpoints) {
+        try {
+          await this.joinVia(endpoint);
+          return;
+        } catch (err) {
+          if (err instanceof JoinStopped) throw err;
+          log.warn(`join via ${target(endpoint)} failed: ${(err as Error).message}`, {
+            endpoint: target(endpoint),
+            attempt,
+          });
+        }
+      }
+      await abortableSleep(delays.next().value, signal).catch(() => {
+        throw new JoinStopped('join client stopped', 'aborted');
+      });
+    }
+  }
+
+  async #attestTo(channel: AttestedChannel, client: JoinServiceClient): Promise<AttestationDocument> {
+    const timeoutMs = this.deps.timeoutMs ?? 15_000;
+    const identity = await this.deps.attester.identity();
+    const challenge = await call(client.challenge.bind(client), { identity }, timeoutMs);
+    return this.deps.attester.attest(challenge, channelUserData('client', spkiOf(channel.serverCertificate)));
+  }
+
+  /** One complete join through one JoinService. */
+  async joinVia(endpoint: Endpoint): Promise<void> {
+    const { deps } = this;
+    const log = deps.log.child({ component: 'join-client', endpoint: target(endpoint) });
+    const timeoutMs = deps.timeoutMs ?? 15_000;
+    const channel = await deps.openChannel(endpoint, await deps.serverVerifier());
+    let ticket: IssueJoinTicketResponse;
+    let kubeletKey: KubeletKey;
+    const diskUuid = randomUUID();
+    const controlPlane = deps.metadata.role === 'control-plane';
+    try {
+      const client = new JoinServiceClient(target(endpoint), channel.credentials, channel.clientOptions);
+      const attestation = await this.#attestTo(channel, client);
+      kubeletKey = await deps.createKubeletCsr(deps.metadata.name, deps.metadata.advertiseAddress);
+      ticket = await call(
+        client.issueJoinTicket.bind(client),
+        {
+          attestation,
+          diskUuid,
+          certificateRequest: kubeletKey.csrDer,
+          isControlPlane: controlPlane,
+          nodeName: deps.metadata.name,
+        },
+        timeoutMs,
+      );
+    } finally {
+      channel.close();
+    }
+    const clusterId = deriveClusterId(ticket.measurementSecret, ticket.measurementSalt);
+    // The ticket names a cluster; the JoinService must have proven it belongs to that cluster.
+    const servedPcr15 = channel.attestation.pcrs.get(CLUSTER_ID_PCR);
+    if (!servedPcr15?.equals(expectedClusterPcr(clusterId))) {
+      throw new Error(
+        'the JoinService is not a control plane of the cluster its ticket names (PCR 15 differs)',
+      );
+    }
+    try {
+      await deps.lock.acquire('join', clusterId);
+    } catch (err) {
+      if (err instanceof NodeLockedError) {
+        log.info(`ticket discarded: ${err.message}`);
+        throw new JoinStopped(`join ticket discarded: ${err.message}`, 'lost-race');
+      }
+      throw err;
+    }
+    log.info('node lock taken for join', { clusterId: clusterId.toString('hex') });
+    const base = {
+      role: deps.metadata.role,
+      origin: 'join' as const,
+      clusterId: clusterId.toString('hex'),
+      measurementSalt: ticket.measurementSalt.toString('hex'),
+      diskUuid,
+    };
+    let step = 'persist-state';
+    try {
+      await deps.state.save({ ...base, phase: 'joining' });
+      step = 'install-components';
+      await deps.installComponents(ticket.kubernetesComponents);
+      step = 'write-files';
+      await this.#writeFiles(ticket, kubeletKey);
+      step = 'kubeadm-join';
+      await deps.runKubeadmJoin({
+        nodeName: deps.metadata.name,
+        advertiseAddress: deps.metadata.advertiseAddress,
+        apiServerEndpoint: ticket.apiServerEndpoint,
+        token: ticket.token,
+        caCertHash: ticket.discoveryTokenCaCertHash,
+        controlPlane,
+        certificateKey: ticket.certificateKey,
+        bindPort: deps.apiServerPort,
+      });
+      if (controlPlane) {
+        step = 'join-service';
+        const file = ticket.controlPlaneFiles.find((f) => f.path === 'sextant/cluster-secrets.json');
+        if (!file) throw new Error('control-plane ticket lacks the cluster secrets');
+        await deps.onControlPlaneJoined(file.data);
+      }
+      step = 'persist-state';
+      await deps.state.save({ ...base, phase: 'bootstrapped' });
+    } catch (err) {
+      log.error(`join failed at ${step}: ${(err as Error).message}; node marked for reset`, { step });
+      await deps.state.save({ ...base, phase: 'reset-required', failedStep: step }).catch(() => {});
+      await deps.resetKubernetes().catch(() => {});
+      throw new JoinStopped(`join failed at ${step}: ${(err as Error).message}`, 'reset-required');
+    }
+    log.info(`joined the cluster as ${deps.metadata.role}`, { clusterId: clusterId.toString('hex') });
+  }
+
+  async #writeFiles(ticket: IssueJoinTicketResponse, key: KubeletKey): Promise<void> {
+    const root = this.deps.rootfs;
+    const pki = join(root, 'var/lib/kubelet/pki');
+    await writeFileAtomic(join(pki, 'kubelet-client.key'), key.keyPem, { mode: 0o600 });
+    await writeFileAtomic(join(pki, 'kubelet-client.crt'), toPem('CERTIFICATE', ticket.kubeletCert), {
+      mode: 0o644,
+    });
+    await writeFileAtomic(join(root, 'etc/kubernetes/sextant/ca.crt'), toPem('CERTIFICATE', ticket.caCert));
+    for (const file of ticket.controlPlaneFiles) {
+      if (file.path.includes('..') || file.path.startsWith('/'))
+        throw new Error(`control-plane file path ${file.path} is unsafe`);
+      await writeFileAtomic(join(root, 'etc/kubernetes/pki', file.path), file.data, { mode: 0o600 });
+    }
+  }
+
+  /**
+   * A node that was bootstrapped before: get the rejoin ticket, check the cluster it names is the one this node
+   * joined (and PCR 15 says so), then start kubelet. Never runs `kubeadm join` again.
+   */
+  async rejoin(state: NodeState, signal?: AbortSignal): Promise<IssueRejoinTicketResponse> {
+    const { deps } = this;
+    const log = deps.log.child({ component: 'rejoin' });
+    const delays = backoffDelays({ initialMs: 500, maxMs: 10_000, ...deps.backoff });
+    for (;;) {
+      if (signal?.aborted) throw new JoinStopped('rejoin stopped', 'aborted');
+      const endpoints = await deps.discover(signal).catch(() => [] as Endpoint[]);
+      for (const endpoint of endpoints) {
+        try {
+          const ticket = await this.#rejoinVia(endpoint, state);
+          await this.#restoreClusterPcr(Buffer.from(state.clusterId, 'hex'));
+          await deps.startKubelet();
+          log.info('rejoined the cluster; kubelet started', { endpoint: target(endpoint) });
+          return ticket;
+        } catch (err) {
+          if (err instanceof JoinStopped) throw err;
+          log.warn(`rejoin via ${target(endpoint)} failed: ${(err as Error).message}`);
+        }
+      }
+      await abortableSleep(delays.next().value, signal).catch(() => {
+        throw new JoinStopped('rejoin stopped', 'aborted');
+      });
+    }
+  }
+
+  async #rejoinVia(endpoint: Endpoint, state: NodeState): Promise<IssueRejoinTicketResponse> {
+    const timeoutMs = this.deps.timeoutMs ?? 15_000;
+    const channel = await this.deps.openChannel(endpoint, await this.deps.serverVerifier());
+    try {
+      const client = new JoinServiceClient(target(endpoint), channel.credentials, channel.clientOptions);
+      const attestation = await this.#attestTo(channel, client);
+      const ticket = await call(
+        client.issueRejoinTicket.bind(client),
+        { attestation, diskUuid: state.diskUuid },
+        timeoutMs,
+      );
+      const clusterId = deriveClusterId(ticket.measurementSecret, Buffer.from(state.measurementSalt, 'hex'));
+      if (clusterId.toString('hex') !== state.clusterId) {
+        throw new JoinStopped(
+          'rejoin ticket names another cluster than this node joined; node needs reset',
+          'reset-required',
+        );
+      }
+      if (!channel.attestation.pcrs.get(CLUSTER_ID_PCR)?.equals(expectedClusterPcr(clusterId))) {
+        throw new Error("the JoinService is not a control plane of this node's cluster (PCR 15 differs)");
+      }
+      return ticket;
+    } finally {
+      channel.close();
+    }
+  }
+
+  /** After a reboot PCR 15 is zero again: extend it; within the same boot it must already show the cluster. */
+  async #restoreClusterPcr(clusterId: Buffer): Promise<void> {
+    const current = await this.deps.readPcr(CLUSTER_ID_PCR);
+    if (current.equals(Buffer.alloc(32))) {
+      await this.deps.lock.acquire('join', clusterId);
+    } else if (!current.equals(expectedClusterPcr(clusterId))) {
+      throw new JoinStopped(
+        'PCR 15 shows another cluster than this node joined; node needs reset',
+        'reset-required',
+      );
+    } else {
+      this.deps.lock.markTaken('join');
+    }
+  }
+}
