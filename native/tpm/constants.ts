@@ -1,0 +1,43 @@
+// TPM 2.0 and ESYS constants the binding uses. ESYS_TR values are ESAPI object references, not TPM handles.
+
+export const ESYS_TR = {
+  NONE: 0xfff,
+  PASSWORD: 0x0ff,
+  RH_OWNER: 0x101,
+  RH_ENDORSEMENT: 0x10b,
+} as const;
+
+export const ALG = {
+  RSA: 0x0001,
+  SHA256: 0x000b,
+  NULL: 0x0010,
+  RSASSA: 0x0014,
+  ECDSA: 0x0018,
+  ECC: 0x0023,
+  AES: 0x0006,
+  CFB: 0x0043,
+} as const;
+
+export const ECC_NIST_P256 = 0x0003;
+
+export const TPM2_SU_CLEAR = 0x0000;
+export const TPM2_SE_POLICY = 0x01;
+
+/** TPM_RC_INITIALIZE: Startup was already done (swtpm started with startup-clear, or a second open). */
+export const TPM_RC_INITIALIZE = 0x100;
+
+export const TPM_GENERATED_VALUE = 0xff544347;
+export const TPM_ST_ATTEST_QUOTE = 0x8018;
+
+/** Where swtpm_setup and the TCG EK profile put the RSA EK and its certificate. */
+export const EK_RSA_PERSISTENT_HANDLE = 0x81010001;
+export const EK_RSA_CERT_NV_INDEX = 0x01c00002;
+
+export const PCR_COUNT = 24;
+/** The TPM answers at most this many digests per PCR_Read (TPML_DIGEST holds 8). */
+export const PCRS_PER_READ = 8;
+export const SHA256_SIZE = 32;
+export const MAX_QUALIFYING_DATA = 64;
+export const MAX_EVENT_DATA = 1024;
+/** NV reads in chunks no larger than the smallest TPM_PT_NV_BUFFER_MAX in the field. */
+export const NV_READ_CHUNK = 1024;
