@@ -19,3 +19,4 @@ export {
 } from './client.js';
 export { attestationService, attestedServerCredentials } from './server.js';
 export type { Attester, PeerVerifier, PendingChallenge, VerifiedAttestation } from './verifier.js';
+export { createPeerVerifier, type VerifierPolicy } from './policy.js';
