@@ -81,8 +81,8 @@ describe('initConfiguration', () => {
     );
     assert.equal('bootstrapTokens' in (init ?? {}), false);
     assert.equal('certificateKey' in (init ?? {}), false);
-    assert.deepEqual((cluster?.networking as Record<string, unknown>).podSubnet, undefined);
-    assert.deepEqual((init?.nodeRegistration as { kubeletExtraArgs: unknown }).kubeletExtraArgs, [
+    assert.deepEqual((cluster!.networking as Record<string, unknown>).podSubnet, undefined);
+    assert.deepEqual((init!.nodeRegistration as { kubeletExtraArgs: unknown }).kubeletExtraArgs, [
       { name: 'node-ip', value: '10.0.0.2' },
       { name: 'v', value: '2' },
     ]);
@@ -157,7 +157,9 @@ describe('joinConfiguration', () => {
       apiVersion: 'kubeadm.k8s.io/v1beta4',
       kind: 'JoinConfiguration',
       nodeRegistration: { name: 'worker-1', kubeletExtraArgs: [{ name: 'node-ip', value: '10.0.0.3' }] },
-      discovery: { bootstrapToken: { apiServerEndpoint: '10.0.0.2:6443', token: TOKEN, caCertHashes: [HASH] } },
+      discovery: {
+        bootstrapToken: { apiServerEndpoint: '10.0.0.2:6443', token: TOKEN, caCertHashes: [HASH] },
+      },
     });
   });
 
@@ -174,9 +176,15 @@ describe('joinConfiguration', () => {
       certificateKey: CERT_KEY,
     });
     const [noKey] = docs(
-      joinConfiguration({ ...joinInput, kubeletExtraArgs: undefined, controlPlane: { advertiseAddress: '10.0.0.4', bindPort: 6443 } }),
+      joinConfiguration({
+        ...joinInput,
+        kubeletExtraArgs: undefined,
+        controlPlane: { advertiseAddress: '10.0.0.4', bindPort: 6443 },
+      }),
     );
-    assert.deepEqual(noKey?.controlPlane, { localAPIEndpoint: { advertiseAddress: '10.0.0.4', bindPort: 6443 } });
+    assert.deepEqual(noKey?.controlPlane, {
+      localAPIEndpoint: { advertiseAddress: '10.0.0.4', bindPort: 6443 },
+    });
     assert.deepEqual(noKey?.nodeRegistration, { name: 'worker-1' });
   });
 

@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createKubeadm, KubeadmError, parseFailedPhase } from '../../../agent/kubeadm/driver.js';
+import { redactSecrets } from '../../../agent/kubeadm/redact.js';
+import type { Logger } from '../../../agent/log/index.js';
+
+function fakeLog(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const rec =
+    (level: string) =>
+    (m: string, f?: Record<string, unknown>): void => {
+      lines.push(`${level} ${m} ${JSON.stringify(f ?? {})}`);
+    };
+  const log = {
+    lines,
+    debug: rec('debug'),
+    info: rec('info'),
+    warn: rec('warn'),
+    error: rec('error'),
+    child: () => log,
+    recent: (limit?: number) => lines.slice(-(limit ?? lines.length)),
+  };
+  return log;
+}
+
+const TOKEN = 'abcdef.0123456789abcdef';
+const KEY = 'c0ffee'.padEnd(64, '1');
+const HASH = `sha256:${'e'.repeat(64)}`;
+
+// Prints what real kubeadm prints that matters here: secrets in the join hint, phase errors on stderr.
+const FAKE = `#!/bin/bash
+printf '%s\\n' "$*" >> "$FAKE_DIR/argv"
+args=("$@"); n=\${#args[@]}; rootfs=""
+if [ "$n" -ge 2 ] && [ "\${args[n-2]}" = "--rootfs" ]; then rootfs="\${args[n-1]}"; fi
+fail() { echo "[preflight] Running pre-flight checks"; echo "error execution phase $1: injected" >&2; echo "To see the stack trace of this error execute with --v=5 or higher" >&2; exit 3; }
+case "$1" in
+  init)
+    if [ "$2" = phase ]; then echo "[upload-certs] Using certificate key:"; echo "\${FAKE_KEY:-${KEY}}"; exit 0; fi
+    cfg="$rootfs$3"; stat -c %a "$cfg" > "$FAKE_DIR/mode"; cp "$cfg" "$FAKE_DIR/config.yaml"
+    [ -n "$FAIL_PHASE" ] && fail "$FAIL_PHASE"
+    [ -n "$HANG" ] && exec sleep 30
+    echo "Your Kubernetes control-plane has initialized successfully!"
+    echo "  kubeadm join 10.0.0.2:6443 --token ${TOKEN} \\\\"
+    echo "	--discovery-token-ca-cert-hash ${HASH} --control-plane --certificate-key ${KEY}"
+    echo "warning on stderr" >&2 ;;
+  join) cfg="$rootfs$3"; cp "$cfg" "$FAKE_DIR/join.yaml"; [ -n "$FAIL_PHASE" ] && fail "$FAIL_PHASE"; echo "This node has joined the cluster" ;;
+  token) echo "\${FAKE_TOKEN-${TOKEN}}" ;;
+  reset) echo "[reset] Stopping the kubelet service" ;;
+esac
+exit 0
+`;
+
+describe('kubeadm driver (fake binary)', () => {
+  let dir: string;
+  let binary: string;
+  let rootfs: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sextant-kubeadm-driver-'));
+    binary = join(dir, 'kubeadm');
+    await writeFile(binary, FAKE);
+    await chmod(binary, 0o755);
+    rootfs = join(dir, 'rootfs');
+    await mkdir(rootfs);
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const argv = async () => (await readFile(join(dir, 'argv'), 'utf8')).trim().split('\n');
+  const make = (env: NodeJS.ProcessEnv = {}, extra: { timeoutMs?: number; rootfs?: string | null } = {}) => {
+    const log = fakeLog();
+    const kubeadm = createKubeadm({
+      binary,
+      rootfs: extra.rootfs === null ? undefined : (extra.rootfs ?? rootfs),
+      log,
+      timeoutMs: extra.timeoutMs,
+      env: { FAKE_DIR: dir, ...env },
+    });
+    return { kubeadm, log };
+  };
+
+  it('init writes a 0600 config inside the rootfs, passes the flags, removes the file, redacts secrets', async () => {
+    const { kubeadm, log } = make();
+    await kubeadm.init(`kind: InitConfiguration\nbootstrapTokens: [{token: ${TOKEN}}]\n`, {
+      uploadCerts: true,
+    });
+    const [call] = (await argv()).slice(-1);
+    assert.match(
+      call ?? '',
+      /^init --config \/tmp\/sextant-kubeadm-\w+\/config\.yaml --upload-certs --rootfs /,
+    );
+    assert.equal((await readFile(join(dir, 'mode'), 'utf8')).trim(), '600');
+    assert.match(await readFile(join(dir, 'config.yaml'), 'utf8'), /InitConfiguration/);
+    assert.deepEqual(await readdir(join(rootfs, 'tmp')), [], 'config file removed');
+    const all = log.lines.join('\n');
+    assert.ok(!all.includes(TOKEN), 'token never logged');
+    assert.ok(!all.includes(KEY), 'certificate key never logged');
+    assert.ok(all.includes(HASH), 'the public CA hash is kept');
+    assert.match(all, /--token <redacted>/);
+    assert.match(all, /warn warning on stderr \{"stream":"stderr"\}/);
+  });
+
+  it('join passes its config and no --upload-certs', async () => {
+    const { kubeadm } = make();
+    await kubeadm.join('kind: JoinConfiguration\n');
+    assert.match((await argv()).at(-1) ?? '', /^join --config \/tmp\/\S+\/config\.yaml --rootfs \S+$/);
+    assert.equal(await readFile(join(dir, 'join.yaml'), 'utf8'), 'kind: JoinConfiguration\n');
+  });
+
+  it('without rootfs the config goes to a private temp dir', async () => {
+    const { kubeadm } = make({}, { rootfs: null });
+    await kubeadm.init('kind: InitConfiguration\n');
+    const call = (await argv()).at(-1) ?? '';
+    assert.match(call, new RegExp(`^init --config ${tmpdir()}/sextant-kubeadm-\\w+/config\\.yaml$`));
+  });
+
+  it('createToken returns the token and never logs it', async () => {
+    const { kubeadm, log } = make();
+    assert.equal(await kubeadm.createToken('15m0s'), TOKEN);
+    assert.equal((await argv()).at(-1), `token create --ttl 15m0s --rootfs ${rootfs}`);
+    assert.ok(!log.lines.join('\n').includes(TOKEN));
+    await assert.rejects(kubeadm.createToken('15 minutes'), /createToken ttl/);
+    await assert.rejects(make({ FAKE_TOKEN: 'garbage' }).kubeadm.createToken('1h'), KubeadmError);
+  });
+
+  it('uploadCerts returns the certificate key and never logs it', async () => {
+    const { kubeadm, log } = make();
+    assert.equal(await kubeadm.uploadCerts(), KEY);
+    assert.equal((await argv()).at(-1), `init phase upload-certs --upload-certs --rootfs ${rootfs}`);
+    assert.ok(!log.lines.join('\n').includes(KEY));
+    await assert.rejects(make({ FAKE_KEY: 'short' }).kubeadm.uploadCerts(), /printed no certificate key/);
+  });
+
+  it('reset runs reset -f', async () => {
+    const { kubeadm } = make();
+    await kubeadm.reset();
+    assert.equal((await argv()).at(-1), `reset -f --rootfs ${rootfs}`);
+  });
+
+  it('a failing phase gives KubeadmError with the phase, exit code and output tail', async () => {
+    const { kubeadm, log } = make({ FAIL_PHASE: 'control-plane/apiserver' });
+    const err = await kubeadm.init('kind: InitConfiguration\n').catch((e: unknown) => e);
+    assert.ok(err instanceof KubeadmError);
+    assert.equal(err.phase, 'control-plane/apiserver');
+    assert.equal(err.exitCode, 3);
+    assert.equal(err.timedOut, false);
+    assert.match(err.message, /kubeadm init failed at phase control-plane\/apiserver \(exit 3\)/);
+    assert.ok(
+      err.outputTail.some((l) => l.includes('error execution phase control-plane/apiserver: injected')),
+    );
+    assert.ok(log.lines.some((l) => l.startsWith('error kubeadm failed')));
+    assert.deepEqual(await readdir(join(rootfs, 'tmp')), [], 'config removed on failure too');
+  });
+
+  it('a hang is killed at the timeout', async () => {
+    const { kubeadm } = make({ HANG: '1' }, { timeoutMs: 300 });
+    const started = Date.now();
+    const err = await kubeadm.init('kind: InitConfiguration\n').catch((e: unknown) => e);
+    assert.ok(err instanceof KubeadmError);
+    assert.equal(err.timedOut, true);
+    assert.match(err.message, /timed out after 300 ms/);
+    assert.ok(Date.now() - started < 5_000);
+  });
+
+  it('a missing binary is a KubeadmError without exit code', async () => {
+    const kubeadm = createKubeadm({ binary: join(dir, 'nope'), log: fakeLog() });
+    const err = await kubeadm.reset().catch((e: unknown) => e);
+    assert.ok(err instanceof KubeadmError);
+    assert.equal(err.exitCode, undefined);
+    assert.match(err.message, /ENOENT/);
+  });
+
+  it('adminKubeconfig reads <rootfs>/etc/kubernetes/admin.conf', async () => {
+    const { kubeadm } = make();
+    await assert.rejects(
+      kubeadm.adminKubeconfig(),
+      /reading admin kubeconfig .*etc\/kubernetes\/admin\.conf/,
+    );
+    await mkdir(join(rootfs, 'etc/kubernetes'), { recursive: true });
+    await writeFile(join(rootfs, 'etc/kubernetes/admin.conf'), 'apiVersion: v1\n');
+    assert.equal((await kubeadm.adminKubeconfig()).toString(), 'apiVersion: v1\n');
+  });
+});
+
+describe('output parsing', () => {
+  it('parseFailedPhase takes the last phase error', () => {
+    assert.equal(
+      parseFailedPhase(['x', 'error execution phase preflight: [preflight] Some fatal errors']),
+      'preflight',
+    );
+    assert.equal(parseFailedPhase(['error execution phase a: 1', 'error execution phase b/c: 2']), 'b/c');
+    assert.equal(parseFailedPhase(['nothing here']), undefined);
+  });
+
+  it('redactSecrets hides tokens and certificate keys but keeps CA hashes', () => {
+    assert.equal(
+      redactSecrets(
+        `join x --token ${TOKEN} --discovery-token-ca-cert-hash ${HASH} --certificate-key ${KEY}`,
+      ),
+      `join x --token <redacted> --discovery-token-ca-cert-hash ${HASH} --certificate-key <redacted>`,
+    );
+    assert.equal(redactSecrets(KEY), '<redacted>');
+    assert.equal(
+      redactSecrets('[certs] Generating "ca" certificate and key'),
+      '[certs] Generating "ca" certificate and key',
+    );
+  });
+});
