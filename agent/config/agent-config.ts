@@ -23,6 +23,8 @@ export interface AgentConfig {
   staticJoinEndpoints: string[];
   /** Whether to browse mDNS for JoinServices. */
   mdns: boolean;
+  /** The command that starts kubelet on a rejoin (kubeadm join starts it itself otherwise). */
+  kubeletStart: string[];
   /** CA certificates (PEM paths) that EK certificates of peers must chain to. */
   ekCaCertificates: string[];
 }
@@ -44,6 +46,7 @@ export const DEFAULTS: AgentConfig = {
   kubeadmTimeoutMs: 10 * 60_000,
   staticJoinEndpoints: [],
   mdns: true,
+  kubeletStart: ['systemctl', 'start', 'kubelet'],
   ekCaCertificates: ['/etc/sextant/ek-ca.pem'],
 };
 
@@ -70,6 +73,7 @@ const KINDS: Record<keyof AgentConfig, Kind> = {
   kubeadmTimeoutMs: 'timeout',
   staticJoinEndpoints: 'strings',
   mdns: 'boolean',
+  kubeletStart: 'strings',
   ekCaCertificates: 'strings',
 };
 
@@ -87,6 +91,7 @@ const ENV: Partial<Record<keyof AgentConfig, string>> = {
   kubeadmPath: 'SEXTANT_KUBEADM_PATH',
   staticJoinEndpoints: 'SEXTANT_JOIN_ENDPOINTS',
   mdns: 'SEXTANT_MDNS',
+  kubeletStart: 'SEXTANT_KUBELET_START',
   ekCaCertificates: 'SEXTANT_EK_CA',
 };
 
