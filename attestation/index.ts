@@ -1,6 +1,7 @@
 // The attestation component's one export surface: the node-side issuer, the verifier's challenge and validator,
 // measurements, and the parsers they are built from (for tools and tests).
-export type { AttestationDocument, AttesterIdentity, Challenge } from '../gen/proto/attestation.js';
+// Message types and their protobuf codecs (encode/decode).
+export { AttestationDocument, AttesterIdentity, Challenge } from '../gen/proto/attestation.js';
 export {
   checkAkAttributes,
   createChallenge,
@@ -20,6 +21,7 @@ export { type AttestationCheck, AttestationError, ParseError } from './errors.js
 export {
   describeDevicePath,
   describeEvent,
+  EV_NO_ACTION,
   EVENT_TYPES,
   type EventLog,
   eventsForPcr,
