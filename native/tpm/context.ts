@@ -4,6 +4,9 @@ import { TPM_RC_INITIALIZE, TPM2_SU_CLEAR } from './constants.js';
 import { baseRc, check, decodeRc, TpmError } from './errors.js';
 import { fn, type Pointer } from './library.js';
 
+/** TSS2_TCTI_RC_LAYER >> 16 */
+const TCTI_LAYER = 0x0a;
+
 type AsyncFn = { async: (...args: unknown[]) => void };
 
 /** Runs a koffi function on a worker thread so the event loop keeps turning during TPM round trips. */
@@ -96,7 +99,10 @@ export class EsysContext {
         try {
           await this.flush(handle);
         } catch (err) {
-          errors.push(err);
+          // A TPM that is gone (TCTI layer error) holds nothing to flush any more.
+          if (!(err instanceof TpmError && err.rc >>> 16 === TCTI_LAYER)) errors.push(err);
+          this.transients.delete(handle);
+          this.persistents.delete(handle);
         }
       }
       this.finalize();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { openTpm } from '../../../native/tpm/index.js';
-import { cliPcrRead, freshSwtpm, tpm2 } from './tools.js';
+import { cliPcrRead, defer, freshSwtpm, tpm2 } from './tools.js';
 
 const sha256 = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest();
 const ALL = Array.from({ length: 24 }, (_, i) => i);
@@ -14,7 +14,7 @@ test('readPcrs returns the same 24 SHA-256 values as tpm2_pcrread', async (t) =>
     await tpm2(swtpm, 'tpm2_pcrextend', [`${pcr}:sha256=${randomBytes(32).toString('hex')}`]);
   }
   const tpm = await openTpm(swtpm.tcti);
-  t.after(() => tpm.close());
+  defer(t, () => tpm.close());
   const ours = await tpm.readPcrs();
   assert.deepEqual([...ours.keys()], ALL);
   const theirs = await cliPcrRead(swtpm, ALL);
@@ -29,7 +29,7 @@ test('readPcrs returns the same 24 SHA-256 values as tpm2_pcrread', async (t) =>
 test('extendPcr and pcrEvent are visible to tpm2_pcrread and equal sha256(old || digest)', async (t) => {
   const swtpm = await freshSwtpm(t);
   const tpm = await openTpm(swtpm.tcti);
-  t.after(() => tpm.close());
+  defer(t, () => tpm.close());
   const old = (await tpm.readPcrs([15])).get(15) as Buffer;
   const digest = randomBytes(32);
   await tpm.extendPcr(15, digest);
@@ -51,14 +51,14 @@ test('a restart of the same TPM (a node reboot) resets PCR 15', async (t) => {
   await tpm.close();
   await swtpm.restart();
   tpm = await openTpm(swtpm.tcti);
-  t.after(() => tpm.close());
+  defer(t, () => tpm.close());
   assert.deepEqual((await tpm.readPcrs([15])).get(15), Buffer.alloc(32));
 });
 
 test('getRandom returns exactly the bytes asked for, across several TPM calls', async (t) => {
   const swtpm = await freshSwtpm(t);
   const tpm = await openTpm(swtpm.tcti);
-  t.after(() => tpm.close());
+  defer(t, () => tpm.close());
   for (const n of [0, 1, 32, 64, 65, 200]) assert.equal((await tpm.getRandom(n)).length, n);
   assert.notDeepEqual(await tpm.getRandom(32), await tpm.getRandom(32));
   await assert.rejects(tpm.getRandom(-1), RangeError);

@@ -11,18 +11,35 @@ const execFileAsync = promisify(execFile);
 
 let sharedCa: Promise<SwtpmCa> | undefined;
 
+// node:test runs `after` hooks in registration order; TPM contexts must close before their swtpm stops.
+const stacks = new WeakMap<TestContext, (() => unknown)[]>();
+
+/** Registers `fn` to run when the test ends, last registered first. */
+export function defer(t: TestContext, fn: () => unknown): void {
+  let stack = stacks.get(t);
+  if (!stack) {
+    const fresh: (() => unknown)[] = [];
+    stack = fresh;
+    stacks.set(t, fresh);
+    t.after(async () => {
+      for (const f of fresh.reverse()) await f();
+    });
+  }
+  stack.push(fn);
+}
+
 /** A fresh swtpm for one test (one CA per test file), stopped when the test ends. */
 export async function freshSwtpm(t: TestContext): Promise<Swtpm> {
   sharedCa ??= createSwtpmCa();
   const swtpm = await startSwtpm({ ca: await sharedCa });
-  t.after(() => swtpm.stop());
+  defer(t, () => swtpm.stop());
   return swtpm;
 }
 
 /** A scratch directory removed when the test ends. */
 export async function scratch(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'sextant-tpm-test-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
