@@ -55,7 +55,7 @@ const RESERVED = new Set([
 /**
  * Journal field name for a log field key: camelCase split at humps, upper-cased, anything outside [A-Z0-9_]
  * turned into '_'. Keys that would collide with a systemd field, start with a digit or are empty get the
- * SEXTANT_ prefix: `clusterId` → CLUSTER_ID, `message` → SEXTANT_MESSAGE, `2fa` → SEXTANT_2FA.
+ * SEXTANT_ prefix (nothing left: SEXTANT_FIELD): `clusterId` → CLUSTER_ID, `message` → SEXTANT_MESSAGE, `2fa` → SEXTANT_2FA.
  */
 export function journalFieldName(key: string): string {
   let name = key
@@ -63,6 +63,7 @@ export function journalFieldName(key: string): string {
     .toUpperCase()
     .replace(/[^A-Z0-9_]/g, '_')
     .replace(/^_+/, '');
-  if (name === '' || /^[0-9]/.test(name) || RESERVED.has(name)) name = `SEXTANT_${name}`;
+  if (name === '') name = 'SEXTANT_FIELD';
+  else if (/^[0-9]/.test(name) || RESERVED.has(name)) name = `SEXTANT_${name}`;
   return name.slice(0, 64);
 }
