@@ -1,0 +1,216 @@
+// Test harness: one Sextant agent process with its own swtpm, state directory, rootfs and metadata.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createSwtpmCa, type Swtpm, type SwtpmCa, startSwtpm } from './swtpm.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+
+export interface AgentNode {
+  name: string;
+  dir: string;
+  stateDir: string;
+  rootfs: string;
+  tpm: Swtpm;
+  initSecret: Buffer;
+  initPort: number;
+  joinServicePort: number;
+  apiServerPort: number;
+  /** Every JSON log line the agent printed so far. */
+  lines: Record<string, unknown>[];
+  stderr: string[];
+  process: ChildProcess;
+  /** Resolves with the first log line matching `test`, or rejects after `timeoutMs`. */
+  waitFor(
+    test: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  /** Waits for the agent process to exit and resolves with its code. */
+  exited(): Promise<number | null>;
+  /** Kills the agent (SIGKILL by default) without touching its TPM or state. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the agent again on the same TPM state, state dir and rootfs. */
+  restart(extraEnv?: NodeJS.ProcessEnv): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface AgentNodeOptions {
+  name?: string;
+  role?: 'control-plane' | 'worker';
+  ca?: SwtpmCa;
+  env?: NodeJS.ProcessEnv;
+  advertiseAddress?: string;
+  joinEndpoints?: string[];
+  /** Wait until the init server listens (default) or return right after spawning. */
+  waitReady?: boolean;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
+    });
+  });
+}
+
+let sharedCa: Promise<SwtpmCa> | undefined;
+/** One EK CA per test process: creating it costs seconds, and every node's EK certificate chains to it. */
+export function testCa(): Promise<SwtpmCa> {
+  sharedCa ??= createSwtpmCa();
+  return sharedCa;
+}
+
+/** Starts an agent on 127.0.0.1 with free ports; the caller's test must call stop(). */
+export async function startAgentNode(options: AgentNodeOptions = {}): Promise<AgentNode> {
+  const name = options.name ?? `node-${randomBytes(3).toString('hex')}`;
+  const dir = await mkdtemp(join(tmpdir(), `sextant-${name}-`));
+  const ca = options.ca ?? (await testCa());
+  const tpm = await startSwtpm({ ca });
+  const initSecret = randomBytes(32);
+  const caFile = join(dir, 'ek-ca.pem');
+  await writeFile(caFile, ca.rootPem + ca.issuerPem);
+  const metadataFile = join(dir, 'metadata.json');
+  await writeFile(
+    metadataFile,
+    JSON.stringify({
+      name,
+      role: options.role ?? 'control-plane',
+      initSecretHash: createHash('sha256').update(initSecret).digest('hex'),
+      advertiseAddress: options.advertiseAddress ?? '127.0.0.1',
+      peers: [],
+      joinEndpoints: options.joinEndpoints ?? [],
+    }),
+  );
+  const [initPort, joinServicePort, apiServerPort] = [await freePort(), await freePort(), await freePort()];
+  const node: AgentNode = {
+    name,
+    dir,
+    stateDir: join(dir, 'state'),
+    rootfs: join(dir, 'rootfs'),
+    tpm,
+    initSecret,
+    initPort,
+    joinServicePort,
+    apiServerPort,
+    lines: [],
+    stderr: [],
+    process: undefined as unknown as ChildProcess,
+    waitFor: () => Promise.reject(new Error('not started')),
+    exited: () => Promise.resolve(null),
+    kill: async () => {},
+    restart: async () => {},
+    stop: async () => {},
+  };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SEXTANT_TCTI: tpm.tcti,
+    SEXTANT_STATE_DIR: node.stateDir,
+    SEXTANT_ROOTFS: node.rootfs,
+    SEXTANT_METADATA_URL: `file://${metadataFile}`,
+    SEXTANT_EVENT_LOG: join(dir, 'no-event-log'),
+    SEXTANT_LISTEN_ADDRESS: '127.0.0.1',
+    SEXTANT_INIT_PORT: String(initPort),
+    SEXTANT_JOIN_SERVICE_PORT: String(joinServicePort),
+    SEXTANT_API_SERVER_PORT: String(apiServerPort),
+    SEXTANT_MDNS: '0',
+    SEXTANT_EK_CA: caFile,
+    SEXTANT_KUBELET_START: 'true',
+    ...options.env,
+  };
+  // No config file: the default path does not exist on a test machine, and the environment says it all.
+  delete env.SEXTANT_AGENT_CONFIG;
+
+  const waiters: {
+    test: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }[] = [];
+  const launch = (extra: NodeJS.ProcessEnv = {}) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'agent/main.ts')], {
+      cwd: REPO,
+      env: { ...env, ...extra },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let buf = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buf += chunk.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const text = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        let line: Record<string, unknown>;
+        try {
+          line = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          line = { msg: text, level: 'raw' };
+        }
+        node.lines.push(line);
+        for (const w of [...waiters]) {
+          if (w.test(line)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(line);
+          }
+        }
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => node.stderr.push(chunk.toString()));
+    const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    node.process = child;
+    node.exited = () => exit;
+  };
+  node.waitFor = (test, timeoutMs = 30_000) => {
+    const found = node.lines.find(test);
+    if (found) return Promise.resolve(found);
+    return new Promise((res, rej) => {
+      const timer = setTimeout(() => {
+        rej(
+          new Error(
+            `${name}: no matching log line within ${timeoutMs} ms; stderr: ${node.stderr.join('').slice(-2000)}`,
+          ),
+        );
+      }, timeoutMs);
+      waiters.push({
+        test,
+        resolve: (l) => {
+          clearTimeout(timer);
+          res(l);
+        },
+      });
+    });
+  };
+  node.kill = async (signal = 'SIGKILL') => {
+    if (node.process.exitCode === null && node.process.signalCode === null) {
+      node.process.kill(signal);
+      await node.exited();
+    }
+  };
+  node.restart = async (extraEnv = {}) => {
+    await node.kill();
+    node.lines.length = 0;
+    launch(extraEnv);
+  };
+  node.stop = async () => {
+    await node.kill('SIGTERM').catch(() => {});
+    await tpm.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+  launch();
+  if (options.waitReady !== false) {
+    try {
+      await Promise.race([
+        node.waitFor((l) => l.msg === 'init server listening' || l.msg === 'control plane resumed'),
+        node.exited().then((code) => {
+          throw new Error(`${name}: agent exited with ${code}: ${node.stderr.join('').slice(-2000)}`);
+        }),
+      ]);
+    } catch (err) {
+      await node.stop();
+      throw err;
+    }
+  }
+  return node;
+}
