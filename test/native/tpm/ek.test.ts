@@ -77,10 +77,12 @@ test('activateCredential recovers a secret from tpm2_makecredential, and refuses
   const secret = randomBytes(32);
   await writeFile(join(dir, 'secret.bin'), secret);
   const make = async (name: Buffer, out: string) => {
-    await tpm2(null, 'tpm2_makecredential', [
-      ...['-T', 'none', '-e', 'ek.tss', '-s', 'secret.bin'],
-      ...['-n', name.toString('hex'), '-o', out],
-    ], dir);
+    await tpm2(
+      null,
+      'tpm2_makecredential',
+      [...['-T', 'none', '-e', 'ek.tss', '-s', 'secret.bin'], ...['-n', name.toString('hex'), '-o', out]],
+      dir,
+    );
     return parseCredentialFile(await readFile(join(dir, out)));
   };
   const good = await make(ak.name, 'good.cred');

@@ -12,12 +12,18 @@ test('an unreachable TPM is reported plainly', async () => {
     assert.match(err.rcText, /IO failure/);
     return true;
   });
-  await assert.rejects(openTpm('device:/dev/sextant-no-such-tpm'), /cannot open TPM at "device:\/dev\/sextant-no-such-tpm"/);
+  await assert.rejects(
+    openTpm('device:/dev/sextant-no-such-tpm'),
+    /cannot open TPM at "device:\/dev\/sextant-no-such-tpm"/,
+  );
 });
 
 test('a wrong TCTI string is reported plainly', async () => {
   await assert.rejects(openTpm('no-such-tcti:foo'), /cannot open TPM at "no-such-tcti:foo": .*unknown TCTI/);
-  await assert.rejects(openTpm('swtpm:this is not a config'), /cannot open TPM at "swtpm:this is not a config": .*malformed/);
+  await assert.rejects(
+    openTpm('swtpm:this is not a config'),
+    /cannot open TPM at "swtpm:this is not a config": .*malformed/,
+  );
   await assert.rejects(openTpm(''), TypeError);
 });
 
@@ -29,12 +35,27 @@ test('argument errors name the argument and never reach the TPM', async (t) => {
   await assert.rejects(tpm.readPcrs([-1]), RangeError);
   await assert.rejects(tpm.readPcrs([1.5]), RangeError);
   await assert.rejects(tpm.readPcrs([]), RangeError);
-  await assert.rejects(tpm.extendPcr(24, randomBytes(32)), { name: 'RangeError', message: /extendPcr: index/ });
-  await assert.rejects(tpm.extendPcr(15, randomBytes(31)), { name: 'RangeError', message: /extendPcr: digest.*32/ });
-  await assert.rejects(tpm.pcrEvent(15, Buffer.alloc(1025)), { name: 'RangeError', message: /pcrEvent: data/ });
+  await assert.rejects(tpm.extendPcr(24, randomBytes(32)), {
+    name: 'RangeError',
+    message: /extendPcr: index/,
+  });
+  await assert.rejects(tpm.extendPcr(15, randomBytes(31)), {
+    name: 'RangeError',
+    message: /extendPcr: digest.*32/,
+  });
+  await assert.rejects(tpm.pcrEvent(15, Buffer.alloc(1025)), {
+    name: 'RangeError',
+    message: /pcrEvent: data/,
+  });
   const ak = await tpm.createAk();
-  await assert.rejects(tpm.quote(ak, [0, 30], randomBytes(32)), { name: 'RangeError', message: /quote: pcrs\[1\]/ });
-  await assert.rejects(tpm.quote(ak, [0], randomBytes(65)), { name: 'RangeError', message: /qualifyingData/ });
+  await assert.rejects(tpm.quote(ak, [0, 30], randomBytes(32)), {
+    name: 'RangeError',
+    message: /quote: pcrs\[1\]/,
+  });
+  await assert.rejects(tpm.quote(ak, [0], randomBytes(65)), {
+    name: 'RangeError',
+    message: /qualifyingData/,
+  });
   await assert.rejects(tpm.createAk('dsa' as 'ecc'), { name: 'TypeError', message: /algorithm/ });
   // Nothing above reached the TPM: PCR 15 is untouched.
   assert.deepEqual((await tpm.readPcrs([15])).get(15), Buffer.alloc(32));

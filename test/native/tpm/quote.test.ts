@@ -3,7 +3,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type AkAlgorithm, objectName, openTpm, parseQuoteAttest, publicKeyFromTpmt } from '../../../native/tpm/index.js';
+import {
+  type AkAlgorithm,
+  objectName,
+  openTpm,
+  parseQuoteAttest,
+  publicKeyFromTpmt,
+} from '../../../native/tpm/index.js';
 import { defer, freshSwtpm, scratch, tpm2 } from './tools.js';
 
 const PCRS = [0, 1, 2, 3, 4, 5, 6, 7, 15];
@@ -53,15 +59,23 @@ for (const algorithm of ['ecc', 'rsa'] as AkAlgorithm[]) {
     const concatenated = Buffer.concat(PCRS.map((i) => values.get(i) as Buffer));
     assert.deepEqual(info.pcrDigest, createHash('sha256').update(concatenated).digest());
 
-    await writeFile(join(dir, 'ak.pem'), publicKeyFromTpmt(ak.public).export({ type: 'spki', format: 'pem' }));
+    await writeFile(
+      join(dir, 'ak.pem'),
+      publicKeyFromTpmt(ak.public).export({ type: 'spki', format: 'pem' }),
+    );
     await writeFile(join(dir, 'quote.msg'), q.attest);
     await writeFile(join(dir, 'quote.sig'), q.signature);
     await writeFile(join(dir, 'pcrs.bin'), serializedPcrs(PCRS, values));
     const check = (qualification: string) =>
-      tpm2(null, 'tpm2_checkquote', [
-        ...['-u', 'ak.pem', '-m', 'quote.msg', '-s', 'quote.sig', '-g', 'sha256'],
-        ...['-f', 'pcrs.bin', '-q', qualification],
-      ], dir);
+      tpm2(
+        null,
+        'tpm2_checkquote',
+        [
+          ...['-u', 'ak.pem', '-m', 'quote.msg', '-s', 'quote.sig', '-g', 'sha256'],
+          ...['-f', 'pcrs.bin', '-q', qualification],
+        ],
+        dir,
+      );
     await check(nonce.toString('hex'));
     await assert.rejects(check(randomBytes(32).toString('hex')), 'a wrong nonce must not verify');
 
@@ -78,16 +92,26 @@ test('a quote made by tpm2_quote is parsed by parseQuoteAttest', async (t) => {
   const swtpm = await freshSwtpm(t);
   const dir = await scratch(t);
   await tpm2(swtpm, 'tpm2_flushcontext', ['-t']);
-  await tpm2(swtpm, 'tpm2_createprimary', [
-    ...['-C', 'e', '-g', 'sha256', '-G', 'ecc256:ecdsa-sha256:null', '-c', 'ak.ctx'],
-    ...['-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign'],
-  ], dir);
+  await tpm2(
+    swtpm,
+    'tpm2_createprimary',
+    [
+      ...['-C', 'e', '-g', 'sha256', '-G', 'ecc256:ecdsa-sha256:null', '-c', 'ak.ctx'],
+      ...['-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign'],
+    ],
+    dir,
+  );
   const nonce = randomBytes(20);
   try {
-    await tpm2(swtpm, 'tpm2_quote', [
-      ...['-c', 'ak.ctx', '-l', 'sha256:0,7,15', '-q', nonce.toString('hex')],
-      ...['-m', 'quote.msg', '-s', 'quote.sig', '-g', 'sha256'],
-    ], dir);
+    await tpm2(
+      swtpm,
+      'tpm2_quote',
+      [
+        ...['-c', 'ak.ctx', '-l', 'sha256:0,7,15', '-q', nonce.toString('hex')],
+        ...['-m', 'quote.msg', '-s', 'quote.sig', '-g', 'sha256'],
+      ],
+      dir,
+    );
   } finally {
     await tpm2(swtpm, 'tpm2_flushcontext', ['-t']);
   }
@@ -99,7 +123,9 @@ test('a quote made by tpm2_quote is parsed by parseQuoteAttest', async (t) => {
   const tpm = await openTpm(swtpm.tcti);
   defer(t, () => tpm.close());
   const values = await tpm.readPcrs([0, 7, 15]);
-  const expected = createHash('sha256').update(Buffer.concat([...values.values()])).digest();
+  const expected = createHash('sha256')
+    .update(Buffer.concat([...values.values()]))
+    .digest();
   assert.deepEqual(info.pcrDigest, expected);
   assert.throws(() => parseQuoteAttest(Buffer.alloc(10)), TypeError);
 });

@@ -45,7 +45,7 @@ export async function scratch(t: TestContext): Promise<string> {
 
 /** Runs one tpm2-tools command against `swtpm`; returns stdout. */
 export async function tpm2(swtpm: Swtpm | null, tool: string, args: string[], cwd?: string): Promise<string> {
-  const env = { ...process.env, TSS2_LOG: 'all+none' };
+  const env: NodeJS.ProcessEnv = { ...process.env, TSS2_LOG: 'all+none' };
   if (swtpm) env.TPM2TOOLS_TCTI = swtpm.tcti;
   const { stdout } = await execFileAsync(tool, args, { env, cwd, maxBuffer: 1 << 20 });
   return stdout;
