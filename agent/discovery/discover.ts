@@ -12,9 +12,10 @@ export async function discoverAll(
   signal?: AbortSignal,
 ): Promise<JoinEndpoint[]> {
   signal?.throwIfAborted();
-  const results = await Promise.allSettled(
+  const settled = Promise.allSettled(
     sources.map((source) => Promise.resolve().then(() => source.discover(signal))),
   );
+  const results = signal === undefined ? await settled : await untilAborted(settled, signal);
   signal?.throwIfAborted();
   const seen = new Set<string>();
   const endpoints: JoinEndpoint[] = [];
@@ -36,4 +37,22 @@ export async function discoverAll(
   if (endpoints.length === 0)
     log.info('no join endpoint found', { sources: sources.map((s) => s.name).join(',') });
   return endpoints;
+}
+
+/** A source that ignores the signal must not keep the caller waiting once it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }

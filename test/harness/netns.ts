@@ -250,3 +250,32 @@ export async function createTestNetwork(options: {
 
   return { hub: hubName, bridgeAddress, nodes, hubNode, addNode, destroy };
 }
+
+/**
+ * Waits until something inside `node` accepts TCP connections on host:port (default 127.0.0.1, i.e. the node's
+ * own loopback, where e.g. its swtpm listens).
+ */
+export async function waitForTcp(
+  node: NodeNamespace,
+  port: number,
+  options: { host?: string; timeoutMs?: number } = {},
+): Promise<void> {
+  const host = options.host ?? '127.0.0.1';
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  // One node process polls inside the namespace, instead of one `ip netns exec` per try.
+  const script = `
+    const net = require('node:net');
+    const deadline = Date.now() + ${timeoutMs};
+    const attempt = () => {
+      const s = net.connect(${port}, ${JSON.stringify(host)}, () => { s.destroy(); process.exit(0); });
+      s.on('error', () => {
+        if (Date.now() > deadline) process.exit(1);
+        setTimeout(attempt, 20);
+      });
+    };
+    attempt();`;
+  const r = await node.exec(process.execPath, ['-e', script], { timeoutMs: timeoutMs + 5000 });
+  if (r.exitCode !== 0) {
+    throw new Error(`nothing listens on ${host}:${port} in ${node.name} after ${timeoutMs} ms ${r.stderr}`);
+  }
+}
