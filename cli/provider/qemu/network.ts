@@ -1,0 +1,95 @@
+// The VMs' network: a bridge inside a network namespace this code creates, one tap per VM on it, and a veth
+// pair whose host end carries the gateway address, so the operator's CLI on the host reaches every VM directly
+// (no `ip netns exec` for gRPC) and the VMs reach the host; nothing is routed beyond the subnet.
+// mDNS multicast passes on the bridge.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { run } from './exec.js';
+
+export interface VmNetwork {
+  namespace: string;
+  /** Host end of the veth pair (in the host's namespace). */
+  hostInterface: string;
+  /** e.g. 10.213.37.0/24 */
+  subnet: string;
+  prefix: number;
+  /** The host's address on the subnet, also the VMs' gateway. */
+  hostAddress: string;
+  /** Address for the VM with index i (0-based). */
+  addressOf(i: number): string;
+  tapOf(i: number): string;
+  macOf(i: number): string;
+}
+
+/** Names and addresses derived from the workspace path, so terminate can find them with no state file. */
+export function networkFor(workspaceDir: string): VmNetwork {
+  const h = createHash('sha256').update(workspaceDir).digest();
+  const id = h.subarray(0, 4).toString('hex');
+  const third = 16 + ((h[4] ?? 0) % 224); // 10.213.16.0 .. 10.213.239.0
+  const base = `10.213.${third}`;
+  return {
+    namespace: `sextant-${id}`,
+    hostInterface: `sx${id}`,
+    subnet: `${base}.0/24`,
+    prefix: 24,
+    hostAddress: `${base}.1`,
+    addressOf: (i) => `${base}.${10 + i}`,
+    tapOf: (i) => `tap${i}`,
+    macOf: (i) => `52:54:00:${id.slice(0, 2)}:${id.slice(2, 4)}:${(10 + i).toString(16).padStart(2, '0')}`,
+  };
+}
+
+export function networkExists(net: VmNetwork): boolean {
+  return existsSync(`/run/netns/${net.namespace}`);
+}
+
+/** Creates namespace, bridge, veth to the host and `taps` tap devices; fails if the subnet is already routed. */
+export async function createNetwork(net: VmNetwork, taps: number): Promise<void> {
+  const routes = await run('list host routes', 'ip', ['-4', 'route', 'show']);
+  if (routes.split('\n').some((r) => r.startsWith(net.subnet))) {
+    throw new Error(
+      `network ${net.subnet} is already routed on this host (another workspace with a colliding subnet?)`,
+    );
+  }
+  const ns = net.namespace;
+  const ip = (what: string, ...args: string[]) => run(`network ${ns}: ${what}`, 'ip', args);
+  await ip('create namespace', 'netns', 'add', ns);
+  try {
+    await ip('loopback up', '-n', ns, 'link', 'set', 'lo', 'up');
+    await ip('create bridge', '-n', ns, 'link', 'add', 'br0', 'type', 'bridge');
+    await ip('bridge up', '-n', ns, 'link', 'set', 'br0', 'up');
+    await ip(
+      'create veth',
+      'link',
+      'add',
+      net.hostInterface,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'uplink',
+      'netns',
+      ns,
+    );
+    await ip('attach veth', '-n', ns, 'link', 'set', 'uplink', 'master', 'br0');
+    await ip('veth up (namespace)', '-n', ns, 'link', 'set', 'uplink', 'up');
+    await ip('host address', 'addr', 'add', `${net.hostAddress}/${net.prefix}`, 'dev', net.hostInterface);
+    await ip('veth up (host)', 'link', 'set', net.hostInterface, 'up');
+    for (let i = 0; i < taps; i++) {
+      const tap = net.tapOf(i);
+      await ip(`create ${tap}`, '-n', ns, 'tuntap', 'add', 'dev', tap, 'mode', 'tap');
+      await ip(`attach ${tap}`, '-n', ns, 'link', 'set', tap, 'master', 'br0');
+      await ip(`${tap} up`, '-n', ns, 'link', 'set', tap, 'up');
+    }
+  } catch (err) {
+    await deleteNetwork(net);
+    throw err;
+  }
+}
+
+/** Removes namespace (with bridge and taps) and the veth; harmless when already gone. */
+export async function deleteNetwork(net: VmNetwork): Promise<void> {
+  await run('delete veth', 'ip', ['link', 'del', net.hostInterface]).catch(() => undefined);
+  if (networkExists(net))
+    await run(`delete namespace ${net.namespace}`, 'ip', ['netns', 'del', net.namespace]);
+}

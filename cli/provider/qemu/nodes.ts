@@ -1,0 +1,293 @@
+// The QEMU provider: boots a cluster's nodes as VMs (OVMF measured boot, one swtpm each) on a private
+// network, hands each its per-node data through fw_cfg (the QEMU stand-in for a cloud metadata service),
+// and tears everything down again. All artifacts live under <workspace>/qemu/.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { isOurProcess, readPid, run, stopProcess } from './exec.js';
+import { createNetwork, deleteNetwork, networkFor } from './network.js';
+import { manufactureTpm, readLocalCa, startSwtpm } from './swtpm.js';
+import { OVMF_VARS, startVm, waitForConsole } from './vm.js';
+
+export type NodeRole = 'control-plane' | 'worker';
+
+export interface QemuNodeSpec {
+  name: string;
+  role: NodeRole;
+}
+
+export interface QemuClusterSpec {
+  /** An image build output directory (scripts/image-build.sh prints it), holding disk.img. */
+  imageDir: string;
+  nodes: QemuNodeSpec[];
+  /** SHA-256 hex of the init secret, served to every node in its metadata. */
+  initSecretHash: string;
+  joinServicePort?: number;
+  /**
+   * vCPUs per VM (default 1). It is part of the machine's shape, which the firmware measures (PCR 0), so it
+   * must match the shape the image's measurements were taken with (scripts/image-measurements.sh).
+   */
+  cpus?: number;
+  memoryMiB?: number;
+  /** Wait for every agent's ready marker (default true). */
+  waitForAgent?: boolean;
+  readyTimeoutMs?: number;
+  onProgress?: (message: string) => void;
+}
+
+export interface QemuNode {
+  name: string;
+  role: NodeRole;
+  address: string;
+  mac: string;
+  dir: string;
+  consoleLog: string;
+  /** Seconds from QEMU start to the agent's ready marker, when waited for. */
+  readySeconds?: number;
+}
+
+export interface QemuCluster {
+  workspaceDir: string;
+  namespace: string;
+  hostInterface: string;
+  subnet: string;
+  hostAddress: string;
+  nodes: QemuNode[];
+  /** The private swtpm-localca CA the nodes' EK certificates chain to. */
+  ekCa: { rootPem: string; issuerPem: string };
+}
+
+/** Metadata each node's agent reads from fw_cfg opt/sextant/metadata. */
+export interface NodeMetadata {
+  name: string;
+  role: NodeRole;
+  initSecretHash: string;
+  advertiseAddress: string;
+  peers: string[];
+  joinEndpoints: string[];
+}
+
+export const READY_MARKER = /SEXTANT-AGENT-READY/;
+const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export function providerDir(workspaceDir: string): string {
+  return join(resolve(workspaceDir), 'qemu');
+}
+
+/** Short paths for unix sockets (sun_path is 108 bytes; workspace paths can be longer). */
+function runtimeDir(workspaceDir: string): string {
+  return join('/run/sextant', networkFor(resolve(workspaceDir)).namespace);
+}
+
+function validate(spec: QemuClusterSpec): void {
+  if (spec.nodes.length === 0) throw new Error('qemu provider: spec.nodes is empty');
+  if (spec.nodes.length > 200) throw new Error('qemu provider: at most 200 nodes per subnet');
+  const seen = new Set<string>();
+  for (const n of spec.nodes) {
+    if (!NAME.test(n.name)) throw new Error(`qemu provider: node name "${n.name}" is not a DNS label`);
+    if (seen.has(n.name)) throw new Error(`qemu provider: node name "${n.name}" is used twice`);
+    seen.add(n.name);
+    if (n.role !== 'control-plane' && n.role !== 'worker') {
+      throw new Error(`qemu provider: node ${n.name}: role must be control-plane or worker, got "${n.role}"`);
+    }
+  }
+  if (!spec.nodes.some((n) => n.role === 'control-plane'))
+    throw new Error('qemu provider: no control-plane node');
+  if (!/^[0-9a-f]{64}$/.test(spec.initSecretHash))
+    throw new Error('qemu provider: initSecretHash must be 64 hex digits');
+  if (!existsSync(join(spec.imageDir, 'disk.img'))) {
+    throw new Error(
+      `qemu provider: ${join(spec.imageDir, 'disk.img')} missing (build it with scripts/image-build.sh)`,
+    );
+  }
+}
+
+export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): Promise<QemuCluster> {
+  validate(spec);
+  const ws = resolve(workspaceDir);
+  const dir = providerDir(ws);
+  const net = networkFor(ws);
+  const progress = spec.onProgress ?? (() => undefined);
+  if (existsSync(join(dir, 'cluster.json')) || existsSync(`/run/netns/${net.namespace}`)) {
+    throw new Error(`qemu provider: ${dir} already holds a cluster; terminate it first`);
+  }
+  const port = spec.joinServicePort ?? 30090;
+  const cpus = spec.cpus ?? 1;
+  const memoryMiB = spec.memoryMiB ?? 2048;
+  const disk = resolve(spec.imageDir, 'disk.img');
+  const rt = runtimeDir(ws);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(rt, { recursive: true, mode: 0o700 });
+
+  progress(
+    `network: namespace ${net.namespace}, ${net.subnet}, host ${net.hostAddress} on ${net.hostInterface}`,
+  );
+  await createNetwork(net, spec.nodes.length);
+
+  const nodes: QemuNode[] = spec.nodes.map((n, i) => {
+    const nodeDir = join(dir, n.name);
+    return {
+      name: n.name,
+      role: n.role,
+      address: net.addressOf(i),
+      mac: net.macOf(i),
+      dir: nodeDir,
+      consoleLog: join(nodeDir, 'console.log'),
+    };
+  });
+  const cluster: QemuCluster = {
+    workspaceDir: ws,
+    namespace: net.namespace,
+    hostInterface: net.hostInterface,
+    subnet: net.subnet,
+    hostAddress: net.hostAddress,
+    nodes,
+    ekCa: { rootPem: '', issuerPem: '' },
+  };
+  writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
+
+  const caDir = join(dir, 'ca');
+  for (const node of nodes) {
+    mkdirSync(node.dir, { recursive: true, mode: 0o700 });
+    progress(`${node.name}: manufacturing TPM (EK certificate from the workspace CA)`);
+    await manufactureTpm(join(node.dir, 'tpm'), caDir, node.name).catch((err: Error) => {
+      throw new Error(`node ${node.name}: ${err.message}; run terminate to clean up`);
+    });
+  }
+  const ca = await readLocalCa(caDir);
+  cluster.ekCa = { rootPem: ca.rootPem, issuerPem: ca.issuerPem };
+  // the agents' JoinServices check peers' EK certificates against this CA (agent.json ekCaCertificates)
+  writeFileSync(join(dir, 'ek-ca.pem'), ca.rootPem + ca.issuerPem);
+
+  const started = new Map<string, number>();
+  for (const [i, node] of nodes.entries()) {
+    const fail = (err: unknown): never => {
+      throw new Error(
+        `node ${node.name}: ${(err as Error).message}; console log ${node.consoleLog}; run terminate to clean up`,
+      );
+    };
+    try {
+      // the node's own writable disk on top of the shared, read-only image
+      await run(`node ${node.name}: create disk`, 'qemu-img', [
+        'create',
+        '-q',
+        '-f',
+        'qcow2',
+        '-F',
+        'raw',
+        '-b',
+        disk,
+        join(node.dir, 'disk.qcow2'),
+      ]);
+      copyFileSync(OVMF_VARS, join(node.dir, 'vars.fd'));
+      const metadata: NodeMetadata = {
+        name: node.name,
+        role: node.role,
+        initSecretHash: spec.initSecretHash,
+        advertiseAddress: node.address,
+        peers: nodes.filter((p) => p !== node).map((p) => p.address),
+        joinEndpoints: nodes
+          .filter((p) => p !== node && p.role === 'control-plane')
+          .map((p) => `${p.address}:${port}`),
+      };
+      writeFileSync(join(node.dir, 'metadata.json'), `${JSON.stringify(metadata)}\n`);
+      writeFileSync(
+        join(node.dir, 'network'),
+        `hostname=${node.name}\naddress=${node.address}/${net.prefix}\ngateway=${net.hostAddress}\n`,
+      );
+      const tpmSocket = join(rt, `${node.name}.tpm`);
+      await startSwtpm(
+        join(node.dir, 'tpm'),
+        tpmSocket,
+        join(node.dir, 'swtpm.pid'),
+        join(node.dir, 'swtpm.log'),
+      );
+      progress(`${node.name}: starting VM (${cpus} vCPU, ${memoryMiB} MiB) at ${node.address}`);
+      started.set(node.name, Date.now());
+      await startVm({
+        name: node.name,
+        boot: {
+          kind: 'ovmf',
+          disk: join(node.dir, 'disk.qcow2'),
+          diskFormat: 'qcow2',
+          varsFile: join(node.dir, 'vars.fd'),
+        },
+        cpus,
+        memoryMiB,
+        consoleLog: node.consoleLog,
+        pidFile: join(node.dir, 'qemu.pid'),
+        qmpSocket: join(rt, `${node.name}.qmp`),
+        tpmSocket,
+        fwCfg: {
+          'opt/sextant/metadata': join(node.dir, 'metadata.json'),
+          'opt/sextant/network': join(node.dir, 'network'),
+          'opt/sextant/ek-ca': join(dir, 'ek-ca.pem'),
+        },
+        nic: { tap: net.tapOf(i), mac: node.mac },
+        netns: net.namespace,
+      });
+    } catch (err) {
+      fail(err);
+    }
+  }
+  writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
+
+  if (spec.waitForAgent ?? true) {
+    const timeout = spec.readyTimeoutMs ?? 600_000;
+    progress(`waiting for ${nodes.length} agent(s) to be ready (TCG: about 1-2 min)`);
+    await Promise.all(
+      nodes.map(async (node) => {
+        const pidFile = join(node.dir, 'qemu.pid');
+        const alive = () => {
+          const pid = readPid(pidFile);
+          return pid !== undefined && isOurProcess(pid, dir);
+        };
+        const m = await waitForConsole(
+          node.name,
+          node.consoleLog,
+          READY_MARKER,
+          timeout,
+          started.get(node.name) ?? Date.now(),
+          alive,
+        );
+        node.readySeconds = m.seconds;
+        progress(`${node.name}: agent ready after ${m.seconds.toFixed(1)} s`);
+      }),
+    );
+    writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
+  }
+  return cluster;
+}
+
+/**
+ * Stops every VM and swtpm of the workspace, deletes its network and removes <workspace>/qemu.
+ * Safe to call again, and on a half-created cluster.
+ */
+export async function terminateNodes(
+  workspaceDir: string,
+  onProgress?: (message: string) => void,
+): Promise<void> {
+  const ws = resolve(workspaceDir);
+  const dir = providerDir(ws);
+  const progress = onProgress ?? (() => undefined);
+  const nodeDirs = existsSync(dir)
+    ? readdirSync(dir, { withFileTypes: true })
+        .filter((d) => d.isDirectory() && d.name !== 'ca')
+        .map((d) => join(dir, d.name))
+    : [];
+  await Promise.all(
+    nodeDirs.map(async (nodeDir) => {
+      for (const pidName of ['qemu.pid', 'swtpm.pid']) {
+        const pid = readPid(join(nodeDir, pidName));
+        if (pid !== undefined && isOurProcess(pid, dir)) {
+          progress(
+            `stopping ${pidName.replace('.pid', '')} of ${nodeDir.slice(dir.length + 1)} (pid ${pid})`,
+          );
+          await stopProcess(pid, dir);
+        }
+      }
+    }),
+  );
+  await deleteNetwork(networkFor(ws));
+  rmSync(runtimeDir(ws), { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+}
