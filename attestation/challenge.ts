@@ -55,12 +55,15 @@ export function checkAkAttributes(ak: TpmPublic): void {
 }
 
 /** Parses and checks identity keys; shared by createChallenge and the validator (results are cached). */
-export function identityKeys(identity: AttesterIdentity, trust: Trust): { ek: TpmPublic; ak: TpmPublic } {
+export function identityKeys(
+  identity: AttesterIdentity,
+  trust: Trust,
+): { ek: TpmPublic; ak: TpmPublic; ekCertificateHash: Buffer } {
   const ek = parseIdentityKey(identity.ekPublic, 'ek_public', 'ek-chain');
-  verifyEkCertificate(trust, identity.ekCertificate, ek);
+  const ekCertificateHash = verifyEkCertificate(trust, identity.ekCertificate, ek);
   const ak = parseIdentityKey(identity.akPublic, 'ak_public', 'ak-trust');
   checkAkAttributes(ak);
-  return { ek, ak };
+  return { ek, ak, ekCertificateHash };
 }
 
 /**

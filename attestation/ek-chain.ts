@@ -102,17 +102,19 @@ function verifyChain(trust: Trust, leaf: X509Certificate): number {
 /**
  * Checks an EK certificate against the configured CAs and that it certifies exactly the EK the attester presents:
  * chain, validity, EKU 2.23.133.8.1 (when the certificate has an EKU extension), and SPKI equality with `ek`.
- * Verdicts (including failures) are cached by the bytes checked.
+ * Verdicts (including failures) are cached by the bytes checked. Returns SHA-256 of the certificate.
  */
-export function verifyEkCertificate(trust: Trust, certificateDer: Buffer, ek: TpmPublic): void {
-  const ekSpki = ek.key.export({ type: 'spki', format: 'der' });
-  const cacheKey = createHash('sha256').update(certificateDer).update(ekSpki).digest('base64');
+export function verifyEkCertificate(trust: Trust, certificateDer: Buffer, ek: TpmPublic): Buffer {
+  const certHash = createHash('sha256').update(certificateDer).digest();
+  // the EK's name is already a hash of its public area
+  const cacheKey = `${certHash.toString('base64')}:${ek.name.toString('base64')}`;
   const nowMs = trust.now().getTime();
   const cached = trust.ekChainCache.get(cacheKey);
   if (cached && cached.expires > nowMs) {
     if (cached.verdict) throw cached.verdict;
-    return;
+    return certHash;
   }
+  const ekSpki = ek.key.export({ type: 'spki', format: 'der' });
   try {
     if (certificateDer.length === 0) {
       throw new AttestationError('ek-chain', 'the attester presented no EK certificate');
@@ -143,6 +145,7 @@ export function verifyEkCertificate(trust: Trust, certificateDer: Buffer, ek: Tp
       );
     }
     remember(trust, cacheKey, null, Math.min(chainExpires, nowMs + OK_TTL_MS));
+    return certHash;
   } catch (err) {
     if (err instanceof AttestationError) remember(trust, cacheKey, err, nowMs + FAIL_TTL_MS);
     throw err;

@@ -64,6 +64,7 @@ export {
   type TpmtSignature,
 } from './tpm-structures.js';
 export {
+  clearValidationCaches,
   DOCUMENT_VERSION,
   type ExplainingEvent,
   PCR_COUNT,

@@ -16,3 +16,7 @@ export function parsePublicCached(bytes: Buffer, structure = 'TPMT_PUBLIC'): Tpm
   cache.set(key, parsed);
   return parsed;
 }
+
+export function clearPublicKeyCache(): void {
+  cache.clear();
+}

@@ -5,6 +5,7 @@ import { type ExpectedChallenge, identityKeys } from './challenge.js';
 import type { Trust } from './ek-chain.js';
 import { AttestationError, ParseError } from './errors.js';
 import { describeEvent, type EventLog, eventsForPcr, parseEventLog, replayEventLog } from './event-log.js';
+import { clearPublicKeyCache } from './key-cache.js';
 import type { Measurements } from './measurements.js';
 import {
   curveSize,
@@ -88,6 +89,16 @@ function replayedLog(bytes: Buffer): ReplayedLog {
   logCache.set(key, result);
   if (result instanceof AttestationError) throw result;
   return result;
+}
+
+/**
+ * Drops every cached parse and verdict (AK/EK keys, event log replays and, given a Trust, its EK chain verdicts),
+ * e.g. after rotating trust anchors, or to measure the cold path.
+ */
+export function clearValidationCaches(trust?: Trust): void {
+  clearPublicKeyCache();
+  logCache.clear();
+  trust?.ekChainCache.clear();
 }
 
 function fail(check: AttestationError['check'], message: string, details?: Record<string, unknown>): never {
@@ -284,7 +295,7 @@ export function validateDocument(doc: AttestationDocument, options: ValidateOpti
   if (!doc.akPublic.equals(expected.identity.akPublic)) {
     fail('ak-trust', 'ak_public differs from the one that was challenged');
   }
-  const { ak } = identityKeys(expected.identity, trust);
+  const { ak, ekCertificateHash } = identityKeys(expected.identity, trust);
   if (!secretsEqual(doc.credentialSecret, expected.secret)) {
     fail(
       'ak-trust',
@@ -333,6 +344,6 @@ export function validateDocument(doc: AttestationDocument, options: ValidateOpti
     warnings,
     pcrs,
     akName: ak.name,
-    ekCertificateHash: createHash('sha256').update(doc.ekCertificate).digest(),
+    ekCertificateHash,
   };
 }
