@@ -118,6 +118,10 @@ chmod 600 "$root/etc/sextant/agent.json" 2>/dev/null || true
 systemctl --root="$root" enable systemd-networkd.service sextant-network.service sextant-agent.service \
   sextant-console.service sextant-boot-pcrs.service >/dev/null 2>&1
 systemctl --root="$root" mask serial-getty@ttyS0.service getty@tty1.service console-getty.service >/dev/null 2>&1
+# systemd-pcrphase extends PCR 11 with boot-phase words at times that race with the agent's reads; masked, PCR 11
+# holds exactly the UKI's sections and is predictable (systemd-measure) and enforceable.
+systemctl --root="$root" mask systemd-pcrphase.service systemd-pcrphase-sysinit.service \
+  systemd-pcrphase-initrd.service >/dev/null 2>&1
 ln -sf /lib/systemd/system/systemd-networkd-wait-online.service \
   "$root/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service" 2>/dev/null || true
 # a fresh, random machine ID on each node's first boot; the image itself has none
