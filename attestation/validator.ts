@@ -6,7 +6,7 @@ import type { Trust } from './ek-chain.js';
 import { AttestationError, ParseError } from './errors.js';
 import { describeEvent, type EventLog, eventsForPcr, parseEventLog, replayEventLog } from './event-log.js';
 import { clearPublicKeyCache } from './key-cache.js';
-import type { Measurements } from './measurements.js';
+import type { Measurement, Measurements } from './measurements.js';
 import {
   curveSize,
   hashAlgorithm,
@@ -159,7 +159,7 @@ function checkPcrDigest(attest: TpmsAttest, docPcrs: AttestationDocument['pcrs']
     fail('pcr-digest', `quote selects ${order.length} PCRs; expected exactly SHA-256 PCRs 0-23`);
   }
   const pcrs = new Map<number, Buffer>();
-  const values: Buffer[] = [];
+  const h = createHash('sha256');
   for (const i of order) {
     const v = docPcrs[i];
     if (!v || v.length !== PCR_SIZE) {
@@ -169,12 +169,12 @@ function checkPcrDigest(attest: TpmsAttest, docPcrs: AttestationDocument['pcrs']
       );
     }
     pcrs.set(i, v);
-    values.push(v);
+    h.update(v);
   }
-  const extra = Object.keys(docPcrs).filter((k) => !pcrs.has(Number(k)));
-  if (extra.length > 0)
-    fail('pcr-digest', `document reports PCR(s) ${extra.join(', ')} that the quote does not cover`);
-  const digest = createHash('sha256').update(Buffer.concat(values)).digest();
+  for (const k in docPcrs) {
+    if (!pcrs.has(Number(k))) fail('pcr-digest', `document reports PCR ${k}, which the quote does not cover`);
+  }
+  const digest = h.digest();
   if (!digest.equals(quote.pcrDigest)) {
     fail(
       'pcr-digest',
@@ -225,6 +225,16 @@ function explain(log: EventLog | undefined, pcr: number): { events: ExplainingEv
   return { events, text: `event(s) extending PCR ${pcr}: ${named.join('; ')}${more}` };
 }
 
+// Measurements are long-lived policy objects; decoding their hex once per object keeps the hot path to memcmp.
+const expectedBytesCache = new WeakMap<Measurement, { hex: string; bytes: Buffer }>();
+function expectedBytes(m: Measurement): Buffer {
+  const hit = expectedBytesCache.get(m);
+  if (hit && hit.hex === m.expected) return hit.bytes;
+  const bytes = Buffer.from(m.expected, 'hex');
+  expectedBytesCache.set(m, { hex: m.expected, bytes });
+  return bytes;
+}
+
 function checkMeasurements(
   measurements: Measurements,
   pcrs: Map<number, Buffer>,
@@ -233,12 +243,13 @@ function checkMeasurements(
   const warnings: string[] = [];
   const enforced: PcrMismatch[] = [];
   const lines: string[] = [];
-  for (const key of Object.keys(measurements)) {
+  for (const key in measurements) {
     const pcr = Number(key);
     const m = measurements[pcr]!;
-    const actual = pcrs.get(pcr)?.toString('hex');
-    if (actual === undefined) fail('measurements', `PCR ${pcr} has a measurement but was not quoted`);
-    if (actual === m.expected) continue;
+    const value = pcrs.get(pcr);
+    if (value === undefined) fail('measurements', `PCR ${pcr} has a measurement but was not quoted`);
+    if (value.equals(expectedBytes(m))) continue;
+    const actual = value.toString('hex');
     const { events, text } = explain(log, pcr);
     const line = `PCR ${pcr}: expected ${m.expected}, actual ${actual}; ${text}`;
     if (m.warnOnly) {
