@@ -311,15 +311,30 @@ async function launch(stateDir: string, port: number, ctrlPort: number, logFile:
         `swtpm exited with code ${exitCode} before listening on 127.0.0.1:${port}: ${text.trim()}`,
       );
     }
-    if ((await canConnect(port)) && (await canConnect(ctrlPort))) return { child, pid, exited };
+    if ((await canConnect(port)) && (await canConnect(ctrlPort))) {
+      // A forgotten swtpm must not keep the test process alive: the exit hook (or the supervisor) ends it.
+      setRef(child, false);
+      return { child, pid, exited };
+    }
     await new Promise((r) => setTimeout(r, 10));
   }
   await terminate({ child, pid, exited });
   throw new Error(`swtpm did not listen on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms: ${stderr}`);
 }
 
+function setRef(child: ChildProcess, ref: boolean): void {
+  if (ref) child.ref();
+  else child.unref();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) {
+    const s = stream as { ref?: () => void; unref?: () => void } | null;
+    if (ref) s?.ref?.();
+    else s?.unref?.();
+  }
+}
+
 async function terminate(running: Running): Promise<void> {
   if (running.child.exitCode === null && running.child.signalCode === null) {
+    setRef(running.child, true);
     running.child.stdin?.end(); // the supervisor sends swtpm SIGTERM, which saves state and exits
     const timer = setTimeout(() => {
       try {
