@@ -1,0 +1,106 @@
+// Turns the config's references (measurements file, CA files, image "auto") into what the commands use.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  loadMeasurementsFile,
+  type Measurements,
+  parseMeasurementsFile,
+} from '../../attestation/measurements.js';
+import type { SextantConfig } from './schema.js';
+import { CONFIG_FILE, ConfigError } from './validate.js';
+
+/** Config paths are relative to the workspace unless absolute. */
+export function resolveWorkspacePath(workspaceDir: string, path: string): string {
+  return resolve(workspaceDir, path);
+}
+
+/**
+ * The measurements nodes are checked against: inline, or from `measurementsFile` (its signature verified when a
+ * public key is configured). An empty set is refused: it would trust any node.
+ */
+export async function loadConfiguredMeasurements(
+  workspaceDir: string,
+  config: SextantConfig,
+): Promise<Measurements> {
+  const a = config.attestation;
+  let measurements: Measurements;
+  if (a.measurementsFile !== undefined) {
+    const file = resolveWorkspacePath(workspaceDir, a.measurementsFile);
+    if (a.measurementsPublicKey !== undefined) {
+      const publicKey = await readFile(resolveWorkspacePath(workspaceDir, a.measurementsPublicKey)).catch(
+        (err: NodeJS.ErrnoException) => {
+          throw new ConfigError(
+            CONFIG_FILE,
+            'attestation.measurementsPublicKey',
+            `cannot read ${a.measurementsPublicKey} (${err.code ?? 'error'})`,
+          );
+        },
+      );
+      measurements = await loadMeasurementsFile(file, {
+        publicKey,
+        ...(a.measurementsSignature !== undefined
+          ? { signaturePath: resolveWorkspacePath(workspaceDir, a.measurementsSignature) }
+          : {}),
+      });
+    } else {
+      const bytes = await readFile(file).catch((err: NodeJS.ErrnoException) => {
+        throw new ConfigError(
+          CONFIG_FILE,
+          'attestation.measurementsFile',
+          `cannot read ${a.measurementsFile} (${err.code ?? 'error'})`,
+        );
+      });
+      measurements = parseMeasurementsFile(bytes, a.measurementsFile);
+    }
+  } else {
+    measurements = a.measurements ?? {};
+  }
+  if (Object.keys(measurements).length === 0) {
+    throw new ConfigError(
+      CONFIG_FILE,
+      'attestation.measurements',
+      'empty; refusing to trust any node (run "sextant config generate qemu --measurements FILE" with the image\'s measurements file)',
+    );
+  }
+  return measurements;
+}
+
+/** PEM text of every configured EK CA certificate file. */
+export async function loadEkCaCertificates(workspaceDir: string, config: SextantConfig): Promise<string[]> {
+  return Promise.all(
+    config.attestation.ekCaCertificates.map((p, i) =>
+      readFile(resolveWorkspacePath(workspaceDir, p), 'utf8').catch((err: NodeJS.ErrnoException) => {
+        throw new ConfigError(
+          CONFIG_FILE,
+          `attestation.ekCaCertificates[${i}]`,
+          `cannot read ${p} (${err.code ?? 'error'}${err.code === 'ENOENT' ? '; the QEMU provider creates its CA on "sextant create"' : ''})`,
+        );
+      }),
+    ),
+  );
+}
+
+/** The repository (or installed package) root: the nearest directory above this module with package.json. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return process.cwd();
+    dir = up;
+  }
+}
+
+/** The image directory: the configured path, or for "auto" $SEXTANT_IMAGE_DIR, else image/build/current. */
+export function resolveImageDir(
+  workspaceDir: string,
+  config: SextantConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const image = config.provider.qemu.image;
+  if (image !== 'auto') return resolveWorkspacePath(workspaceDir, image);
+  if (env.SEXTANT_IMAGE_DIR) return resolve(env.SEXTANT_IMAGE_DIR);
+  return join(packageRoot(), 'image', 'build', 'current');
+}
