@@ -89,7 +89,24 @@ async function closeTr(c: EsysContext, ctx: Pointer, tr: number): Promise<void> 
   await c.esys('Esys_TR_Close', fn.Esys_TR_Close, ctx, [tr]);
 }
 
+// One EK per context while it stays loaded: recreating it on every call would fill swtpm's 3 object slots.
+const cache = new WeakMap<EsysContext, EndorsementKey>();
+
 export async function readEndorsementKey(c: EsysContext, ctx: Pointer): Promise<EndorsementKey> {
+  const cached = cache.get(c);
+  if (cached && (c.transients.has(cached.handle) || c.persistents.has(cached.handle))) {
+    return {
+      ...cached,
+      public: Buffer.from(cached.public),
+      certificate: cached.certificate && Buffer.from(cached.certificate),
+    };
+  }
+  const ek = await loadEndorsementKey(c, ctx);
+  cache.set(c, ek);
+  return ek;
+}
+
+async function loadEndorsementKey(c: EsysContext, ctx: Pointer): Promise<EndorsementKey> {
   let handle = await trFromTpmPublic(c, ctx, EK_RSA_PERSISTENT_HANDLE);
   let pub: Buffer;
   if (handle !== null) {
