@@ -84,9 +84,11 @@ export function createKubeadm(opts: KubeadmOptions): Kubeadm {
     const stream = (name: 'stdout' | 'stderr') =>
       function* (line: unknown) {
         const safe = redactSecrets(String(line));
-        keep(safe);
-        if (name === 'stdout') log.info(safe, { stream: name });
-        else log.warn(safe, { stream: name });
+        if (safe.trim() !== '') {
+          keep(safe);
+          if (name === 'stdout') log.info(safe, { stream: name });
+          else log.warn(safe, { stream: name });
+        }
         // The raw line stays in the result: createToken and uploadCerts read their secret from it.
         yield line;
       };
@@ -115,7 +117,7 @@ export function createKubeadm(opts: KubeadmOptions): Kubeadm {
       const cause =
         result.exitCode === undefined
           ? redactSecrets(result.shortMessage ?? 'did not run')
-          : (tail.findLast((l) => l.trim() !== '') ?? 'no output');
+          : summarizeFailure(tail);
       const where = phase ? ` at phase ${phase}` : '';
       const how = exitCode === undefined ? '' : ` (exit ${exitCode})`;
       log.error('kubeadm failed', { phase, exitCode, durationMs });
@@ -197,6 +199,19 @@ export function createKubeadm(opts: KubeadmOptions): Kubeadm {
       }
     },
   };
+}
+
+const STACK_HINT = /^To see the stack trace of this error/;
+
+/** The phase error and the lines that explain it (kubeadm's "[ERROR …]" list), without the stack-trace hint. */
+export function summarizeFailure(tail: readonly string[]): string {
+  const start = tail.findLastIndex((l) => /error execution phase /.test(l));
+  const lines = start >= 0 ? tail.slice(start, start + 4) : tail.slice(-3);
+  const text = lines
+    .filter((l) => l.trim() !== '' && !STACK_HINT.test(l))
+    .map((l) => l.trim())
+    .join(' ');
+  return text || 'no output';
 }
 
 function lastLine(out: string): string {

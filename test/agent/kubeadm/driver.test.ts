@@ -149,6 +149,7 @@ describe('kubeadm driver (fake binary)', () => {
     assert.equal(err.exitCode, 3);
     assert.equal(err.timedOut, false);
     assert.match(err.message, /kubeadm init failed at phase control-plane\/apiserver \(exit 3\)/);
+    assert.match(err.message, /: error execution phase control-plane\/apiserver: injected$/);
     assert.ok(
       err.outputTail.some((l) => l.includes('error execution phase control-plane/apiserver: injected')),
     );
