@@ -56,8 +56,9 @@ type Writer = { write(msg: InitResponse): boolean };
 
 /**
  * The init server: turns this fresh node into the first control plane when the operator's CLI asks.
- * Order matters: every check that can refuse without consequence runs before the node lock, and from the
- * lock on every failure marks the node for reset so a half-made cluster is never reused.
+ * Order matters: every check that can refuse without consequence (fields, init secret, component downloads
+ * and hashes) runs before the node lock, and from the lock on every failure marks the node for reset so a
+ * half-made cluster is never reused.
  */
 export class InitServer {
   #busy = false;
@@ -95,14 +96,24 @@ export class InitServer {
     const measurementSecret = deriveMeasurementSecret(plan.masterSecret);
     const clusterId = deriveClusterId(measurementSecret, plan.measurementSalt);
     const ownerId = deriveOwnerId(plan.masterSecret);
-    this.#busy = true;
-    await this.deps.lock.acquire('init', clusterId);
-    log.info('node lock taken for init', { clusterId: clusterId.toString('hex') });
-
     const progress = (line: string) => {
       log.info(line);
       out.write({ kind: { $case: 'log', value: { line } } });
     };
+    this.#busy = true;
+    try {
+      // Components are fetched and hash-checked before the point of no return: the install is all or nothing,
+      // so a bad URL or hash refuses the init and leaves the node initializable.
+      progress(`installing ${plan.components.length} Kubernetes component(s)`);
+      await this.deps.installComponents(plan.components).catch((err: Error) => {
+        throw new InitRefusedError(grpc.status.INVALID_ARGUMENT, `kubernetes_components: ${err.message}`);
+      });
+      await this.deps.lock.acquire('init', clusterId);
+    } catch (err) {
+      this.#busy = false;
+      throw err;
+    }
+    log.info('node lock taken for init', { clusterId: clusterId.toString('hex') });
     const diskUuid = randomUUID();
     const base = {
       role: 'control-plane' as const,
@@ -113,8 +124,6 @@ export class InitServer {
     };
     try {
       await this.#step('persist-state', () => this.deps.state.save({ ...base, phase: 'initializing' }));
-      progress(`installing ${plan.components.length} Kubernetes component(s)`);
-      await this.#step('install-components', () => this.deps.installComponents(plan.components));
       const endpoint = `${this.deps.metadata.advertiseAddress}:${this.deps.apiServerPort}`;
       progress(`running kubeadm init for Kubernetes ${plan.kubernetesVersion}`);
       const adminConf = await this.#step('kubeadm-init', () =>

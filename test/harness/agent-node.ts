@@ -1,11 +1,20 @@
 // Test harness: one Sextant agent process with its own swtpm, state directory, rootfs and metadata.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createSwtpmCa, type Swtpm, type SwtpmCa, startSwtpm } from './swtpm.js';
+import { type NodeNamespace, waitForTcp } from './netns.js';
+import { createSwtpmCa, type SwtpmCa, startSwtpm } from './swtpm.js';
+
+/** The node's TPM as the harness drives it: a reboot is restart(), which resets the PCRs. */
+export interface NodeTpm {
+  tcti: string;
+  stateDir: string;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
 
 const REPO = resolve(import.meta.dirname, '../..');
 
@@ -14,7 +23,10 @@ export interface AgentNode {
   dir: string;
   stateDir: string;
   rootfs: string;
-  tpm: Swtpm;
+  tpm: NodeTpm;
+  /** The network namespace the node lives in, if any. */
+  netns?: NodeNamespace;
+  address: string;
   initSecret: Buffer;
   initPort: number;
   joinServicePort: number;
@@ -44,6 +56,9 @@ export interface AgentNodeOptions {
   env?: NodeJS.ProcessEnv;
   advertiseAddress?: string;
   joinEndpoints?: string[];
+  /** Run the node (its swtpm, agent and kubeadm) inside this namespace, on its address with default ports. */
+  netns?: NodeNamespace;
+  mdns?: boolean;
   /** Wait until the init server listens (default) or return right after spawning. */
   waitReady?: boolean;
 }
@@ -71,7 +86,7 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
   const name = options.name ?? `node-${randomBytes(3).toString('hex')}`;
   const dir = await mkdtemp(join(tmpdir(), `sextant-${name}-`));
   const ca = options.ca ?? (await testCa());
-  const tpm = await startSwtpm({ ca });
+  const tpm = options.netns ? await swtpmInNamespace(options.netns, dir, ca) : await startSwtpm({ ca });
   const initSecret = randomBytes(32);
   const caFile = join(dir, 'ek-ca.pem');
   await writeFile(caFile, ca.rootPem + ca.issuerPem);
@@ -82,18 +97,23 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
       name,
       role: options.role ?? 'control-plane',
       initSecretHash: createHash('sha256').update(initSecret).digest('hex'),
-      advertiseAddress: options.advertiseAddress ?? '127.0.0.1',
+      advertiseAddress: options.advertiseAddress ?? options.netns?.address ?? '127.0.0.1',
       peers: [],
       joinEndpoints: options.joinEndpoints ?? [],
     }),
   );
-  const [initPort, joinServicePort, apiServerPort] = [await freePort(), await freePort(), await freePort()];
+  // In a namespace of its own a node uses the real default ports; on the shared loopback, free ones.
+  const [initPort, joinServicePort, apiServerPort] = options.netns
+    ? [9000, 30090, 6443]
+    : [await freePort(), await freePort(), await freePort()];
   const node: AgentNode = {
     name,
     dir,
     stateDir: join(dir, 'state'),
     rootfs: join(dir, 'rootfs'),
     tpm,
+    ...(options.netns ? { netns: options.netns } : {}),
+    address: options.netns?.address ?? '127.0.0.1',
     initSecret,
     initPort,
     joinServicePort,
@@ -114,11 +134,11 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
     SEXTANT_ROOTFS: node.rootfs,
     SEXTANT_METADATA_URL: `file://${metadataFile}`,
     SEXTANT_EVENT_LOG: join(dir, 'no-event-log'),
-    SEXTANT_LISTEN_ADDRESS: '127.0.0.1',
+    SEXTANT_LISTEN_ADDRESS: options.netns ? '0.0.0.0' : '127.0.0.1',
     SEXTANT_INIT_PORT: String(initPort),
     SEXTANT_JOIN_SERVICE_PORT: String(joinServicePort),
     SEXTANT_API_SERVER_PORT: String(apiServerPort),
-    SEXTANT_MDNS: '0',
+    SEXTANT_MDNS: options.mdns ? '1' : '0',
     SEXTANT_EK_CA: caFile,
     SEXTANT_KUBELET_START: 'true',
     ...options.env,
@@ -131,11 +151,11 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
     resolve: (l: Record<string, unknown>) => void;
   }[] = [];
   const launch = (extra: NodeJS.ProcessEnv = {}) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'agent/main.ts')], {
-      cwd: REPO,
-      env: { ...env, ...extra },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const args = ['--import', 'tsx', join(REPO, 'agent/main.ts')];
+    const spawnOptions = { cwd: REPO, env: { ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] as const };
+    const child = options.netns
+      ? options.netns.spawn(process.execPath, args, { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, args, { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       buf += chunk.toString();
@@ -158,7 +178,7 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
       }
     });
     child.stderr!.on('data', (chunk: Buffer) => node.stderr.push(chunk.toString()));
-    const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    const exit = new Promise<number | null>((res) => child.once('exit', (code: number | null) => res(code)));
     node.process = child;
     node.exited = () => exit;
   };
@@ -213,4 +233,52 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
     }
   }
   return node;
+}
+
+/**
+ * A swtpm inside a node's namespace, on that namespace's own loopback (port 2321, which is free in any fresh
+ * namespace). Its state is manufactured once, with the EK certificate from the shared test CA.
+ */
+async function swtpmInNamespace(ns: NodeNamespace, dir: string, ca: SwtpmCa): Promise<NodeTpm> {
+  const stateDir = join(dir, 'tpm');
+  await mkdir(stateDir, { recursive: true });
+  const maker = await startSwtpm({ stateDir, ca });
+  await maker.stop();
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = ns.spawn(
+      'swtpm',
+      [
+        'socket',
+        '--tpm2',
+        '--tpmstate',
+        `dir=${stateDir}`,
+        '--server',
+        'type=tcp,port=2321,bindaddr=127.0.0.1',
+        '--ctrl',
+        'type=tcp,port=2322,bindaddr=127.0.0.1',
+        '--flags',
+        'not-need-init,startup-clear',
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitForTcp(ns, 2321);
+  };
+  const stop = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child?.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  };
+  await start();
+  return {
+    tcti: 'swtpm:host=127.0.0.1,port=2321',
+    stateDir,
+    stop,
+    restart: async () => {
+      await stop();
+      await start();
+    },
+  };
 }
