@@ -1,7 +1,16 @@
 // sextant-conf.yaml: schema, defaults, validation, reading and writing.
 export { configPath, formatConfig, loadConfig, parseConfig, saveConfig } from './file.js';
 export { type GenerateQemuOptions, generateQemuConfig } from './generate.js';
-export { cidrsOverlap, isDnsLabel, isDnsName, parseCidr, parseIp } from './net.js';
+export {
+  cidrsOverlap,
+  formatEndpoint,
+  type HostPort,
+  isDnsLabel,
+  isDnsName,
+  parseCidr,
+  parseEndpoint,
+  parseIp,
+} from './net.js';
 export {
   loadConfiguredMeasurements,
   loadEkCaCertificates,

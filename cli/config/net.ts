@@ -86,3 +86,37 @@ export function isDnsName(s: string): boolean {
   if (/^[0-9]+$/.test(labels[labels.length - 1] ?? '')) return false;
   return labels.every((l) => LABEL.test(l));
 }
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** "host:port", "[v6]:port"; host is an IP address or DNS name. Returns a reason string when invalid. */
+export function parseEndpoint(s: string, defaultPort?: number): HostPort | string {
+  let host: string;
+  let portText: string | undefined;
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(s);
+  if (bracketed) {
+    host = bracketed[1]!;
+    portText = bracketed[2];
+    if (parseIp(host)?.family !== 6) return 'expected an IPv6 address inside [ ]';
+  } else {
+    const colon = s.lastIndexOf(':');
+    if (colon >= 0 && s.indexOf(':') !== colon)
+      return 'an IPv6 address needs [ ] around it, e.g. [fd00::1]:9000';
+    host = colon >= 0 ? s.slice(0, colon) : s;
+    portText = colon >= 0 ? s.slice(colon + 1) : undefined;
+    if (!parseIp(host) && !isDnsName(host)) return 'expected an IP address or DNS name before ":"';
+  }
+  if (portText === undefined) {
+    if (defaultPort === undefined) return 'missing ":port"';
+    return { host, port: defaultPort };
+  }
+  if (!/^[1-9][0-9]{0,4}$/.test(portText) || Number(portText) > 65535) return 'port must be 1-65535';
+  return { host, port: Number(portText) };
+}
+
+export function formatEndpoint(e: HostPort): string {
+  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
