@@ -52,7 +52,7 @@ let hooked = false;
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
-  process.once('exit', () => {
+  const killAll = () => {
     for (const vm of live) {
       for (const pid of vm.pids()) {
         try {
@@ -62,7 +62,14 @@ function hookExit(): void {
         }
       }
     }
-  });
+  };
+  process.once('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      killAll();
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  }
 }
 
 export async function bootVm(options: BootOptions): Promise<BootedVm> {
