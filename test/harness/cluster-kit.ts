@@ -1,0 +1,81 @@
+// Test harness: what an operator's CLI sends to init a node, built for test clusters.
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createPeerVerifier, type PeerVerifier } from '../../attestation/atls/index.js';
+import { createTrust } from '../../attestation/ek-chain.js';
+import type { Measurements } from '../../attestation/measurements.js';
+import type { InitRequest } from '../../gen/proto/init.js';
+import type { SwtpmCa } from './swtpm.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const STANDIN = join(REPO, 'dist/test/kubeadm/kubeadm');
+
+/** Builds the kubeadm stand-in bundle once per process (or when its sources are newer). */
+export function kubeadmStandin(): { url: string; sha256: string; path: string } {
+  const src = join(REPO, 'test/kubeadm/src');
+  const newest = Math.max(
+    ...execFileSync('find', [src, '-name', '*.ts', '-printf', '%T@\\n'])
+      .toString()
+      .trim()
+      .split('\n')
+      .map(Number),
+  );
+  if (!existsSync(STANDIN) || statSync(STANDIN).mtimeMs / 1000 < newest) {
+    execFileSync('bash', [join(REPO, 'test/kubeadm/build.sh')], { stdio: 'inherit' });
+  }
+  const sha256 = createHash('sha256').update(readFileSync(STANDIN)).digest('hex');
+  return { url: `file://${STANDIN}`, sha256, path: STANDIN };
+}
+
+/** A swtpm boots with PCRs 0–14 zero: these are the "measurements" of a node without measured boot. */
+export function swtpmMeasurements(overrides: Measurements = {}): Measurements {
+  const m: Measurements = {};
+  for (let i = 0; i < 15; i++) m[i] = { expected: '00'.repeat(32), warnOnly: false };
+  return { ...m, ...overrides };
+}
+
+export function measurementsFile(m: Measurements): Buffer {
+  return Buffer.from(JSON.stringify({ measurements: m }));
+}
+
+export function testVerifier(ca: SwtpmCa, measurements: Measurements = swtpmMeasurements()): PeerVerifier {
+  return createPeerVerifier({
+    trust: createTrust({ ekCaCertificates: [ca.rootPem, ca.issuerPem] }),
+    measurements,
+    variant: 'qemu-vtpm',
+  });
+}
+
+export interface TestInit {
+  request: InitRequest;
+  masterKey: Buffer;
+  masterSalt: Buffer;
+}
+
+/** A valid InitRequest for a test node; override any field to make it bad. */
+export function initRequest(initSecret: Buffer, overrides: Partial<InitRequest> = {}): TestInit {
+  const standin = kubeadmStandin();
+  const masterKey = randomBytes(32);
+  const masterSalt = randomBytes(32);
+  return {
+    masterKey,
+    masterSalt,
+    request: {
+      initSecret,
+      keySource: { $case: 'masterSecret', value: { key: masterKey, salt: masterSalt } },
+      measurementSalt: randomBytes(32),
+      kubernetesVersion: 'v1.31.2',
+      kubernetesComponents: [
+        { url: standin.url, sha256: standin.sha256, installPath: '/usr/local/bin/kubeadm', extract: false },
+      ],
+      clusterName: 'sextant-test',
+      apiserverCertSans: ['sextant.example.test'],
+      serviceCidr: '10.96.0.0/12',
+      measurements: measurementsFile(swtpmMeasurements()),
+      podCidr: '10.244.0.0/16',
+      ...overrides,
+    },
+  };
+}
