@@ -11,7 +11,11 @@ export interface WriteOptions {
  * Writes a file so that readers see either the old or the new content, never a torn one, even across a crash:
  * temporary file in the same directory, fsync, rename, fsync of the directory.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, options: WriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: WriteOptions = {},
+): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);

@@ -15,7 +15,9 @@ function derive(secret: Uint8Array, salt: Uint8Array, info: string): Buffer {
 
 export function checkMasterSecret(master: MasterSecret): void {
   if (master.key.length !== MASTER_SECRET_BYTES) {
-    throw new RangeError(`master secret key: expected ${MASTER_SECRET_BYTES} bytes, got ${master.key.length}`);
+    throw new RangeError(
+      `master secret key: expected ${MASTER_SECRET_BYTES} bytes, got ${master.key.length}`,
+    );
   }
   if (master.salt.length !== SALT_BYTES) {
     throw new RangeError(`master secret salt: expected ${SALT_BYTES} bytes, got ${master.salt.length}`);
@@ -31,7 +33,8 @@ export function deriveMeasurementSecret(master: MasterSecret): Buffer {
 /** Cluster ID = HKDF(measurement secret, measurement salt): what PCR 15 is extended with. */
 export function deriveClusterId(measurementSecret: Uint8Array, measurementSalt: Uint8Array): Buffer {
   if (measurementSecret.length !== 32) throw new RangeError('measurement secret: expected 32 bytes');
-  if (measurementSalt.length !== SALT_BYTES) throw new RangeError(`measurement salt: expected ${SALT_BYTES} bytes`);
+  if (measurementSalt.length !== SALT_BYTES)
+    throw new RangeError(`measurement salt: expected ${SALT_BYTES} bytes`);
   return derive(measurementSecret, measurementSalt, 'sextant cluster id v1');
 }
 
@@ -45,7 +48,9 @@ export function deriveOwnerId(master: MasterSecret): Buffer {
 export function deriveDiskKey(master: MasterSecret, diskUuid: string): Buffer {
   checkMasterSecret(master);
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(diskUuid)) {
-    throw new TypeError(`disk UUID: expected a lowercase RFC 4122 UUID, got ${JSON.stringify(diskUuid.slice(0, 64))}`);
+    throw new TypeError(
+      `disk UUID: expected a lowercase RFC 4122 UUID, got ${JSON.stringify(diskUuid.slice(0, 64))}`,
+    );
   }
   return derive(master.key, master.salt, `sextant disk key v1 ${diskUuid}`);
 }

@@ -17,6 +17,6 @@ export {
   parseEndpoint,
   pinnedCredentials,
 } from './client.js';
+export { createPeerVerifier, type VerifierPolicy } from './policy.js';
 export { attestationService, attestedServerCredentials } from './server.js';
 export type { Attester, PeerVerifier, PendingChallenge, VerifiedAttestation } from './verifier.js';
-export { createPeerVerifier, type VerifierPolicy } from './policy.js';

@@ -2,6 +2,9 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createPeerVerifier, type PeerVerifier } from '../../attestation/atls/index.js';
 import { createTrust } from '../../attestation/ek-chain.js';
@@ -78,4 +81,41 @@ export function initRequest(initSecret: Buffer, overrides: Partial<InitRequest> 
       ...overrides,
     },
   };
+}
+
+export interface ServedComponent {
+  url: string;
+  sha256: string;
+  tarUrl: string;
+  tarSha256: string;
+  close(): Promise<void>;
+}
+
+/** Serves the stand-in over HTTP (plain and as a tarball), the way a release server hands out kubeadm. */
+export async function serveKubeadmStandin(): Promise<ServedComponent> {
+  const standin = kubeadmStandin();
+  const bin = readFileSync(standin.path);
+  const tar = readFileSync(`${standin.path}.tar.gz`);
+  const server = createServer((req, res) => res.end(req.url === '/kubeadm.tar.gz' ? tar : bin));
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  return {
+    url: `${base}/kubeadm`,
+    sha256: sha(bin),
+    tarUrl: `${base}/kubeadm.tar.gz`,
+    tarSha256: sha(tar),
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  };
+}
+
+/** Stops the API-server daemon the stand-in leaves running in a node's rootfs. */
+export async function stopStandinDaemons(rootfs: string): Promise<void> {
+  const pidFile = join(rootfs, 'var/run/kubeadm-standin/apiserver.pid');
+  try {
+    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+  } catch {
+    // Already gone: nothing to stop.
+  }
+  await rm(pidFile, { force: true });
 }

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { advertiseJoinService, mdnsSource } from '../../../agent/discovery/index.js';
 import { createTestNetwork, type NodeNamespace, type TestNetwork } from '../../harness/netns.js';
 
 const ADVERTISE = new URL('./fixtures/advertise.ts', import.meta.url).pathname;
@@ -102,5 +103,25 @@ describe('mDNS join service discovery across namespaces', { skip }, () => {
 
   it('finds nothing (and does not fail) when no JoinService is advertised', async () => {
     assert.deepEqual(await browse(net.nodes[1]!, ['mdns', '500']), []);
+  });
+});
+
+describe('mdnsSource (no network)', () => {
+  it('validates its timeout and honours an aborted signal before touching the network', async () => {
+    assert.throws(() => mdnsSource({ timeoutMs: 0 }), /timeoutMs/);
+    assert.equal(mdnsSource().name, 'mdns');
+    await assert.rejects(mdnsSource().discover(AbortSignal.abort(new Error('gave up'))), /gave up/);
+    await assert.rejects(mdnsSource({ interface: 'no-such-if0' }).discover(), /no-such-if0/);
+  });
+
+  it('refuses a bad service name, port or interface before advertising', () => {
+    assert.throws(() => advertiseJoinService({ name: '', port: 30090 }), /service name/);
+    assert.throws(() => advertiseJoinService({ name: 'x'.repeat(64), port: 30090 }), /service name/);
+    assert.throws(() => advertiseJoinService({ name: 'cp', port: 0 }), /port/);
+    assert.throws(() => advertiseJoinService({ name: 'cp', port: 1.5 }), /port/);
+    assert.throws(
+      () => advertiseJoinService({ name: 'cp', port: 1, interface: 'no-such-if0' }),
+      /no-such-if0/,
+    );
   });
 });

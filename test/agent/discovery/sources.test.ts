@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  discoverAll,
-  type EndpointSource,
-  endpointKey,
-  mdnsSource,
-  metadataSource,
-  parseEndpoint,
-  staticSource,
-} from '../../../agent/discovery/index.js';
+import { discoverAll } from '../../../agent/discovery/discover.js';
+import { type EndpointSource, endpointKey, parseEndpoint } from '../../../agent/discovery/endpoint.js';
+import { metadataSource } from '../../../agent/discovery/metadata.js';
+import { staticSource } from '../../../agent/discovery/static.js';
 import { createLogger } from '../../../agent/log/index.js';
 
 describe('staticSource', () => {
@@ -88,15 +83,6 @@ describe('metadataSource', () => {
       }).discover(),
       /unreachable/,
     );
-  });
-});
-
-describe('mdnsSource (no network)', () => {
-  it('validates its timeout and honours an aborted signal before touching the network', async () => {
-    assert.throws(() => mdnsSource({ timeoutMs: 0 }), /timeoutMs/);
-    assert.equal(mdnsSource().name, 'mdns');
-    await assert.rejects(mdnsSource().discover(AbortSignal.abort(new Error('gave up'))), /gave up/);
-    await assert.rejects(mdnsSource({ interface: 'no-such-if0' }).discover(), /no-such-if0/);
   });
 });
 

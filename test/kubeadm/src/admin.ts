@@ -17,22 +17,40 @@ export function targetFromKubeconfig(rootfs: Rootfs, path = '/etc/kubernetes/adm
 }
 
 /** Create, or replace when it exists: what kubeadm's apiclient.CreateOrUpdate* helpers do. */
-export async function createOrUpdate(t: ApiTarget, collection: string, obj: { metadata: { name: string } }, timeoutMs: number) {
+export async function createOrUpdate(
+  t: ApiTarget,
+  collection: string,
+  obj: { metadata: { name: string } },
+  timeoutMs: number,
+) {
   const r = await apiRequest(t, 'POST', collection, obj, timeoutMs);
   if (r.status === 409) {
-    return expectOk(apiRequest(t, 'PUT', `${collection}/${obj.metadata.name}`, obj, timeoutMs), `unable to update ${obj.metadata.name}`);
+    return expectOk(
+      apiRequest(t, 'PUT', `${collection}/${obj.metadata.name}`, obj, timeoutMs),
+      `unable to update ${obj.metadata.name}`,
+    );
   }
   if (r.status < 200 || r.status >= 300) {
-    throw new Error(`unable to create ${collection.split('/').pop()} "${obj.metadata.name}": ${(r.body as { message?: string })?.message ?? r.text}`);
+    throw new Error(
+      `unable to create ${collection.split('/').pop()} "${obj.metadata.name}": ${(r.body as { message?: string })?.message ?? r.text}`,
+    );
   }
   return r;
 }
 
 export async function createToken(t: ApiTarget, token: BootstrapToken, timeoutMs: number): Promise<void> {
-  const r = await apiRequest(t, 'POST', '/api/v1/namespaces/kube-system/secrets', tokenToSecret(token), timeoutMs);
+  const r = await apiRequest(
+    t,
+    'POST',
+    '/api/v1/namespaces/kube-system/secrets',
+    tokenToSecret(token),
+    timeoutMs,
+  );
   if (r.status === 409) throw new Error(`a token with id "${token.id}" already exists`);
   if (r.status < 200 || r.status >= 300) {
-    throw new Error(`failed to create or update bootstrap token with name bootstrap-token-${token.id}: ${(r.body as { message?: string })?.message ?? r.text}`);
+    throw new Error(
+      `failed to create or update bootstrap token with name bootstrap-token-${token.id}: ${(r.body as { message?: string })?.message ?? r.text}`,
+    );
   }
 }
 
@@ -40,14 +58,23 @@ export async function createToken(t: ApiTarget, token: BootstrapToken, timeoutMs
  * upload-certs: encrypt the shared CA/SA/front-proxy/etcd keys with the certificate key into the
  * kubeadm-certs Secret, owned by a short-lived token so it disappears after the TTL (2h in kubeadm).
  */
-export async function uploadCerts(rootfs: Rootfs, t: ApiTarget, certDir: string, key: string, timeoutMs: number) {
-  const ttlMs = process.env.KUBEADM_STANDIN_CERTS_TTL_MS ? Number(process.env.KUBEADM_STANDIN_CERTS_TTL_MS) : 2 * 3_600_000;
+export async function uploadCerts(
+  rootfs: Rootfs,
+  t: ApiTarget,
+  certDir: string,
+  key: string,
+  timeoutMs: number,
+) {
+  const ttlMs = process.env.KUBEADM_STANDIN_CERTS_TTL_MS
+    ? Number(process.env.KUBEADM_STANDIN_CERTS_TTL_MS)
+    : 2 * 3_600_000;
   const idChars = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  const rnd = (n: number) => Array.from({ length: n }, () => idChars[Math.floor(Math.random() * 36)]).join('');
+  const rnd = (n: number) =>
+    Array.from({ length: n }, () => idChars[Math.floor(Math.random() * 36)]).join('');
   const owner: BootstrapToken = {
     id: rnd(6),
     secret: rnd(16),
-    description: "Proxy for managing TTL for the kubeadm-certs secret",
+    description: 'Proxy for managing TTL for the kubeadm-certs secret',
     expires: new Date(Date.now() + ttlMs),
     usages: [],
     groups: [],
@@ -68,7 +95,15 @@ export async function uploadCerts(rootfs: Rootfs, t: ApiTarget, certDir: string,
       metadata: {
         name: 'kubeadm-certs',
         namespace: 'kube-system',
-        ownerReferences: [{ apiVersion: 'v1', kind: 'Secret', name: `bootstrap-token-${owner.id}`, blockOwnerDeletion: true, controller: true }],
+        ownerReferences: [
+          {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            name: `bootstrap-token-${owner.id}`,
+            blockOwnerDeletion: true,
+            controller: true,
+          },
+        ],
       },
       type: 'Opaque',
       data,

@@ -1,13 +1,13 @@
 import './reflect-shim.js';
 import { X509Certificate as NodeX509, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type ServerOptions } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type ServerOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { writeFileAtomic, writeSecretFile } from './fsutil.js';
 import type { Rootfs } from './paths.js';
-import { type CertKey, issue, loadCertKey } from './pki.js';
+import { type CertKey, issue, loadCertKey, pemOf } from './pki.js';
 import { secretToToken, signDetached, splitToken, TOKEN_SECRET_TYPE, tokenExpired } from './tokens.js';
 import { versionInfo } from './version.js';
 
@@ -21,7 +21,9 @@ export interface ApiServerSettings {
   certValidityMs: number;
 }
 
-type Obj = Record<string, unknown> & { metadata?: { name?: string; namespace?: string; [k: string]: unknown } };
+type Obj = Record<string, unknown> & {
+  metadata?: { name?: string; namespace?: string; [k: string]: unknown };
+};
 interface Store {
   secrets: Record<string, Obj>;
   configmaps: Record<string, Obj>;
@@ -40,7 +42,17 @@ const storePath = (r: Rootfs) => `${r.stateDir}/store.json`;
 
 function status(res: ServerResponse, code: number, reason: string, message: string): void {
   res.writeHead(code, { 'Content-Type': 'application/json' });
-  res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code }));
+  res.end(
+    JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason,
+      code,
+    }),
+  );
 }
 
 function json(res: ServerResponse, code: number, body: unknown): void {
@@ -115,14 +127,20 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
       const a = Buffer.from(t.secret);
       const b = Buffer.from(parts.secret);
       if (a.length !== b.length || !timingSafeEqual(a, b)) return 'unauthorized';
-      return { kind: 'bootstrap', name: `system:bootstrap:${t.id}`, groups: ['system:bootstrappers', ...t.groups] };
+      return {
+        kind: 'bootstrap',
+        name: `system:bootstrap:${t.id}`,
+        groups: ['system:bootstrappers', ...t.groups],
+      };
     }
     const sock = req.socket as TLSSocket;
     const peer = sock.getPeerCertificate?.();
     if (peer?.raw) {
       const cert = new NodeX509(peer.raw);
       if (!cert.verify(caNode.publicKey) || new Date(cert.validTo) < new Date()) return 'unauthorized';
-      const subj = Object.fromEntries(cert.subject.split('\n').map((l) => [l.split('=')[0], l.slice(l.indexOf('=') + 1)]));
+      const subj = Object.fromEntries(
+        cert.subject.split('\n').map((l) => [l.split('=')[0], l.slice(l.indexOf('=') + 1)]),
+      );
       const orgs = cert.subject
         .split('\n')
         .filter((l) => l.startsWith('O='))
@@ -131,7 +149,8 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
       if (orgs.includes('system:masters') || orgs.includes('kubeadm:cluster-admins')) {
         return { kind: 'admin', name: cn, groups: orgs };
       }
-      if (orgs.includes('system:nodes') && cn.startsWith('system:node:')) return { kind: 'node', name: cn, groups: orgs };
+      if (orgs.includes('system:nodes') && cn.startsWith('system:node:'))
+        return { kind: 'node', name: cn, groups: orgs };
       return { kind: 'user', name: cn, groups: orgs };
     }
     return { kind: 'anonymous', name: 'system:anonymous', groups: ['system:unauthenticated'] };
@@ -144,7 +163,8 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
     const kc = data.kubeconfig ?? '';
     // What the bootstrap signer controller maintains: one detached JWS per valid signing token.
     for (const t of tokens()) {
-      if (!tokenExpired(t) && t.usages.includes('signing')) data[`jws-kubeconfig-${t.id}`] = signDetached(kc, t.id, t.secret);
+      if (!tokenExpired(t) && t.usages.includes('signing'))
+        data[`jws-kubeconfig-${t.id}`] = signDetached(kc, t.id, t.secret);
     }
     return { ...cm, data };
   };
@@ -152,22 +172,33 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
   const signCsr = async (body: Obj, who: Identity): Promise<Obj> => {
     const spec = (body.spec ?? {}) as { request?: string; signerName?: string; usages?: string[] };
     if (spec.signerName !== 'kubernetes.io/kube-apiserver-client-kubelet') {
-      throw Object.assign(new Error(`spec.signerName: Unsupported value: "${spec.signerName}"`), { code: 422 });
+      throw Object.assign(new Error(`spec.signerName: Unsupported value: "${spec.signerName}"`), {
+        code: 422,
+      });
     }
     const csr = new x509.Pkcs10CertificateRequest(Buffer.from(spec.request ?? '', 'base64').toString());
-    if (!(await csr.verify())) throw Object.assign(new Error('spec.request: Invalid value: CSR signature invalid'), { code: 422 });
+    if (!(await csr.verify()))
+      throw Object.assign(new Error('spec.request: Invalid value: CSR signature invalid'), { code: 422 });
     const cn = csr.subjectName.getField('CN')[0] ?? '';
     const orgs = csr.subjectName.getField('O');
     if (!cn.startsWith('system:node:') || orgs.length !== 1 || orgs[0] !== 'system:nodes') {
       throw Object.assign(
-        new Error('spec.request: Invalid value: subject must be CN=system:node:<name>, O=system:nodes for signer kubernetes.io/kube-apiserver-client-kubelet'),
+        new Error(
+          'spec.request: Invalid value: subject must be CN=system:node:<name>, O=system:nodes for signer kubernetes.io/kube-apiserver-client-kubelet',
+        ),
         { code: 422 },
       );
     }
     if (who.kind === 'node' && who.name !== cn) {
-      throw Object.assign(new Error(`node ${who.name} may not request a certificate for ${cn}`), { code: 403 });
+      throw Object.assign(new Error(`node ${who.name} may not request a certificate for ${cn}`), {
+        code: 403,
+      });
     }
-    const cert = await issue(ca, { cn, org: ['system:nodes'], usage: 'client', validityMs: settings.certValidityMs }, await csr.publicKey.export());
+    const cert = await issue(
+      ca,
+      { cn, org: ['system:nodes'], usage: 'client', validityMs: settings.certValidityMs },
+      await csr.publicKey.export(),
+    );
     const name = body.metadata?.name || `csr-${Math.random().toString(36).slice(2, 7)}`;
     const nodeName = cn.slice('system:node:'.length);
     const obj: Obj = {
@@ -176,15 +207,26 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
       metadata: { name, creationTimestamp: new Date().toISOString() },
       spec: { ...spec, username: who.name, groups: who.groups },
       status: {
-        conditions: [{ type: 'Approved', status: 'True', reason: 'AutoApproved', message: 'Auto approving kubelet client certificate after SubjectAccessReview.' }],
-        certificate: Buffer.from(cert.toString('pem')).toString('base64'),
+        conditions: [
+          {
+            type: 'Approved',
+            status: 'True',
+            reason: 'AutoApproved',
+            message: 'Auto approving kubelet client certificate after SubjectAccessReview.',
+          },
+        ],
+        certificate: Buffer.from(pemOf(cert)).toString('base64'),
       },
     };
     store.csrs[name] = obj;
     store.nodes[nodeName] ??= {
       apiVersion: 'v1',
       kind: 'Node',
-      metadata: { name: nodeName, labels: { 'kubernetes.io/hostname': nodeName }, creationTimestamp: new Date().toISOString() },
+      metadata: {
+        name: nodeName,
+        labels: { 'kubernetes.io/hostname': nodeName },
+        creationTimestamp: new Date().toISOString(),
+      },
     };
     persist();
     return obj;
@@ -194,7 +236,12 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
     if (who.kind === 'admin') return true;
     if (resource === 'configmaps' && verb === 'get') {
       if (ns === 'kube-public' && name === 'cluster-info') return true;
-      if (who.kind !== 'anonymous' && ns === 'kube-system' && ['kubeadm-config', 'kubelet-config'].includes(name)) return true;
+      if (
+        who.kind !== 'anonymous' &&
+        ns === 'kube-system' &&
+        ['kubeadm-config', 'kubelet-config'].includes(name)
+      )
+        return true;
     }
     if (who.kind === 'bootstrap' && resource === 'secrets' && verb === 'get' && name === 'kubeadm-certs') {
       return who.groups.includes('system:bootstrappers:kubeadm:default-node-token');
@@ -219,7 +266,8 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
     const who = identify(req);
     if (who === 'unauthorized') return status(res, 401, 'Unauthorized', 'Unauthorized');
     collect();
-    const verb = { GET: 'get', POST: 'create', PUT: 'update', DELETE: 'delete' }[method] ?? method.toLowerCase();
+    const verb =
+      { GET: 'get', POST: 'create', PUT: 'update', DELETE: 'delete' }[method] ?? method.toLowerCase();
 
     let m = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets|configmaps)(?:\/([^/]+))?$/.exec(p);
     if (m) {
@@ -227,7 +275,12 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
       const coll = store[resource];
       const isList = name === '' && verb === 'get';
       if (!may(who, isList ? 'list' : verb, resource, ns, name)) {
-        return status(res, 403, 'Forbidden', `${resource} "${name}" is forbidden: User "${who.name}" cannot ${isList ? 'list' : verb} resource "${resource}" in API group "" in the namespace "${ns}"`);
+        return status(
+          res,
+          403,
+          'Forbidden',
+          `${resource} "${name}" is forbidden: User "${who.name}" cannot ${isList ? 'list' : verb} resource "${resource}" in API group "" in the namespace "${ns}"`,
+        );
       }
       const kind = resource === 'secrets' ? 'Secret' : 'ConfigMap';
       if (isList) {
@@ -239,7 +292,10 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
         return json(res, 200, { apiVersion: 'v1', kind: `${kind}List`, metadata: {}, items });
       }
       if (verb === 'get') {
-        const obj = resource === 'configmaps' && ns === 'kube-public' && name === 'cluster-info' ? clusterInfo() : coll[`${ns}/${name}`];
+        const obj =
+          resource === 'configmaps' && ns === 'kube-public' && name === 'cluster-info'
+            ? clusterInfo()
+            : coll[`${ns}/${name}`];
         if (!obj) return status(res, 404, 'NotFound', `${resource} "${name}" not found`);
         return json(res, 200, obj);
       }
@@ -247,11 +303,20 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
         const body = (await readBody(req)) as Obj;
         const objName = body?.metadata?.name ?? '';
         if (!objName || (verb === 'update' && objName !== name)) {
-          return status(res, 422, 'Invalid', `${kind} "${objName}" is invalid: metadata.name: Required value`);
+          return status(
+            res,
+            422,
+            'Invalid',
+            `${kind} "${objName}" is invalid: metadata.name: Required value`,
+          );
         }
         const key = `${ns}/${objName}`;
-        if (verb === 'create' && coll[key]) return status(res, 409, 'AlreadyExists', `${resource} "${objName}" already exists`);
-        coll[key] = { ...body, metadata: { ...body.metadata, namespace: ns, creationTimestamp: new Date().toISOString() } };
+        if (verb === 'create' && coll[key])
+          return status(res, 409, 'AlreadyExists', `${resource} "${objName}" already exists`);
+        coll[key] = {
+          ...body,
+          metadata: { ...body.metadata, namespace: ns, creationTimestamp: new Date().toISOString() },
+        };
         persist();
         return json(res, verb === 'create' ? 201 : 200, coll[key]);
       }
@@ -265,7 +330,12 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
     m = /^\/apis\/certificates\.k8s\.io\/v1\/certificatesigningrequests(?:\/([^/]+))?$/.exec(p);
     if (m) {
       if (!may(who, verb, 'certificatesigningrequests', '', m[1] ?? '')) {
-        return status(res, 403, 'Forbidden', `certificatesigningrequests.certificates.k8s.io is forbidden: User "${who.name}" cannot ${verb} resource "certificatesigningrequests"`);
+        return status(
+          res,
+          403,
+          'Forbidden',
+          `certificatesigningrequests.certificates.k8s.io is forbidden: User "${who.name}" cannot ${verb} resource "certificatesigningrequests"`,
+        );
       }
       if (verb === 'create' && !m[1]) {
         try {
@@ -277,16 +347,34 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
       }
       if (verb === 'get' && m[1]) {
         const o = store.csrs[m[1]];
-        return o ? json(res, 200, o) : status(res, 404, 'NotFound', `certificatesigningrequests.certificates.k8s.io "${m[1]}" not found`);
+        return o
+          ? json(res, 200, o)
+          : status(
+              res,
+              404,
+              'NotFound',
+              `certificatesigningrequests.certificates.k8s.io "${m[1]}" not found`,
+            );
       }
     }
     m = /^\/api\/v1\/nodes(?:\/([^/]+))?$/.exec(p);
     if (m) {
       const name = m[1] ?? '';
       if (!may(who, name ? verb : 'list', 'nodes', '', name)) {
-        return status(res, 403, 'Forbidden', `nodes "${name}" is forbidden: User "${who.name}" cannot ${verb} resource "nodes"`);
+        return status(
+          res,
+          403,
+          'Forbidden',
+          `nodes "${name}" is forbidden: User "${who.name}" cannot ${verb} resource "nodes"`,
+        );
       }
-      if (!name && verb === 'get') return json(res, 200, { apiVersion: 'v1', kind: 'NodeList', metadata: {}, items: Object.values(store.nodes) });
+      if (!name && verb === 'get')
+        return json(res, 200, {
+          apiVersion: 'v1',
+          kind: 'NodeList',
+          metadata: {},
+          items: Object.values(store.nodes),
+        });
       if (name && verb === 'get') {
         const o = store.nodes[name];
         return o ? json(res, 200, o) : status(res, 404, 'NotFound', `nodes "${name}" not found`);
@@ -318,7 +406,9 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
     server.once('error', reject);
     server.listen(settings.port, settings.host, () => resolve());
   });
-  process.stdout.write(`${new Date().toISOString()} kube-apiserver stand-in serving on https://${settings.host}:${settings.port}\n`);
+  process.stdout.write(
+    `${new Date().toISOString()} kube-apiserver stand-in serving on https://${settings.host}:${settings.port}\n`,
+  );
   writeFileAtomic(`${rootfs.runDir}/apiserver.ready`, String(process.pid));
   const stop = () => server.close(() => process.exit(0));
   process.on('SIGTERM', stop);

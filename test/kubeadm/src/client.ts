@@ -62,7 +62,9 @@ export function apiRequest(
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`${method} "${url.href}": net/http: request canceled (Client.Timeout exceeded)`)));
+    req.on('timeout', () =>
+      req.destroy(new Error(`${method} "${url.href}": net/http: request canceled (Client.Timeout exceeded)`)),
+    );
     req.on('error', (e) => reject(new Error(`${method} "${url.href}": ${e.message}`)));
     req.end(payload);
   });

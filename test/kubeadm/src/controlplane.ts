@@ -50,36 +50,58 @@ export function apiServerSANs(c: ClusterCfg, n: NodeIdentity): { dns: string[]; 
   return splitSANs(sans);
 }
 
-async function ensureCA(dir: string, base: string, cn: string, c: ClusterCfg): Promise<CertKey> {
+async function ensureCA(
+  dir: string,
+  base: string,
+  cn: string,
+  c: ClusterCfg,
+  label = base,
+): Promise<CertKey> {
   const crt = `${dir}/${base}.crt`;
   const key = `${dir}/${base}.key`;
   if (existsSync(crt) && existsSync(key)) {
-    say(`[certs] Using existing ${base} certificate authority`);
+    say(`[certs] Using existing ${label} certificate authority`);
     return loadCertKey(crt, key);
   }
   if (existsSync(crt) !== existsSync(key)) {
-    throw new Error(`failure loading ${base} certificate authority: ${existsSync(crt) ? key : crt} is missing`);
+    throw new Error(
+      `failure loading ${label} certificate authority: ${existsSync(crt) ? key : crt} is missing`,
+    );
   }
-  say(`[certs] Generating "${base}" certificate and key`);
+  say(`[certs] Generating "${label}" certificate and key`);
   const ca = await createCA(cn, c.encryptionAlgorithm as KeyAlg, c.caCertificateValidityPeriod);
   writeCertKey(dir, base, ca);
   return ca;
 }
 
-async function ensureLeaf(dir: string, base: string, ca: CertKey, spec: CertSpec, c: ClusterCfg, label = base) {
+async function ensureLeaf(
+  dir: string,
+  base: string,
+  ca: CertKey,
+  spec: CertSpec,
+  c: ClusterCfg,
+  label = base,
+) {
   if (existsSync(`${dir}/${base}.crt`) && existsSync(`${dir}/${base}.key`)) {
     say(`[certs] Using existing ${label} certificate and key on disk`);
     return;
   }
   say(`[certs] Generating "${label}" certificate and key`);
   if (spec.dns || spec.ips) {
-    say(`[certs] ${label} serving cert is signed for DNS names [${(spec.dns ?? []).join(' ')}] and IPs [${(spec.ips ?? []).join(' ')}]`);
+    say(
+      `[certs] ${label} serving cert is signed for DNS names [${(spec.dns ?? []).join(' ')}] and IPs [${(spec.ips ?? []).join(' ')}]`,
+    );
   }
   writeCertKey(dir, base, await createLeaf(ca, spec, c.encryptionAlgorithm as KeyAlg));
 }
 
 /** The certs phase: CAs (reused when present, as kubeadm does) and every control-plane leaf certificate. */
-export async function writeControlPlaneCerts(rootfs: Rootfs, c: ClusterCfg, n: NodeIdentity, sub: (p: string) => Promise<void>) {
+export async function writeControlPlaneCerts(
+  rootfs: Rootfs,
+  c: ClusterCfg,
+  n: NodeIdentity,
+  sub: (p: string) => Promise<void>,
+) {
   const dir = rootfs.p(c.certificatesDir);
   mkdirSync(`${dir}/etcd`, { recursive: true, mode: 0o755 });
   say(`[certs] Using certificateDir folder "${c.certificatesDir}"`);
@@ -87,27 +109,72 @@ export async function writeControlPlaneCerts(rootfs: Rootfs, c: ClusterCfg, n: N
   await sub('certs/ca');
   const ca = await ensureCA(dir, 'ca', 'kubernetes', c);
   await sub('certs/apiserver');
-  await ensureLeaf(dir, 'apiserver', ca, { cn: 'kube-apiserver', usage: 'server', validityMs: v, ...apiServerSANs(c, n) }, c);
+  await ensureLeaf(
+    dir,
+    'apiserver',
+    ca,
+    { cn: 'kube-apiserver', usage: 'server', validityMs: v, ...apiServerSANs(c, n) },
+    c,
+  );
   await sub('certs/apiserver-kubelet-client');
-  await ensureLeaf(dir, 'apiserver-kubelet-client', ca, { cn: 'kube-apiserver-kubelet-client', org: ['kubeadm:cluster-admins'], usage: 'client', validityMs: v }, c);
+  await ensureLeaf(
+    dir,
+    'apiserver-kubelet-client',
+    ca,
+    { cn: 'kube-apiserver-kubelet-client', org: ['kubeadm:cluster-admins'], usage: 'client', validityMs: v },
+    c,
+  );
   await sub('certs/front-proxy-ca');
   const fp = await ensureCA(dir, 'front-proxy-ca', 'front-proxy-ca', c);
   await sub('certs/front-proxy-client');
-  await ensureLeaf(dir, 'front-proxy-client', fp, { cn: 'front-proxy-client', usage: 'client', validityMs: v }, c);
+  await ensureLeaf(
+    dir,
+    'front-proxy-client',
+    fp,
+    { cn: 'front-proxy-client', usage: 'client', validityMs: v },
+    c,
+  );
   if (!c.etcd?.external) {
     await sub('certs/etcd-ca');
-    const eca = await ensureCA(`${dir}/etcd`, 'ca', 'etcd-ca', c);
+    const eca = await ensureCA(`${dir}/etcd`, 'ca', 'etcd-ca', c, 'etcd/ca');
     const etcdSans = splitSANs([n.name, 'localhost', n.advertiseAddress, '127.0.0.1', '::1']);
     await sub('certs/etcd-server');
     const server = splitSANs([...etcdSans.dns, ...etcdSans.ips, ...(c.etcd?.local?.serverCertSANs ?? [])]);
-    await ensureLeaf(`${dir}/etcd`, 'server', eca, { cn: n.name, usage: 'both', validityMs: v, ...server }, c, 'etcd/server');
+    await ensureLeaf(
+      `${dir}/etcd`,
+      'server',
+      eca,
+      { cn: n.name, usage: 'both', validityMs: v, ...server },
+      c,
+      'etcd/server',
+    );
     await sub('certs/etcd-peer');
     const peer = splitSANs([...etcdSans.dns, ...etcdSans.ips, ...(c.etcd?.local?.peerCertSANs ?? [])]);
-    await ensureLeaf(`${dir}/etcd`, 'peer', eca, { cn: n.name, usage: 'both', validityMs: v, ...peer }, c, 'etcd/peer');
+    await ensureLeaf(
+      `${dir}/etcd`,
+      'peer',
+      eca,
+      { cn: n.name, usage: 'both', validityMs: v, ...peer },
+      c,
+      'etcd/peer',
+    );
     await sub('certs/etcd-healthcheck-client');
-    await ensureLeaf(`${dir}/etcd`, 'healthcheck-client', eca, { cn: 'kube-etcd-healthcheck-client', usage: 'client', validityMs: v }, c, 'etcd/healthcheck-client');
+    await ensureLeaf(
+      `${dir}/etcd`,
+      'healthcheck-client',
+      eca,
+      { cn: 'kube-etcd-healthcheck-client', usage: 'client', validityMs: v },
+      c,
+      'etcd/healthcheck-client',
+    );
     await sub('certs/apiserver-etcd-client');
-    await ensureLeaf(dir, 'apiserver-etcd-client', eca, { cn: 'kube-apiserver-etcd-client', usage: 'client', validityMs: v }, c);
+    await ensureLeaf(
+      dir,
+      'apiserver-etcd-client',
+      eca,
+      { cn: 'kube-apiserver-etcd-client', usage: 'client', validityMs: v },
+      c,
+    );
   }
   await sub('certs/sa');
   if (existsSync(`${dir}/sa.key`)) {
@@ -121,13 +188,14 @@ export async function writeControlPlaneCerts(rootfs: Rootfs, c: ClusterCfg, n: N
   return ca;
 }
 
-export const KUBECONFIGS: Record<string, { cn: (n: NodeIdentity) => string; org: string[]; local: boolean }> = {
-  'admin.conf': { cn: () => 'kubernetes-admin', org: ['kubeadm:cluster-admins'], local: false },
-  'super-admin.conf': { cn: () => 'kubernetes-super-admin', org: ['system:masters'], local: false },
-  'kubelet.conf': { cn: (n) => `system:node:${n.name}`, org: ['system:nodes'], local: false },
-  'controller-manager.conf': { cn: () => 'system:kube-controller-manager', org: [], local: true },
-  'scheduler.conf': { cn: () => 'system:kube-scheduler', org: [], local: true },
-};
+export const KUBECONFIGS: Record<string, { cn: (n: NodeIdentity) => string; org: string[]; local: boolean }> =
+  {
+    'admin.conf': { cn: () => 'kubernetes-admin', org: ['kubeadm:cluster-admins'], local: false },
+    'super-admin.conf': { cn: () => 'kubernetes-super-admin', org: ['system:masters'], local: false },
+    'kubelet.conf': { cn: (n) => `system:node:${n.name}`, org: ['system:nodes'], local: false },
+    'controller-manager.conf': { cn: () => 'system:kube-controller-manager', org: [], local: true },
+    'scheduler.conf': { cn: () => 'system:kube-scheduler', org: [], local: true },
+  };
 
 export async function writeKubeconfigs(
   rootfs: Rootfs,
@@ -137,7 +205,10 @@ export async function writeKubeconfigs(
   sub: (p: string) => Promise<void>,
 ): Promise<void> {
   const dir = rootfs.kubernetesDir;
-  const ca = await loadCertKey(rootfs.p(`${c.certificatesDir}/ca.crt`), rootfs.p(`${c.certificatesDir}/ca.key`));
+  const ca = await loadCertKey(
+    rootfs.p(`${c.certificatesDir}/ca.crt`),
+    rootfs.p(`${c.certificatesDir}/ca.key`),
+  );
   say('[kubeconfig] Using kubeconfig folder "/etc/kubernetes"');
   for (const f of files) {
     await sub(`kubeconfig/${f.replace('.conf', '')}`);
@@ -156,7 +227,11 @@ export async function writeKubeconfigs(
     const server = `https://${spec.local ? joinHostPort(n.advertiseAddress, n.bindPort) : clusterEndpoint(c, n)}`;
     writeSecretFile(
       path,
-      kubeconfig(c.clusterName, server, ca.certPem, { name: spec.cn(n), clientCertData: leaf.certPem, clientKeyData: leaf.pem }),
+      kubeconfig(c.clusterName, server, ca.certPem, {
+        name: spec.cn(n),
+        clientCertData: leaf.certPem,
+        clientKeyData: leaf.pem,
+      }),
     );
   }
 }
@@ -179,13 +254,20 @@ function pod(name: string, image: string, command: string[], hostPaths: Record<s
           image,
           imagePullPolicy: 'IfNotPresent',
           name,
-          volumeMounts: Object.keys(hostPaths).map((k) => ({ mountPath: hostPaths[k], name: k, readOnly: k !== 'etcd-data' })),
+          volumeMounts: Object.keys(hostPaths).map((k) => ({
+            mountPath: hostPaths[k],
+            name: k,
+            readOnly: k !== 'etcd-data',
+          })),
         },
       ],
       hostNetwork: true,
       priority: 2000001000,
       priorityClassName: 'system-node-critical',
-      volumes: Object.keys(hostPaths).map((k) => ({ hostPath: { path: hostPaths[k], type: 'DirectoryOrCreate' }, name: k })),
+      volumes: Object.keys(hostPaths).map((k) => ({
+        hostPath: { path: hostPaths[k], type: 'DirectoryOrCreate' },
+        name: k,
+      })),
     },
   });
 }
@@ -214,12 +296,20 @@ export function writeEtcdManifest(rootfs: Rootfs, c: ClusterCfg, n: NodeIdentity
   ];
   writeFileAtomic(
     rootfs.p('/etc/kubernetes/manifests/etcd.yaml'),
-    pod('etcd', `${c.imageRepository}/etcd:3.5.15-0`, cmd, { 'etcd-certs': `${pki}/etcd`, 'etcd-data': data }),
+    pod('etcd', `${c.imageRepository}/etcd:3.5.15-0`, cmd, {
+      'etcd-certs': `${pki}/etcd`,
+      'etcd-data': data,
+    }),
     0o600,
   );
 }
 
-export function writeControlPlaneManifests(rootfs: Rootfs, c: ClusterCfg, n: NodeIdentity, extra?: { extraArgs?: ArgT[] }): void {
+export function writeControlPlaneManifests(
+  rootfs: Rootfs,
+  c: ClusterCfg,
+  n: NodeIdentity,
+  extra?: { extraArgs?: ArgT[] },
+): void {
   const pki = c.certificatesDir;
   const img = (x: string) => `${c.imageRepository}/${x}:${c.kubernetesVersion}`;
   const mounts = { 'ca-certs': '/etc/ssl/certs', 'k8s-certs': pki };
@@ -251,12 +341,17 @@ export function writeControlPlaneManifests(rootfs: Rootfs, c: ClusterCfg, n: Nod
       kubeconfig: '/etc/kubernetes/controller-manager.conf',
       'root-ca-file': `${pki}/ca.crt`,
       'service-account-private-key-file': `${pki}/sa.key`,
-      ...(c.networking.podSubnet ? { 'allocate-node-cidrs': 'true', 'cluster-cidr': c.networking.podSubnet } : {}),
+      ...(c.networking.podSubnet
+        ? { 'allocate-node-cidrs': 'true', 'cluster-cidr': c.networking.podSubnet }
+        : {}),
       'use-service-account-credentials': 'true',
     },
     c.controllerManager?.extraArgs,
   );
-  const sched = argsToFlags({ kubeconfig: '/etc/kubernetes/scheduler.conf', 'leader-elect': 'true' }, c.scheduler?.extraArgs);
+  const sched = argsToFlags(
+    { kubeconfig: '/etc/kubernetes/scheduler.conf', 'leader-elect': 'true' },
+    c.scheduler?.extraArgs,
+  );
   const dir = '/etc/kubernetes/manifests';
   say(`[control-plane] Using manifest folder "${dir}"`);
   for (const [name, flags] of [
@@ -290,8 +385,15 @@ export function kubeletConfigYaml(c: ClusterCfg, user: Record<string, unknown> |
   return stringify({ ...base, ...(user ?? {}) });
 }
 
-export function writeKubeletFiles(rootfs: Rootfs, configYaml: string, flags: Record<string, string>, extra?: ArgT[]): void {
-  say('[kubelet-start] Writing kubelet environment file with flags to file "/var/lib/kubelet/kubeadm-flags.env"');
+export function writeKubeletFiles(
+  rootfs: Rootfs,
+  configYaml: string,
+  flags: Record<string, string>,
+  extra?: ArgT[],
+): void {
+  say(
+    '[kubelet-start] Writing kubelet environment file with flags to file "/var/lib/kubelet/kubeadm-flags.env"',
+  );
   const args = argsToFlags(flags, extra).join(' ');
   writeFileAtomic(rootfs.p('/var/lib/kubelet/kubeadm-flags.env'), `KUBELET_KUBEADM_ARGS="${args}"\n`);
   say('[kubelet-start] Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"');

@@ -35,7 +35,12 @@ export function startDaemon(rootfs: Rootfs): number {
   const child = spawn(process.execPath, [script, DAEMON_SUBCOMMAND, '--rootfs', rootfs.dir], {
     detached: true,
     stdio: ['ignore', log, log],
-    env: { ...process.env, KUBEADM_STANDIN_LOG: '', KUBEADM_STANDIN_FAIL_PHASE: '', KUBEADM_STANDIN_HANG_PHASE: '' },
+    env: {
+      ...process.env,
+      KUBEADM_STANDIN_LOG: '',
+      KUBEADM_STANDIN_FAIL_PHASE: '',
+      KUBEADM_STANDIN_HANG_PHASE: '',
+    },
   });
   closeSync(log);
   child.unref();

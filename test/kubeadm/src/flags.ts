@@ -38,7 +38,9 @@ export function parseFlags(argv: string[], valueFlags: string[], boolFlags: stri
     }
     if (bools.has(name)) {
       if (value !== undefined && value !== 'true' && value !== 'false') {
-        throw new KubeadmError(`invalid argument "${value}" for "--${name}" flag: strconv.ParseBool: parsing "${value}": invalid syntax`);
+        throw new KubeadmError(
+          `invalid argument "${value}" for "--${name}" flag: strconv.ParseBool: parsing "${value}": invalid syntax`,
+        );
       }
       if (value !== 'false') out.bools.add(name);
       continue;

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, symlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { stringify } from 'yaml';
 import { configMap, createOrUpdate, createToken, targetFromKubeconfig, uploadCerts } from './admin.js';
@@ -28,7 +28,13 @@ import { splitToken } from './tokens.js';
 import { generateCertificateKey } from './uploadcerts.js';
 import { standinVersion } from './version.js';
 
-export const INIT_FLAGS = ['config', 'skip-phases', 'certificate-key', 'ignore-preflight-errors', 'kubeconfig'];
+export const INIT_FLAGS = [
+  'config',
+  'skip-phases',
+  'certificate-key',
+  'ignore-preflight-errors',
+  'kubeconfig',
+];
 export const INIT_BOOLS = ['upload-certs', 'skip-token-print', 'skip-certificate-key-print', 'dry-run'];
 
 function minorOf(v: string): number {
@@ -47,7 +53,9 @@ async function preflight(rootfs: Rootfs, cluster: ClusterCfg, init: InitCfg, ign
       `this version of kubeadm only supports deploying clusters with the control plane version >= 1.${minorOf(own) - 1}.0. Current version: ${kv}`,
     ]);
   } else if (minorOf(kv) > minorOf(own)) {
-    say(`\t[WARNING KubernetesVersion]: Kubernetes version is greater than kubeadm version. Please consider to upgrade kubeadm. Kubernetes version: ${kv}. Kubeadm version: ${own.replace(/\.\d+$/, '')}.x`);
+    say(
+      `\t[WARNING KubernetesVersion]: Kubernetes version is greater than kubeadm version. Please consider to upgrade kubeadm. Kubernetes version: ${kv}. Kubeadm version: ${own.replace(/\.\d+$/, '')}.x`,
+    );
   }
   for (const m of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd']) {
     const p = `/etc/kubernetes/manifests/${m}.yaml`;
@@ -72,12 +80,19 @@ async function preflight(rootfs: Rootfs, cluster: ClusterCfg, init: InitCfg, ign
   say("[preflight] You can also perform this action beforehand using 'kubeadm config images pull'");
 }
 
-export async function waitHealthy(target: { server: string; caPem: string }, timeoutMs: number, pid: number | undefined, rootfs: Rootfs) {
+export async function waitHealthy(
+  target: { server: string; caPem: string },
+  timeoutMs: number,
+  pid: number | undefined,
+  rootfs: Rootfs,
+) {
   const start = Date.now();
   let last = '';
   while (Date.now() - start < timeoutMs) {
     if (pid !== undefined && !alive(pid)) {
-      throw new Error(`the API server exited before becoming healthy; its log (${rootfs.logFile}):\n${logTail(rootfs)}`);
+      throw new Error(
+        `the API server exited before becoming healthy; its log (${rootfs.logFile}):\n${logTail(rootfs)}`,
+      );
     }
     try {
       const r = await apiRequest(target, 'GET', '/livez', undefined, 2000);
@@ -88,7 +103,9 @@ export async function waitHealthy(target: { server: string; caPem: string }, tim
     }
     await sleep(100);
   }
-  throw new Error(`API server is not healthy after ${formatDuration(timeoutMs)}: ${last}\ncould not initialize a Kubernetes cluster`);
+  throw new Error(
+    `API server is not healthy after ${formatDuration(timeoutMs)}: ${last}\ncould not initialize a Kubernetes cluster`,
+  );
 }
 
 function loadInit(p: Parsed, rootfs: Rootfs): LoadedConfig {
@@ -110,11 +127,14 @@ export async function initCommand(p: Parsed): Promise<void> {
   const init = loaded.init!;
   const cluster = loaded.cluster!;
   if (init.dryRun) throw new KubeadmError('the kubeadm stand-in does not implement dryRun');
-  const skip = new Set([...(p.values.get('skip-phases')?.split(',') ?? init.skipPhases ?? [])].filter(Boolean));
+  const skip = new Set(
+    [...(p.values.get('skip-phases')?.split(',') ?? init.skipPhases ?? [])].filter(Boolean),
+  );
   const ignore = new Set(
-    [...(p.values.get('ignore-preflight-errors')?.split(',') ?? []), ...(init.nodeRegistration.ignorePreflightErrors ?? [])].map((s) =>
-      s.toLowerCase(),
-    ),
+    [
+      ...(p.values.get('ignore-preflight-errors')?.split(',') ?? []),
+      ...(init.nodeRegistration.ignorePreflightErrors ?? []),
+    ].map((s) => s.toLowerCase()),
   );
   const node: NodeIdentity = {
     name: init.nodeRegistration.name!,
@@ -132,7 +152,13 @@ export async function initCommand(p: Parsed): Promise<void> {
   await runPhase('preflight', skip, () => preflight(rootfs, cluster, init, ignore));
   await runPhase('certs', skip, () => writeControlPlaneCerts(rootfs, cluster, node, sub));
   await runPhase('kubeconfig', skip, () =>
-    writeKubeconfigs(rootfs, cluster, node, ['admin.conf', 'super-admin.conf', 'kubelet.conf', 'controller-manager.conf', 'scheduler.conf'], sub),
+    writeKubeconfigs(
+      rootfs,
+      cluster,
+      node,
+      ['admin.conf', 'super-admin.conf', 'kubelet.conf', 'controller-manager.conf', 'scheduler.conf'],
+      sub,
+    ),
   );
   await runPhase('etcd', skip, () => {
     if (cluster.etcd?.external) return;
@@ -159,30 +185,65 @@ export async function initCommand(p: Parsed): Promise<void> {
     pid = startDaemon(rootfs);
   });
   await runPhase('kubelet-start', skip, () => {
-    writeKubeletFiles(rootfs, kubeletConfigYaml(cluster, loaded.kubelet), {
-      'container-runtime-endpoint': init.nodeRegistration.criSocket!,
-      'node-ip': node.advertiseAddress,
-    }, init.nodeRegistration.kubeletExtraArgs);
+    writeKubeletFiles(
+      rootfs,
+      kubeletConfigYaml(cluster, loaded.kubelet),
+      {
+        'container-runtime-endpoint': init.nodeRegistration.criSocket!,
+        'node-ip': node.advertiseAddress,
+      },
+      init.nodeRegistration.kubeletExtraArgs,
+    );
     say('[kubelet-start] Starting the kubelet');
   });
   const caPem = () => readFileSync(rootfs.p(`${cluster.certificatesDir}/ca.crt`), 'utf8');
   await runPhase('wait-control-plane', skip, async () => {
-    say('[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory "/etc/kubernetes/manifests"');
-    say(`[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to ${formatDuration(init.timeouts.kubeletHealthCheck)}`);
+    say(
+      '[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory "/etc/kubernetes/manifests"',
+    );
+    say(
+      `[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to ${formatDuration(init.timeouts.kubeletHealthCheck)}`,
+    );
     say('[kubelet-check] The kubelet is healthy after 1.001s');
-    say(`[api-check] Waiting for a healthy API server. This can take up to ${formatDuration(init.timeouts.controlPlaneComponentHealthCheck)}`);
-    const took = await waitHealthy({ server: local, caPem: caPem() }, init.timeouts.controlPlaneComponentHealthCheck, pid, rootfs);
+    say(
+      `[api-check] Waiting for a healthy API server. This can take up to ${formatDuration(init.timeouts.controlPlaneComponentHealthCheck)}`,
+    );
+    const took = await waitHealthy(
+      { server: local, caPem: caPem() },
+      init.timeouts.controlPlaneComponentHealthCheck,
+      pid,
+      rootfs,
+    );
     say(`[api-check] The API server is healthy after ${formatDuration(took)}`);
   });
   // Init talks to its own API server with the admin credentials (super-admin.conf in real kubeadm).
   const admin = () => ({ ...targetFromKubeconfig(rootfs), server: local });
   await runPhase('upload-config', skip, async () => {
-    say('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace');
+    say(
+      '[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace',
+    );
     const { kubernetesVersion, ...rest } = cluster;
-    const clusterDoc = stringify({ apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'ClusterConfiguration', kubernetesVersion, ...serializableCluster(rest) });
-    await createOrUpdate(admin(), '/api/v1/namespaces/kube-system/configmaps', configMap('kube-system', 'kubeadm-config', { ClusterConfiguration: clusterDoc }), apiTimeout);
-    say('[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the configuration for the kubelets in the cluster');
-    await createOrUpdate(admin(), '/api/v1/namespaces/kube-system/configmaps', configMap('kube-system', 'kubelet-config', { kubelet: kubeletConfigYaml(cluster, loaded.kubelet) }), apiTimeout);
+    const clusterDoc = stringify({
+      apiVersion: 'kubeadm.k8s.io/v1beta4',
+      kind: 'ClusterConfiguration',
+      kubernetesVersion,
+      ...serializableCluster(rest),
+    });
+    await createOrUpdate(
+      admin(),
+      '/api/v1/namespaces/kube-system/configmaps',
+      configMap('kube-system', 'kubeadm-config', { ClusterConfiguration: clusterDoc }),
+      apiTimeout,
+    );
+    say(
+      '[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the configuration for the kubelets in the cluster',
+    );
+    await createOrUpdate(
+      admin(),
+      '/api/v1/namespaces/kube-system/configmaps',
+      configMap('kube-system', 'kubelet-config', { kubelet: kubeletConfigYaml(cluster, loaded.kubelet) }),
+      apiTimeout,
+    );
   });
   await runPhase('upload-certs', skip, async () => {
     if (!p.bools.has('upload-certs')) {
@@ -198,11 +259,21 @@ export async function initCommand(p: Parsed): Promise<void> {
     }
   });
   await runPhase('mark-control-plane', skip, async () => {
-    say(`[mark-control-plane] Marking the node ${node.name} as control-plane by adding the labels: [node-role.kubernetes.io/control-plane node.kubernetes.io/exclude-from-external-load-balancers]`);
+    say(
+      `[mark-control-plane] Marking the node ${node.name} as control-plane by adding the labels: [node-role.kubernetes.io/control-plane node.kubernetes.io/exclude-from-external-load-balancers]`,
+    );
     const taints = init.nodeRegistration.taints ?? [];
-    say(`[mark-control-plane] Marking the node ${node.name} as control-plane by adding the taints [${taints.map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(' ')}]`);
+    say(
+      `[mark-control-plane] Marking the node ${node.name} as control-plane by adding the taints [${taints.map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(' ')}]`,
+    );
     await expectOk(
-      apiRequest(admin(), 'PUT', `/api/v1/nodes/${node.name}`, nodeObject(node.name, true, taints), apiTimeout),
+      apiRequest(
+        admin(),
+        'PUT',
+        `/api/v1/nodes/${node.name}`,
+        nodeObject(node.name, true, taints),
+        apiTimeout,
+      ),
       'error marking control-plane',
     );
   });
@@ -211,18 +282,28 @@ export async function initCommand(p: Parsed): Promise<void> {
     if (first && !p.bools.has('skip-token-print')) say(`[bootstrap-token] Using token: ${first}`);
     say('[bootstrap-token] Configuring bootstrap tokens, cluster-info ConfigMap, RBAC Roles');
     say('[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to get nodes');
-    say('[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to post CSRs in order for nodes to get long term certificate credentials');
-    say('[bootstrap-token] Configured RBAC rules to allow the csrapprover controller automatically approve CSRs from a Node Bootstrap Token');
-    say('[bootstrap-token] Configured RBAC rules to allow certificate rotation for all node client certificates in the cluster');
+    say(
+      '[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to post CSRs in order for nodes to get long term certificate credentials',
+    );
+    say(
+      '[bootstrap-token] Configured RBAC rules to allow the csrapprover controller automatically approve CSRs from a Node Bootstrap Token',
+    );
+    say(
+      '[bootstrap-token] Configured RBAC rules to allow certificate rotation for all node client certificates in the cluster',
+    );
     for (const t of init.bootstrapTokens ?? []) {
       const parts = splitToken(t.token!)!;
-      await createToken(admin(), {
-        ...parts,
-        description: t.description,
-        expires: t.expires ? new Date(t.expires) : t.ttl ? new Date(Date.now() + t.ttl) : undefined,
-        usages: t.usages ?? [],
-        groups: t.groups ?? [],
-      }, apiTimeout).catch(async (e: Error) => {
+      await createToken(
+        admin(),
+        {
+          ...parts,
+          description: t.description,
+          expires: t.expires ? new Date(t.expires) : t.ttl ? new Date(Date.now() + t.ttl) : undefined,
+          usages: t.usages ?? [],
+          groups: t.groups ?? [],
+        },
+        apiTimeout,
+      ).catch(async (e: Error) => {
         // re-running init against a live API server: replace the token as kubeadm's UpdateOrCreateTokens does
         if (!/already exists/.test(e.message)) throw e;
       });
@@ -231,7 +312,9 @@ export async function initCommand(p: Parsed): Promise<void> {
     await createOrUpdate(
       admin(),
       '/api/v1/namespaces/kube-public/configmaps',
-      configMap('kube-public', 'cluster-info', { kubeconfig: clusterInfoKubeconfig(`https://${endpoint}`, caPem()) }),
+      configMap('kube-public', 'cluster-info', {
+        kubeconfig: clusterInfoKubeconfig(`https://${endpoint}`, caPem()),
+      }),
       apiTimeout,
     );
   });
@@ -239,9 +322,23 @@ export async function initCommand(p: Parsed): Promise<void> {
     await enterPhase('kubelet-finalize/enable-client-cert-rotation');
     const kubeletConf = rootfs.p('/etc/kubernetes/kubelet.conf');
     if (!existsSync(kubeletConf)) return;
-    say('[kubelet-finalize] Updating "/etc/kubernetes/kubelet.conf" to point to a rotatable kubelet client certificate and key');
-    const ca = await loadCertKey(rootfs.p(`${cluster.certificatesDir}/ca.crt`), rootfs.p(`${cluster.certificatesDir}/ca.key`));
-    const leaf = await createLeaf(ca, { cn: `system:node:${node.name}`, org: ['system:nodes'], usage: 'client', validityMs: cluster.certificateValidityPeriod }, cluster.encryptionAlgorithm as KeyAlg);
+    say(
+      '[kubelet-finalize] Updating "/etc/kubernetes/kubelet.conf" to point to a rotatable kubelet client certificate and key',
+    );
+    const ca = await loadCertKey(
+      rootfs.p(`${cluster.certificatesDir}/ca.crt`),
+      rootfs.p(`${cluster.certificatesDir}/ca.key`),
+    );
+    const leaf = await createLeaf(
+      ca,
+      {
+        cn: `system:node:${node.name}`,
+        org: ['system:nodes'],
+        usage: 'client',
+        validityMs: cluster.certificateValidityPeriod,
+      },
+      cluster.encryptionAlgorithm as KeyAlg,
+    );
     writeKubeletClientCert(rootfs, leaf.certPem + leaf.pem);
     writeSecretFile(
       kubeletConf,
@@ -254,13 +351,17 @@ export async function initCommand(p: Parsed): Promise<void> {
   });
   await runPhase('addon', skip, async () => {
     await enterPhase('addon/coredns');
-    if (!(cluster as { dns?: { disabled?: boolean } }).dns?.disabled) say('[addons] Applied essential addon: CoreDNS');
+    if (!(cluster as { dns?: { disabled?: boolean } }).dns?.disabled)
+      say('[addons] Applied essential addon: CoreDNS');
     await enterPhase('addon/kube-proxy');
-    if (!(cluster as { proxy?: { disabled?: boolean } }).proxy?.disabled) say('[addons] Applied essential addon: kube-proxy');
+    if (!(cluster as { proxy?: { disabled?: boolean } }).proxy?.disabled)
+      say('[addons] Applied essential addon: kube-proxy');
   });
   await runPhase('show-join-command', skip, () => {
     const hash = caCertHash(caPem());
-    const token = p.bools.has('skip-token-print') ? '<value withheld>' : (init.bootstrapTokens?.[0]?.token ?? '<value withheld>');
+    const token = p.bools.has('skip-token-print')
+      ? '<value withheld>'
+      : (init.bootstrapTokens?.[0]?.token ?? '<value withheld>');
     const join = `kubeadm join ${endpoint} --token ${token} \\\n\t--discovery-token-ca-cert-hash ${hash}`;
     say('\nYour Kubernetes control-plane has initialized successfully!\n');
     say('To start using your cluster, you need to run the following as a regular user:\n');
@@ -274,8 +375,12 @@ export async function initCommand(p: Parsed): Promise<void> {
     say('  https://kubernetes.io/docs/concepts/cluster-administration/addons/\n');
     if (cluster.controlPlaneEndpoint) {
       if (certKey && p.bools.has('upload-certs')) {
-        say('You can now join any number of the control-plane node running the following command on each as root:\n');
-        say(`  ${join.replace('\n\t', '\n\t')} \\\n\t--control-plane --certificate-key ${p.bools.has('skip-certificate-key-print') ? '<value withheld>' : certKey}\n`);
+        say(
+          'You can now join any number of the control-plane node running the following command on each as root:\n',
+        );
+        say(
+          `  ${join.replace('\n\t', '\n\t')} \\\n\t--control-plane --certificate-key ${p.bools.has('skip-certificate-key-print') ? '<value withheld>' : certKey}\n`,
+        );
         say('Please note that the certificate-key gives access to cluster sensitive data, keep it secret!');
         say('As a safeguard, uploaded-certs will be deleted in two hours; If necessary, you can use');
         say('"kubeadm init phase upload-certs --upload-certs" to reload certs afterward.\n');
@@ -292,10 +397,18 @@ export async function initCommand(p: Parsed): Promise<void> {
 
 function serializableCluster(c: Record<string, unknown>): Record<string, unknown> {
   const ms = (v: unknown) => (typeof v === 'number' ? formatDuration(v) : v);
-  return { ...c, certificateValidityPeriod: ms(c.certificateValidityPeriod), caCertificateValidityPeriod: ms(c.caCertificateValidityPeriod) };
+  return {
+    ...c,
+    certificateValidityPeriod: ms(c.certificateValidityPeriod),
+    caCertificateValidityPeriod: ms(c.caCertificateValidityPeriod),
+  };
 }
 
-export function nodeObject(name: string, controlPlane: boolean, taints: { key?: string; value?: string; effect?: string }[]) {
+export function nodeObject(
+  name: string,
+  controlPlane: boolean,
+  taints: { key?: string; value?: string; effect?: string }[],
+) {
   const labels: Record<string, string> = { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux' };
   if (controlPlane) {
     labels['node-role.kubernetes.io/control-plane'] = '';

@@ -20,7 +20,7 @@ import { nodeObject, writeKubeletClientCert } from './init.js';
 import { kubeconfig, parseKubeconfig } from './kubeconfig.js';
 import { Rootfs } from './paths.js';
 import { enterPhase, KubeadmError, runPhase, say, verbose } from './phases.js';
-import { caCertHash, generateKey } from './pki.js';
+import { caCertHash, generateKey, pemOf } from './pki.js';
 import { splitToken, verifyDetached } from './tokens.js';
 import { decryptBytes, SHARED_CERTS, secretKeyFor } from './uploadcerts.js';
 
@@ -65,7 +65,9 @@ function joinFromFlags(p: Parsed): JoinCfg {
       certificateKey: p.values.get('certificate-key'),
       localAPIEndpoint: {
         advertiseAddress: p.values.get('apiserver-advertise-address'),
-        bindPort: p.values.has('apiserver-bind-port') ? Number(p.values.get('apiserver-bind-port')) : undefined,
+        bindPort: p.values.has('apiserver-bind-port')
+          ? Number(p.values.get('apiserver-bind-port'))
+          : undefined,
       },
     };
   }
@@ -75,10 +77,14 @@ function joinFromFlags(p: Parsed): JoinCfg {
 function loadJoin(p: Parsed, rootfs: Rootfs): JoinCfg {
   const cfg = p.values.get('config');
   if (!cfg) return joinFromFlags(p);
-  const mixed = JOIN_FLAGS.filter((f) => f !== 'config' && f !== 'skip-phases' && f !== 'ignore-preflight-errors' && p.values.has(f));
+  const mixed = JOIN_FLAGS.filter(
+    (f) => f !== 'config' && f !== 'skip-phases' && f !== 'ignore-preflight-errors' && p.values.has(f),
+  );
   if (p.bools.has('control-plane')) mixed.push('control-plane');
   if (p.positional.length > 0 || mixed.length > 0) {
-    throw new KubeadmError(`can not mix '--config' with arguments [${[...p.positional, ...mixed].join(' ')}]`);
+    throw new KubeadmError(
+      `can not mix '--config' with arguments [${[...p.positional, ...mixed].join(' ')}]`,
+    );
   }
   return loadConfigFile(rootfs.configPath(cfg), 'join').join!;
 }
@@ -104,14 +110,24 @@ async function discover(cfg: JoinCfg, v: number): Promise<Discovered> {
   let cm: { data?: Record<string, string> } | undefined;
   while (true) {
     try {
-      const r = await apiRequest({ server: endpoint }, 'GET', '/api/v1/namespaces/kube-public/configmaps/cluster-info', undefined, Math.max(1, Math.min(10_000, deadline - Date.now())));
+      const r = await apiRequest(
+        { server: endpoint },
+        'GET',
+        '/api/v1/namespaces/kube-public/configmaps/cluster-info',
+        undefined,
+        Math.max(1, Math.min(10_000, deadline - Date.now())),
+      );
       if (r.status !== 200) {
         lastError = `failed to request the cluster-info ConfigMap: ${statusMessage(r)}`;
       } else {
         cm = r.body as { data?: Record<string, string> };
         if (cm.data?.[`jws-kubeconfig-${token.id}`]) break;
         lastError = `could not find a JWS signature in the cluster-info ConfigMap for token ID "${token.id}"`;
-        verbose(v, 1, `[discovery] The cluster-info ConfigMap does not yet contain a JWS signature for token ID "${token.id}", will try again`);
+        verbose(
+          v,
+          1,
+          `[discovery] The cluster-info ConfigMap does not yet contain a JWS signature for token ID "${token.id}", will try again`,
+        );
       }
     } catch (e) {
       lastError = `failed to request the cluster-info ConfigMap: ${(e as Error).message}`;
@@ -123,28 +139,50 @@ async function discover(cfg: JoinCfg, v: number): Promise<Discovered> {
     await sleep(DISCOVERY_RETRY_MS);
   }
   const kcText = cm.data?.kubeconfig;
-  if (!kcText) throw new Error(`couldn't validate the identity of the API Server: there is no kubeconfig key in the cluster-info ConfigMap`);
+  if (!kcText)
+    throw new Error(
+      `couldn't validate the identity of the API Server: there is no kubeconfig key in the cluster-info ConfigMap`,
+    );
   if (!verifyDetached(cm.data![`jws-kubeconfig-${token.id}`]!, kcText, token.id, token.secret)) {
-    throw new Error("couldn't validate the identity of the API Server: failed to verify JWS signature of received cluster info object, can't trust this API Server");
+    throw new Error(
+      "couldn't validate the identity of the API Server: failed to verify JWS signature of received cluster info object, can't trust this API Server",
+    );
   }
   const kc = parseKubeconfig(parse(kcText), () => '');
   if (!bt.unsafeSkipCAVerification) {
     const got = caCertHash(kc.caPem);
     if (!(bt.caCertHashes ?? []).includes(got)) {
-      throw new Error(`couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${got}" are pinned`);
+      throw new Error(
+        `couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "${got}" are pinned`,
+      );
     }
   }
-  say('[discovery] Requesting info from "' + endpoint + '" again to validate TLS against the pinned public key');
+  say(`[discovery] Requesting info from "${endpoint}" again to validate TLS against the pinned public key`);
   let secure: { data?: Record<string, string> };
   try {
-    secure = (await expectOk(apiRequest({ server: endpoint, caPem: kc.caPem }, 'GET', '/api/v1/namespaces/kube-public/configmaps/cluster-info', undefined, 10_000), 'failed to request the cluster-info ConfigMap')).body as typeof secure;
+    secure = (
+      await expectOk(
+        apiRequest(
+          { server: endpoint, caPem: kc.caPem },
+          'GET',
+          '/api/v1/namespaces/kube-public/configmaps/cluster-info',
+          undefined,
+          10_000,
+        ),
+        'failed to request the cluster-info ConfigMap',
+      )
+    ).body as typeof secure;
   } catch (e) {
     throw new Error(`couldn't validate the identity of the API Server: ${(e as Error).message}`);
   }
   if (secure.data?.kubeconfig !== kcText) {
-    throw new Error("couldn't validate the identity of the API Server: cluster info from the secure connection does not match the insecure one");
+    throw new Error(
+      "couldn't validate the identity of the API Server: cluster info from the secure connection does not match the insecure one",
+    );
   }
-  say(`[discovery] Cluster info signature and contents are valid and TLS certificate validates against pinned roots, will use API Server "${bt.apiServerEndpoint}"`);
+  say(
+    `[discovery] Cluster info signature and contents are valid and TLS certificate validates against pinned roots, will use API Server "${bt.apiServerEndpoint}"`,
+  );
   return { server: kc.server, caPem: kc.caPem, clusterName: 'kubernetes' };
 }
 
@@ -153,10 +191,18 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
   if (p.bools.has('dry-run')) throw new KubeadmError('the kubeadm stand-in does not implement --dry-run');
   const cfg = loadJoin(p, rootfs);
   if (cfg.dryRun) throw new KubeadmError('the kubeadm stand-in does not implement dryRun');
-  if (cfg.discovery.file) throw new KubeadmError('the kubeadm stand-in implements only bootstrap-token discovery (discovery.file is not supported)');
-  const skip = new Set([...(p.values.get('skip-phases')?.split(',') ?? cfg.skipPhases ?? [])].filter(Boolean));
+  if (cfg.discovery.file)
+    throw new KubeadmError(
+      'the kubeadm stand-in implements only bootstrap-token discovery (discovery.file is not supported)',
+    );
+  const skip = new Set(
+    [...(p.values.get('skip-phases')?.split(',') ?? cfg.skipPhases ?? [])].filter(Boolean),
+  );
   const ignore = new Set(
-    [...(p.values.get('ignore-preflight-errors')?.split(',') ?? []), ...(cfg.nodeRegistration.ignorePreflightErrors ?? [])].map((s) => s.toLowerCase()),
+    [
+      ...(p.values.get('ignore-preflight-errors')?.split(',') ?? []),
+      ...(cfg.nodeRegistration.ignorePreflightErrors ?? []),
+    ].map((s) => s.toLowerCase()),
   );
   const cp = cfg.controlPlane;
   const node: NodeIdentity = {
@@ -172,11 +218,19 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
   await runPhase('preflight', skip, async () => {
     say('[preflight] Running pre-flight checks');
     const errs: [string, string][] = [];
-    for (const f of ['/etc/kubernetes/kubelet.conf', '/etc/kubernetes/bootstrap-kubelet.conf', cfg.caCertPath]) {
-      if (existsSync(rootfs.p(f))) errs.push([`FileAvailable-${f.replace(/\//g, '-')}`, `${f} already exists`]);
+    for (const f of [
+      '/etc/kubernetes/kubelet.conf',
+      '/etc/kubernetes/bootstrap-kubelet.conf',
+      cfg.caCertPath,
+    ]) {
+      if (existsSync(rootfs.p(f)))
+        errs.push([`FileAvailable-${f.replace(/\//g, '-')}`, `${f} already exists`]);
     }
     if (cp && existsSync(rootfs.p('/etc/kubernetes/manifests/kube-apiserver.yaml'))) {
-      errs.push(['FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml', '/etc/kubernetes/manifests/kube-apiserver.yaml already exists']);
+      errs.push([
+        'FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml',
+        '/etc/kubernetes/manifests/kube-apiserver.yaml already exists',
+      ]);
     }
     const fatal = errs.filter(([n]) => !ignore.has('all') && !ignore.has(n.toLowerCase()));
     if (fatal.length > 0) {
@@ -187,10 +241,18 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
     await enterPhase('discovery');
     disc = await discover(cfg, v);
     bootstrap = { server: disc.server, caPem: disc.caPem, token: cfg.discovery.tlsBootstrapToken };
-    say('[preflight] Reading configuration from the "kubeadm-config" ConfigMap in namespace "kube-system"...');
+    say(
+      '[preflight] Reading configuration from the "kubeadm-config" ConfigMap in namespace "kube-system"...',
+    );
     say("[preflight] Use 'kubeadm init phase upload-config --config your-config.yaml' to re-upload it.");
     const r = await expectOk(
-      apiRequest(bootstrap, 'GET', '/api/v1/namespaces/kube-system/configmaps/kubeadm-config', undefined, apiTimeout),
+      apiRequest(
+        bootstrap,
+        'GET',
+        '/api/v1/namespaces/kube-system/configmaps/kubeadm-config',
+        undefined,
+        apiTimeout,
+      ),
       'unable to fetch the kubeadm-config ConfigMap',
     );
     const text = (r.body as { data?: Record<string, string> }).data?.ClusterConfiguration ?? '';
@@ -200,12 +262,13 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
       say('[preflight] Running pre-flight checks before initializing the new control plane instance');
       if (!cluster.controlPlaneEndpoint) {
         throw new Error(
-          'unable to add a new control plane instance to a cluster that doesn\'t have a stable controlPlaneEndpoint address\n\nPlease ensure that:\n* The cluster has a stable controlPlaneEndpoint address.',
+          "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address\n\nPlease ensure that:\n* The cluster has a stable controlPlaneEndpoint address.",
         );
       }
     }
   });
-  if (!disc || !cluster || !bootstrap) throw new KubeadmError('error execution phase preflight: discovery was skipped, nothing to join');
+  if (!disc || !cluster || !bootstrap)
+    throw new KubeadmError('error execution phase preflight: discovery was skipped, nothing to join');
   const c = cluster;
   const d = disc;
   const bt = bootstrap;
@@ -214,16 +277,27 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
     await runPhase('control-plane-prepare', skip, async () => {
       await enterPhase('control-plane-prepare/download-certs');
       if (!cp.certificateKey) {
-        say('[download-certs] Skipping certs download (no certificate key given); expecting the shared certificates on disk');
+        say(
+          '[download-certs] Skipping certs download (no certificate key given); expecting the shared certificates on disk',
+        );
       } else {
-        say('[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace');
-        const r = await apiRequest(bt, 'GET', '/api/v1/namespaces/kube-system/secrets/kubeadm-certs', undefined, apiTimeout);
+        say(
+          '[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace',
+        );
+        const r = await apiRequest(
+          bt,
+          'GET',
+          '/api/v1/namespaces/kube-system/secrets/kubeadm-certs',
+          undefined,
+          apiTimeout,
+        );
         if (r.status === 404) {
           throw new Error(
             'error downloading certs: error downloading the secret: Secret "kubeadm-certs" was not found in the "kube-system" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one',
           );
         }
-        if (r.status !== 200) throw new Error(`error downloading certs: error downloading the secret: ${statusMessage(r)}`);
+        if (r.status !== 200)
+          throw new Error(`error downloading certs: error downloading the secret: ${statusMessage(r)}`);
         const data = (r.body as { data?: Record<string, string> }).data ?? {};
         for (const f of SHARED_CERTS) {
           const blob = data[secretKeyFor(f)];
@@ -232,7 +306,9 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
           try {
             plain = decryptBytes(Buffer.from(blob, 'base64'), cp.certificateKey);
           } catch (e) {
-            throw new Error(`error downloading certs: error decoding secret data with provided key: ${(e as Error).message}`);
+            throw new Error(
+              `error downloading certs: error decoding secret data with provided key: ${(e as Error).message}`,
+            );
           }
           const dest = rootfs.p(`${c.certificatesDir}/${f}`);
           if (f.endsWith('.key')) writeSecretFile(dest, plain);
@@ -243,29 +319,48 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
       await enterPhase('control-plane-prepare/certs');
       await writeControlPlaneCerts(rootfs, c, node, (s) => enterPhase(s));
       await enterPhase('control-plane-prepare/kubeconfig');
-      await writeKubeconfigs(rootfs, c, node, ['admin.conf', 'controller-manager.conf', 'scheduler.conf'], (s) => enterPhase(s));
+      await writeKubeconfigs(
+        rootfs,
+        c,
+        node,
+        ['admin.conf', 'controller-manager.conf', 'scheduler.conf'],
+        (s) => enterPhase(s),
+      );
       await enterPhase('control-plane-prepare/control-plane');
       writeControlPlaneManifests(rootfs, c, node);
     });
   }
 
   await runPhase('kubelet-start', skip, async () => {
-    say('[kubelet-start] Downloading configuration for the kubelet from the "kubelet-config" ConfigMap in the kube-system namespace');
+    say(
+      '[kubelet-start] Downloading configuration for the kubelet from the "kubelet-config" ConfigMap in the kube-system namespace',
+    );
     const r = await expectOk(
-      apiRequest(bt, 'GET', '/api/v1/namespaces/kube-system/configmaps/kubelet-config', undefined, apiTimeout),
+      apiRequest(
+        bt,
+        'GET',
+        '/api/v1/namespaces/kube-system/configmaps/kubelet-config',
+        undefined,
+        apiTimeout,
+      ),
       'unable to fetch the kubelet-config ConfigMap',
     );
     const kubeletYaml = (r.body as { data?: Record<string, string> }).data?.kubelet ?? '';
     writeFileAtomic(rootfs.p(cfg.caCertPath), d.caPem);
     writeSecretFile(
       rootfs.p('/etc/kubernetes/bootstrap-kubelet.conf'),
-      kubeconfig(d.clusterName, d.server, d.caPem, { name: 'tls-bootstrap-token-user', token: cfg.discovery.tlsBootstrapToken }),
+      kubeconfig(d.clusterName, d.server, d.caPem, {
+        name: 'tls-bootstrap-token-user',
+        token: cfg.discovery.tlsBootstrapToken,
+      }),
     );
     const flags: Record<string, string> = { 'container-runtime-endpoint': cfg.nodeRegistration.criSocket! };
     if (node.advertiseAddress) flags['node-ip'] = node.advertiseAddress;
     writeKubeletFiles(rootfs, kubeletYaml, flags, cfg.nodeRegistration.kubeletExtraArgs);
     say('[kubelet-start] Starting the kubelet');
-    say(`[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to ${formatDuration(cfg.timeouts.kubeletHealthCheck)}`);
+    say(
+      `[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to ${formatDuration(cfg.timeouts.kubeletHealthCheck)}`,
+    );
     say('[kubelet-check] The kubelet is healthy after 1.001s');
     say('[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap');
     await enterPhase('kubelet-start/tls-bootstrap');
@@ -281,20 +376,27 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
       kind: 'CertificateSigningRequest',
       metadata: { name: `node-csr-${Math.random().toString(36).slice(2, 12)}` },
       spec: {
-        request: Buffer.from(csr.toString('pem')).toString('base64'),
+        request: Buffer.from(pemOf(csr)).toString('base64'),
         signerName: 'kubernetes.io/kube-apiserver-client-kubelet',
         usages: ['digital signature', 'client auth'],
       },
     };
-    const res = await apiRequest(bt, 'POST', '/apis/certificates.k8s.io/v1/certificatesigningrequests', body, cfg.timeouts.tlsBootstrap).catch(
-      (e: Error) => {
-        throw new Error(`error waiting for the kubelet to perform the TLS Bootstrap: ${e.message}`);
-      },
-    );
+    const res = await apiRequest(
+      bt,
+      'POST',
+      '/apis/certificates.k8s.io/v1/certificatesigningrequests',
+      body,
+      cfg.timeouts.tlsBootstrap,
+    ).catch((e: Error) => {
+      throw new Error(`error waiting for the kubelet to perform the TLS Bootstrap: ${e.message}`);
+    });
     if (res.status !== 201 && res.status !== 200) {
       throw new Error(`error waiting for the kubelet to perform the TLS Bootstrap: ${statusMessage(res)}`);
     }
-    const certPem = Buffer.from((res.body as { status?: { certificate?: string } }).status?.certificate ?? '', 'base64').toString();
+    const certPem = Buffer.from(
+      (res.body as { status?: { certificate?: string } }).status?.certificate ?? '',
+      'base64',
+    ).toString();
     writeKubeletClientCert(rootfs, certPem + key.pem);
     writeSecretFile(
       rootfs.p('/etc/kubernetes/kubelet.conf'),
@@ -316,15 +418,24 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
         writeEtcdManifest(rootfs, c, node);
       }
       await enterPhase('control-plane-join/mark-control-plane');
-      say(`[mark-control-plane] Marking the node ${node.name} as control-plane by adding the labels: [node-role.kubernetes.io/control-plane node.kubernetes.io/exclude-from-external-load-balancers]`);
+      say(
+        `[mark-control-plane] Marking the node ${node.name} as control-plane by adding the labels: [node-role.kubernetes.io/control-plane node.kubernetes.io/exclude-from-external-load-balancers]`,
+      );
       await expectOk(
-        apiRequest(targetFromKubeconfig(rootfs), 'PUT', `/api/v1/nodes/${node.name}`, nodeObject(node.name, true, cfg.nodeRegistration.taints ?? []), apiTimeout),
+        apiRequest(
+          targetFromKubeconfig(rootfs),
+          'PUT',
+          `/api/v1/nodes/${node.name}`,
+          nodeObject(node.name, true, cfg.nodeRegistration.taints ?? []),
+          apiTimeout,
+        ),
         'error marking control-plane',
       );
     });
   }
   await runPhase('wait-control-plane', skip, () => {
-    if (cp) say('[control-plane-check] Skipping: the stand-in runs no API server on joined control-plane nodes');
+    if (cp)
+      say('[control-plane-check] Skipping: the stand-in runs no API server on joined control-plane nodes');
   });
 
   if (cp) {
@@ -334,7 +445,9 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
     say('* Control plane label and taint were applied to the new node.');
     say('* The Kubernetes control plane instances scaled up.');
     say('* A new etcd member was added to the local/stacked etcd cluster.\n');
-    say('To start administering your cluster from this node, you need to run the following as a regular user:\n');
+    say(
+      'To start administering your cluster from this node, you need to run the following as a regular user:\n',
+    );
     say('\tmkdir -p $HOME/.kube');
     say('\tsudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config');
     say('\tsudo chown $(id -u):$(id -g) $HOME/.kube/config\n');

@@ -20,7 +20,12 @@ export function kubeconfig(clusterName: string, server: string, caPem: string, u
   if (user.token) u.token = user.token;
   return stringify({
     apiVersion: 'v1',
-    clusters: [{ cluster: { 'certificate-authority-data': Buffer.from(caPem).toString('base64'), server }, name: clusterName }],
+    clusters: [
+      {
+        cluster: { 'certificate-authority-data': Buffer.from(caPem).toString('base64'), server },
+        name: clusterName,
+      },
+    ],
     contexts: [{ context: { cluster: clusterName, user: user.name }, name: ctx }],
     'current-context': ctx,
     kind: 'Config',
@@ -33,7 +38,9 @@ export function kubeconfig(clusterName: string, server: string, caPem: string, u
 export function clusterInfoKubeconfig(server: string, caPem: string): string {
   return stringify({
     apiVersion: 'v1',
-    clusters: [{ cluster: { 'certificate-authority-data': Buffer.from(caPem).toString('base64'), server }, name: '' }],
+    clusters: [
+      { cluster: { 'certificate-authority-data': Buffer.from(caPem).toString('base64'), server }, name: '' },
+    ],
     contexts: null,
     'current-context': '',
     kind: 'Config',
@@ -53,7 +60,10 @@ export interface ParsedKubeconfig {
 type Named<T> = { name: string } & T;
 
 /** Reads the current context of a kubeconfig (data fields, or files resolved by `readFile`). */
-export function parseKubeconfig(doc: Record<string, unknown>, readFile: (p: string) => string): ParsedKubeconfig {
+export function parseKubeconfig(
+  doc: Record<string, unknown>,
+  readFile: (p: string) => string,
+): ParsedKubeconfig {
   const current = doc['current-context'] as string | undefined;
   const contexts = (doc.contexts ?? []) as Named<{ context: { cluster: string; user: string } }>[];
   const clusters = (doc.clusters ?? []) as Named<{ cluster: Record<string, string> }>[];

@@ -39,8 +39,17 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'init': {
       if (rest[0] === 'phase') {
-        if (rest[1] !== 'upload-certs') throw new KubeadmError(`the kubeadm stand-in implements only "init phase upload-certs", not "${rest[1] ?? ''}"`);
-        return uploadCertsPhase(parseFlags(rest.slice(2), ['certificate-key', 'config', 'kubeconfig'], ['upload-certs', 'skip-certificate-key-print']));
+        if (rest[1] !== 'upload-certs')
+          throw new KubeadmError(
+            `the kubeadm stand-in implements only "init phase upload-certs", not "${rest[1] ?? ''}"`,
+          );
+        return uploadCertsPhase(
+          parseFlags(
+            rest.slice(2),
+            ['certificate-key', 'config', 'kubeconfig'],
+            ['upload-certs', 'skip-certificate-key-print'],
+          ),
+        );
       }
       return initCommand(parseFlags(rest, INIT_FLAGS, INIT_BOOLS));
     }
@@ -53,7 +62,8 @@ async function main(argv: string[]): Promise<void> {
       return tokenCommand(sub, parseFlags(more, TOKEN_FLAGS, TOKEN_BOOLS));
     }
     case 'certs': {
-      if (rest[0] !== 'certificate-key') throw new KubeadmError(`the kubeadm stand-in implements only "certs certificate-key"`);
+      if (rest[0] !== 'certificate-key')
+        throw new KubeadmError(`the kubeadm stand-in implements only "certs certificate-key"`);
       parseFlags(rest.slice(1), [], []);
       say(randomBytes(32).toString('hex'));
       return;

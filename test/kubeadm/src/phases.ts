@@ -46,7 +46,11 @@ export async function enterPhase(name: string): Promise<void> {
 }
 
 /** Runs a phase body, wrapping plain errors in kubeadm's phase error format. */
-export async function runPhase<T>(name: string, skip: Set<string>, body: () => Promise<T> | T): Promise<T | undefined> {
+export async function runPhase<T>(
+  name: string,
+  skip: Set<string>,
+  body: () => Promise<T> | T,
+): Promise<T | undefined> {
   const top = name.split('/')[0]!;
   if (skip.has(name) || skip.has(top) || skip.has('all')) return undefined;
   try {

@@ -1,12 +1,22 @@
 import './reflect-shim.js';
-import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  webcrypto,
+  X509Certificate,
+} from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { writeFileAtomic, writeSecretFile } from './fsutil.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-const subtle = webcrypto.subtle as unknown as SubtleCrypto;
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
+const subtle = webcrypto.subtle;
 
 export type KeyAlg = 'RSA-2048' | 'RSA-3072' | 'RSA-4096' | 'ECDSA-P256';
 
@@ -24,7 +34,12 @@ export interface CertKey extends KeyPair {
 function algParams(kind: 'rsa' | 'ec', bits = 2048) {
   return kind === 'rsa'
     ? {
-        gen: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: bits },
+        gen: {
+          name: 'RSASSA-PKCS1-v1_5',
+          hash: 'SHA-256',
+          publicExponent: new Uint8Array([1, 0, 1]),
+          modulusLength: bits,
+        },
         imp: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
         sign: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
       }
@@ -38,7 +53,10 @@ function algParams(kind: 'rsa' | 'ec', bits = 2048) {
 export async function generateKey(alg: KeyAlg): Promise<KeyPair> {
   const kind = alg.startsWith('RSA') ? 'rsa' : 'ec';
   const bits = kind === 'rsa' ? Number(alg.slice(4)) : 0;
-  const keys = (await subtle.generateKey(algParams(kind, bits).gen, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = (await subtle.generateKey(algParams(kind, bits).gen, true, [
+    'sign',
+    'verify',
+  ])) as CryptoKeyPair;
   const der = Buffer.from(await subtle.exportKey('pkcs8', keys.privateKey));
   const pem = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
     .export({ format: 'pem', type: kind === 'rsa' ? 'pkcs1' : 'sec1' })
@@ -50,7 +68,9 @@ export async function importKey(pem: string): Promise<KeyPair> {
   const priv = createPrivateKey(pem);
   const kind = priv.asymmetricKeyType === 'rsa' ? 'rsa' : 'ec';
   const p = algParams(kind).imp;
-  const privateKey = await subtle.importKey('pkcs8', priv.export({ format: 'der', type: 'pkcs8' }), p, true, ['sign']);
+  const privateKey = await subtle.importKey('pkcs8', priv.export({ format: 'der', type: 'pkcs8' }), p, true, [
+    'sign',
+  ]);
   const publicKey = await subtle.importKey(
     'spki',
     createPublicKey(priv).export({ format: 'der', type: 'spki' }),
@@ -101,17 +121,23 @@ export async function createCA(cn: string, alg: KeyAlg, validityMs: number): Pro
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
       new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.keyCertSign,
+        x509.KeyUsageFlags.digitalSignature |
+          x509.KeyUsageFlags.keyEncipherment |
+          x509.KeyUsageFlags.keyCertSign,
         true,
       ),
       await x509.SubjectKeyIdentifierExtension.create(kp.keys.publicKey),
     ],
   });
-  return { ...kp, cert, certPem: cert.toString('pem') };
+  return { ...kp, cert, certPem: pemOf(cert) };
 }
 
 /** Issues a leaf certificate for `publicKey` (a CSR's key, or a fresh one). */
-export async function issue(ca: CertKey, spec: CertSpec, publicKey: CryptoKey): Promise<x509.X509Certificate> {
+export async function issue(
+  ca: CertKey,
+  spec: CertSpec,
+  publicKey: CryptoKey,
+): Promise<x509.X509Certificate> {
   const now = Date.now();
   const eku =
     spec.usage === 'server'
@@ -121,7 +147,10 @@ export async function issue(ca: CertKey, spec: CertSpec, publicKey: CryptoKey): 
         : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
   const exts: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+    new x509.KeyUsagesExtension(
+      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+      true,
+    ),
     new x509.ExtendedKeyUsageExtension(eku),
     await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
   ];
@@ -146,7 +175,7 @@ export async function issue(ca: CertKey, spec: CertSpec, publicKey: CryptoKey): 
 export async function createLeaf(ca: CertKey, spec: CertSpec, alg: KeyAlg): Promise<CertKey> {
   const kp = await generateKey(alg);
   const cert = await issue(ca, spec, kp.keys.publicKey);
-  return { ...kp, cert, certPem: cert.toString('pem') };
+  return { ...kp, cert, certPem: pemOf(cert) };
 }
 
 export function writeCertKey(dir: string, base: string, ck: CertKey): void {
@@ -174,4 +203,9 @@ export function splitSANs(sans: string[]): { dns: string[]; ips: string[] } {
 
 export function fileExists(p: string): boolean {
   return existsSync(p);
+}
+
+/** PEM with the trailing newline Go's pem.Encode writes, so concatenated files stay parseable. */
+export function pemOf(x: { toString(format: 'pem'): string }): string {
+  return `${x.toString('pem').replace(/\r\n/g, '\n').trimEnd()}\n`;
 }

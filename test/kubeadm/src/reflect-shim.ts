@@ -21,7 +21,8 @@ function metaFor(target: object, prop: string | symbol | undefined, create: bool
 
 const R = Reflect as unknown as Record<string, unknown>;
 if (typeof R.getMetadata !== 'function') {
-  const getOwn = (key: unknown, target: object, prop?: string | symbol) => metaFor(target, prop, false)?.get(key);
+  const getOwn = (key: unknown, target: object, prop?: string | symbol) =>
+    metaFor(target, prop, false)?.get(key);
   const get = (key: unknown, target: object, prop?: string | symbol): unknown => {
     for (let t: object | null = target; t; t = Object.getPrototypeOf(t)) {
       const v = metaFor(t, prop, false)?.get(key);
@@ -34,11 +35,13 @@ if (typeof R.getMetadata !== 'function') {
   };
   R.getOwnMetadata = getOwn;
   R.getMetadata = get;
-  R.hasMetadata = (key: unknown, target: object, prop?: string | symbol) => get(key, target, prop) !== undefined;
+  R.hasMetadata = (key: unknown, target: object, prop?: string | symbol) =>
+    get(key, target, prop) !== undefined;
   R.hasOwnMetadata = (key: unknown, target: object, prop?: string | symbol) =>
     getOwn(key, target, prop) !== undefined;
   R.metadata = (key: unknown, value: unknown) => (target: object, prop?: string | symbol) => {
     metaFor(target, prop, true)!.set(key, value);
   };
 }
+
 export {};

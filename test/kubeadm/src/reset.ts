@@ -4,7 +4,14 @@ import type { Parsed } from './flags.js';
 import { Rootfs } from './paths.js';
 import { enterPhase, KubeadmError, say } from './phases.js';
 
-export const RESET_FLAGS = ['cert-dir', 'cri-socket', 'skip-phases', 'ignore-preflight-errors', 'kubeconfig', 'config'];
+export const RESET_FLAGS = [
+  'cert-dir',
+  'cri-socket',
+  'skip-phases',
+  'ignore-preflight-errors',
+  'kubeconfig',
+  'config',
+];
 export const RESET_BOOLS = ['force', 'cleanup-tmp-dir', 'dry-run'];
 
 /** `kubeadm reset -f`: stop the control plane and remove what init/join wrote. */
@@ -20,14 +27,29 @@ export async function resetCommand(p: Parsed): Promise<void> {
   if (await stopDaemon(rootfs)) say('[reset] Stopped the kube-apiserver static Pod');
   say('[reset] Stopping the kubelet service');
   const etcdData = etcdDataDir(rootfs);
-  say(`[reset] Deleting contents of directories: [${[etcdData, '/etc/kubernetes/manifests', '/var/lib/kubelet', '/etc/kubernetes/pki'].join(' ')}]`);
+  say(
+    `[reset] Deleting contents of directories: [${[etcdData, '/etc/kubernetes/manifests', '/var/lib/kubelet', '/etc/kubernetes/pki'].join(' ')}]`,
+  );
   const certDir = p.values.get('cert-dir') ?? '/etc/kubernetes/pki';
-  for (const d of [etcdData, '/etc/kubernetes/manifests', '/var/lib/kubelet', certDir, '/etc/kubernetes/tmp']) {
+  for (const d of [
+    etcdData,
+    '/etc/kubernetes/manifests',
+    '/var/lib/kubelet',
+    certDir,
+    '/etc/kubernetes/tmp',
+  ]) {
     const host = rootfs.p(d);
     if (!existsSync(host)) continue;
     for (const e of readdirSync(host)) rmSync(`${host}/${e}`, { recursive: true, force: true });
   }
-  const files = ['admin.conf', 'super-admin.conf', 'kubelet.conf', 'bootstrap-kubelet.conf', 'controller-manager.conf', 'scheduler.conf'];
+  const files = [
+    'admin.conf',
+    'super-admin.conf',
+    'kubelet.conf',
+    'bootstrap-kubelet.conf',
+    'controller-manager.conf',
+    'scheduler.conf',
+  ];
   say(`[reset] Deleting files: [${files.map((f) => `/etc/kubernetes/${f}`).join(' ')}]`);
   for (const f of files) rmSync(rootfs.p(`/etc/kubernetes/${f}`), { force: true });
   rmSync(rootfs.stateDir, { recursive: true, force: true });
@@ -35,7 +57,9 @@ export async function resetCommand(p: Parsed): Promise<void> {
   say('\nThe reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d\n');
   say('The reset process does not reset or clean up iptables rules or IPVS tables.');
   say('If you wish to reset iptables, you must do so manually by using the "iptables" command.\n');
-  say("The reset process does not clean your kubeconfig files and you must remove them manually.\nPlease, check the contents of the $HOME/.kube/config file.");
+  say(
+    'The reset process does not clean your kubeconfig files and you must remove them manually.\nPlease, check the contents of the $HOME/.kube/config file.',
+  );
 }
 
 function etcdDataDir(rootfs: Rootfs): string {

@@ -69,7 +69,9 @@ const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
  */
 export function signDetached(payload: string, id: string, secret: string): string {
   const header = b64url(JSON.stringify({ alg: 'HS256', kid: id }));
-  const sig = createHmac('sha256', secret).update(`${header}.${b64url(payload)}`).digest();
+  const sig = createHmac('sha256', secret)
+    .update(`${header}.${b64url(payload)}`)
+    .digest();
   return `${header}..${b64url(sig)}`;
 }
 
@@ -83,7 +85,9 @@ export function verifyDetached(jws: string, payload: string, id: string, secret:
     return false;
   }
   if (header.alg !== 'HS256' || header.kid !== id) return false;
-  const want = createHmac('sha256', secret).update(`${parts[0]}.${b64url(payload)}`).digest();
+  const want = createHmac('sha256', secret)
+    .update(`${parts[0]}.${b64url(payload)}`)
+    .digest();
   const got = Buffer.from(parts[2]!, 'base64url');
   return got.length === want.length && timingSafeEqual(got, want);
 }

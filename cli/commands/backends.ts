@@ -1,0 +1,91 @@
+// The parts other components implement and the commands call: init and verify (cli/init), node providers
+// (cli/provider/*), and the measurements push to the JoinService (attested TLS). Narrow on purpose, so each side
+// can be built and tested alone; cli/main.ts wires the real ones.
+import type { Measurements } from '../../attestation/measurements.js';
+import type { SextantConfig } from '../config/schema.js';
+import type { ClusterState } from '../workspace/state.js';
+import type { CommandContext } from './context.js';
+
+export interface InitOptions {
+  /** Init even though the workspace already holds an initialized cluster. */
+  force: boolean;
+  /** The first node's init service, host:port; default: the first control plane from the provider. */
+  endpoint?: string;
+  /** Bound on reaching the node and on the whole init, in seconds. */
+  timeoutSeconds?: number;
+}
+
+/**
+ * `sextant init`, after the command has validated its options, loaded the config and checked the workspace is not
+ * initialized (unless force). Writes sextant-mastersecret.json, sextant-admin.conf and sextant-state.yaml through
+ * cli/workspace. Returns the exit code.
+ */
+export type InitRunner = (ctx: CommandContext, options: InitOptions) => Promise<number>;
+
+export interface VerifyOptions {
+  /** host:port of a node's init/attestation service. */
+  endpoint: string;
+}
+
+/** `sextant verify`: attests one node against the config's measurements and prints what it found. */
+export type VerifyRunner = (ctx: CommandContext, options: VerifyOptions) => Promise<number>;
+
+export type NodeRole = 'control-plane' | 'worker';
+
+export interface ProviderNodeSpec {
+  name: string;
+  role: NodeRole;
+}
+
+/** What `sextant create` asks a provider for: derived from sextant-conf.yaml and the workspace's init secret. */
+export interface CreateSpec {
+  config: SextantConfig;
+  /** Resolved image directory (config "auto" already resolved). */
+  imageDir: string;
+  nodes: ProviderNodeSpec[];
+  /** SHA-256 hex of the workspace's init secret; the nodes get it as instance metadata. */
+  initSecretHash: string;
+  onProgress: (message: string) => void;
+}
+
+export interface CreatedNode {
+  name: string;
+  role: NodeRole;
+  address: string;
+  /** Where the node's console goes, for error messages. */
+  consoleLog?: string;
+}
+
+export interface NodeProvider {
+  /** Boots every node; artifacts go into a subdirectory of the workspace. Fails if a cluster is already there. */
+  createNodes(workspaceDir: string, spec: CreateSpec): Promise<{ nodes: CreatedNode[] }>;
+  /** Stops and removes everything createNodes made; harmless when there is nothing. */
+  terminateNodes(workspaceDir: string, onProgress: (message: string) => void): Promise<void>;
+}
+
+export interface PushMeasurementsRequest {
+  /** The workspace config as it is before the upgrade: its measurements attest the JoinService being talked to. */
+  config: SextantConfig;
+  state: ClusterState;
+  /** The new measurements, already validated (and signature-checked when configured). */
+  measurements: Measurements;
+  /** The measurements file's exact bytes, and its detached signature when there is one. */
+  fileBytes: Buffer;
+  signature?: Buffer;
+}
+
+/** Hands new measurements to the cluster's JoinService over attested TLS; resolves once it accepted them. */
+export type PushMeasurements = (ctx: CommandContext, request: PushMeasurementsRequest) => Promise<void>;
+
+/** Everything the commands call outside cli/config and cli/workspace. */
+export interface Backends {
+  runInit: InitRunner;
+  runVerify: VerifyRunner;
+  provider(name: 'qemu'): Promise<NodeProvider>;
+  pushMeasurements: PushMeasurements;
+}
+
+/** A backend that is not part of this build yet (another component still being written). */
+export class NotBuiltError extends Error {
+  override name = 'NotBuiltError';
+}

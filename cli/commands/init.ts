@@ -1,0 +1,56 @@
+// sextant init [--force] [--endpoint host:port] [--timeout S]
+import { loadConfig } from '../config/file.js';
+import { formatEndpoint, parseEndpoint } from '../config/net.js';
+import { assertNotInitialized } from '../workspace/workspace.js';
+import type { Backends, InitOptions } from './backends.js';
+import { defineCommand, parsePositiveSeconds } from './command.js';
+import { type CommandContext, UsageError } from './context.js';
+
+const NAME = 'init';
+
+/** The checks that need no node: a valid config and (unless --force) a workspace without a cluster. */
+export async function init(ctx: CommandContext, options: InitOptions, backends: Backends): Promise<number> {
+  const config = await loadConfig(ctx.workspace);
+  await assertNotInitialized(ctx.workspace, options.force, 'initialize another');
+  let endpoint = options.endpoint;
+  if (endpoint !== undefined) {
+    const parsed = parseEndpoint(endpoint, config.initPort);
+    if (typeof parsed === 'string') throw new UsageError(`--endpoint: ${parsed}`, NAME);
+    endpoint = formatEndpoint(parsed);
+  }
+  return backends.runInit(ctx, { ...options, ...(endpoint !== undefined ? { endpoint } : {}) });
+}
+
+export const initCommand = defineCommand<InitOptions>({
+  path: ['init'],
+  summary: 'initialize the cluster on its first control-plane node',
+  usage: 'sextant init [--force] [--endpoint host:port] [--timeout S]',
+  help: [
+    'Creates the master secret (sextant-mastersecret.json) unless present, attests the first control-plane',
+    "node against the config's measurements, sends it the init request, and writes sextant-admin.conf and",
+    'sextant-state.yaml. Refuses a workspace that already holds an initialized cluster.',
+    '',
+    '  --endpoint host:port  the node to initialize (default: the first control plane; port defaults to initPort)',
+    '  --timeout S           give up after S seconds (reaching the node and the init itself)',
+    '  --force               initialize even though this workspace already holds a cluster',
+  ].join('\n'),
+  options: {
+    force: { type: 'boolean' },
+    endpoint: { type: 'string' },
+    timeout: { type: 'string' },
+  },
+  maxPositionals: 0,
+  parse: ({ values }) => {
+    const out: InitOptions = { force: values.force === true };
+    if (typeof values.endpoint === 'string') {
+      // the port may come from the config, checked again by init()
+      const parsed = parseEndpoint(values.endpoint, 1);
+      if (typeof parsed === 'string') throw new UsageError(`--endpoint: ${parsed}`, NAME);
+      out.endpoint = values.endpoint;
+    }
+    if (typeof values.timeout === 'string')
+      out.timeoutSeconds = parsePositiveSeconds(values.timeout, '--timeout', NAME);
+    return out;
+  },
+  run: init,
+});

@@ -1,0 +1,229 @@
+// The driver against the kubeadm stand-in (test/kubeadm), installed the way production installs kubeadm:
+// as a component fetched by URL + SHA-256 into the node's rootfs.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { installComponents } from '../../../agent/components/install.js';
+import { caCertHash } from '../../../agent/kubeadm/ca-hash.js';
+import { initConfiguration, joinConfiguration } from '../../../agent/kubeadm/config.js';
+import { createKubeadm, type Kubeadm, KubeadmError } from '../../../agent/kubeadm/driver.js';
+import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
+import type { Logger } from '../../../agent/log/index.js';
+import { type ServedComponent, serveKubeadmStandin, stopStandinDaemons } from '../../harness/cluster-kit.js';
+
+function fakeLog(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const rec =
+    (level: string) =>
+    (m: string, f?: Record<string, unknown>): void => {
+      lines.push(`${level} ${m} ${JSON.stringify(f ?? {})}`);
+    };
+  const log = {
+    lines,
+    debug: rec('debug'),
+    info: rec('info'),
+    warn: rec('warn'),
+    error: rec('error'),
+    child: () => log,
+    recent: (limit?: number) => lines.slice(-(limit ?? lines.length)),
+  };
+  return log;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as { port: number };
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const VERSION = 'v1.31.4';
+
+describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
+  let component: ServedComponent;
+  let work: string;
+  const rootfses: string[] = [];
+
+  before(async () => {
+    component = await serveKubeadmStandin();
+    work = await mkdtemp(join(tmpdir(), 'sextant-standin-'));
+  });
+  afterEach(async () => {
+    for (const r of rootfses.splice(0)) await stopStandinDaemons(r);
+  });
+  after(async () => {
+    await component?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  /** A node: its own rootfs with kubeadm installed as a component, plain or from the tarball. */
+  async function node(name: string, opts: { tarball?: boolean; env?: NodeJS.ProcessEnv } = {}) {
+    const rootfs = await mkdtemp(join(work, `${name}-`));
+    rootfses.push(rootfs);
+    const log = fakeLog();
+    await installComponents(
+      [
+        opts.tarball
+          ? {
+              url: component.tarUrl,
+              sha256: component.tarSha256,
+              installPath: '/usr/local/bin',
+              extract: true,
+            }
+          : { url: component.url, sha256: component.sha256, installPath: '/usr/bin/kubeadm', extract: false },
+      ],
+      { rootfs, log },
+    );
+    const binary = join(rootfs, opts.tarball ? 'usr/local/bin/kubeadm' : 'usr/bin/kubeadm');
+    const kubeadm = createKubeadm({ binary, rootfs, log, timeoutMs: 30_000, env: opts.env });
+    return { rootfs, log, kubeadm };
+  }
+
+  async function initCluster(k: Kubeadm, port: number, extra: { certificateKey?: string } = {}) {
+    await k.init(
+      initConfiguration({
+        nodeName: 'cp-0',
+        advertiseAddress: '127.0.0.1',
+        bindPort: port,
+        clusterName: 'sextant',
+        kubernetesVersion: VERSION,
+        serviceCidr: '10.96.0.0/12',
+        podCidr: '10.244.0.0/16',
+        apiServerCertSans: ['127.0.0.1', 'api.sextant.test'],
+        controlPlaneEndpoint: `127.0.0.1:${port}`,
+        ...extra,
+      }),
+      { uploadCerts: extra.certificateKey !== undefined },
+    );
+  }
+
+  it('init, admin kubeconfig, token, and a worker join pinned to the CA hash', async () => {
+    const cp = await node('cp');
+    const port = await freePort();
+    await initCluster(cp.kubeadm, port);
+
+    const admin = await cp.kubeadm.adminKubeconfig();
+    const rewritten = rewriteKubeconfigServer(admin, `api.sextant.test:${port}`);
+    const conf = join(work, 'admin.conf');
+    await writeFile(conf, rewritten, { mode: 0o600 });
+    const server = execFileSync('kubectl', [
+      'config',
+      'view',
+      '--kubeconfig',
+      conf,
+      '-o',
+      'jsonpath={.clusters[0].cluster.server}',
+    ]);
+    assert.equal(server.toString(), `https://api.sextant.test:${port}`);
+
+    const caPem = await readFile(join(cp.rootfs, 'etc/kubernetes/pki/ca.crt'));
+    const hash = caCertHash(caPem);
+    const embedded = Buffer.from(
+      parse(admin.toString()).clusters[0].cluster['certificate-authority-data'],
+      'base64',
+    );
+    assert.equal(new X509Certificate(embedded).fingerprint256, new X509Certificate(caPem).fingerprint256);
+    assert.ok(
+      cp.log.lines.some((l) => l.includes(`--discovery-token-ca-cert-hash ${hash}`)),
+      'our hash is the one kubeadm prints',
+    );
+
+    const token = await cp.kubeadm.createToken('15m0s');
+    assert.match(token, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    assert.ok(!cp.log.lines.join('\n').includes(token), 'the token is never logged');
+
+    const worker = await node('worker', { tarball: true });
+    await worker.kubeadm.join(
+      joinConfiguration({
+        nodeName: 'worker-1',
+        apiServerEndpoint: `127.0.0.1:${port}`,
+        token,
+        caCertHashes: [hash],
+        kubeletExtraArgs: { 'node-ip': '127.0.0.1' },
+      }),
+    );
+    assert.ok(existsSync(join(worker.rootfs, 'etc/kubernetes/kubelet.conf')));
+    assert.ok(!worker.log.lines.join('\n').includes(token));
+
+    // A wrong pin is refused by discovery.
+    const intruder = await node('intruder');
+    const err = await intruder.kubeadm
+      .join(
+        joinConfiguration({
+          nodeName: 'worker-2',
+          apiServerEndpoint: `127.0.0.1:${port}`,
+          token,
+          caCertHashes: [`sha256:${'0'.repeat(64)}`],
+        }),
+      )
+      .catch((e: unknown) => e);
+    assert.ok(err instanceof KubeadmError, String(err));
+    assert.ok(!err.message.includes(token) && !err.outputTail.join('\n').includes(token));
+  });
+
+  it('a control-plane join with the uploaded certificate key', async () => {
+    const cp = await node('cp');
+    const port = await freePort();
+    await initCluster(cp.kubeadm, port);
+    const key = await cp.kubeadm.uploadCerts();
+    assert.match(key, /^[0-9a-f]{64}$/);
+    assert.ok(!cp.log.lines.join('\n').includes(key), 'the certificate key is never logged');
+    const token = await cp.kubeadm.createToken('15m0s');
+    const hash = caCertHash(await readFile(join(cp.rootfs, 'etc/kubernetes/pki/ca.crt')));
+
+    const cp2 = await node('cp2');
+    await cp2.kubeadm.join(
+      joinConfiguration({
+        nodeName: 'cp-1',
+        apiServerEndpoint: `127.0.0.1:${port}`,
+        token,
+        caCertHashes: [hash],
+        controlPlane: { advertiseAddress: '127.0.0.1', bindPort: await freePort(), certificateKey: key },
+      }),
+    );
+    assert.equal(
+      caCertHash(await readFile(join(cp2.rootfs, 'etc/kubernetes/pki/ca.crt'))),
+      hash,
+      'the control-plane certificates were copied',
+    );
+  });
+
+  it('an injected phase failure surfaces as KubeadmError with the phase', async () => {
+    const cp = await node('cp', { env: { KUBEADM_STANDIN_FAIL_PHASE: 'certs' } });
+    const err = await initCluster(cp.kubeadm, await freePort()).catch((e: unknown) => e);
+    assert.ok(err instanceof KubeadmError, String(err));
+    assert.equal(err.phase, 'certs');
+    assert.equal(err.exitCode, 1);
+    assert.match(err.message, /kubeadm init failed at phase certs \(exit 1\): error execution phase certs/);
+    assert.ok(err.outputTail.length > 0);
+    await cp.kubeadm.reset();
+  });
+
+  it('a hanging kubeadm is killed at the timeout', async () => {
+    const rootfs = join(work, 'hang');
+    rootfses.push(rootfs);
+    const log = fakeLog();
+    await installComponents(
+      [{ url: component.url, sha256: component.sha256, installPath: '/usr/bin/kubeadm', extract: false }],
+      { rootfs, log },
+    );
+    const kubeadm = createKubeadm({
+      binary: join(rootfs, 'usr/bin/kubeadm'),
+      rootfs,
+      log,
+      timeoutMs: 1_500,
+      env: { KUBEADM_STANDIN_HANG_PHASE: 'preflight' },
+    });
+    const err = await initCluster(kubeadm, await freePort()).catch((e: unknown) => e);
+    assert.ok(err instanceof KubeadmError, String(err));
+    assert.equal(err.timedOut, true);
+  });
+});
