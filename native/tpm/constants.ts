@@ -26,9 +26,6 @@ export const TPM2_SE_POLICY = 0x01;
 /** TPM_RC_INITIALIZE: Startup was already done (swtpm started with startup-clear, or a second open). */
 export const TPM_RC_INITIALIZE = 0x100;
 
-export const TPM_GENERATED_VALUE = 0xff544347;
-export const TPM_ST_ATTEST_QUOTE = 0x8018;
-
 /** Where swtpm_setup and the TCG EK profile put the RSA EK and its certificate. */
 export const EK_RSA_PERSISTENT_HANDLE = 0x81010001;
 export const EK_RSA_CERT_NV_INDEX = 0x01c00002;

@@ -1,5 +1,4 @@
 // The TPM binding's one export surface.
-export { parseQuoteAttest, type QuoteInfo } from './attest.js';
 export type { EndorsementKey } from './ek.js';
 export { TpmError } from './errors.js';
 export { type AttestationKey, objectName } from './keys.js';

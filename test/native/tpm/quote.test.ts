@@ -3,13 +3,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import {
-  type AkAlgorithm,
-  objectName,
-  openTpm,
-  parseQuoteAttest,
-  publicKeyFromTpmt,
-} from '../../../native/tpm/index.js';
+import { ParseError } from '../../../attestation/errors.js';
+import { parseTpmsAttest } from '../../../attestation/tpm-structures.js';
+import { type AkAlgorithm, objectName, openTpm, publicKeyFromTpmt } from '../../../native/tpm/index.js';
 import { defer, freshSwtpm, scratch, tpm2 } from './tools.js';
 
 const PCRS = [0, 1, 2, 3, 4, 5, 6, 7, 15];
@@ -52,12 +48,12 @@ for (const algorithm of ['ecc', 'rsa'] as AkAlgorithm[]) {
 
     const nonce = randomBytes(32);
     const q = await tpm.quote(ak, PCRS, nonce);
-    const info = parseQuoteAttest(q.attest);
+    const info = parseTpmsAttest(q.attest);
     assert.deepEqual(info.extraData, nonce);
-    assert.deepEqual(info.pcrSelections, [{ hash: 0x000b, pcrs: PCRS }]);
+    assert.deepEqual(info.quote?.pcrSelect, [{ hashAlg: 0x000b, pcrs: PCRS }]);
     const values = await tpm.readPcrs(PCRS);
     const concatenated = Buffer.concat(PCRS.map((i) => values.get(i) as Buffer));
-    assert.deepEqual(info.pcrDigest, createHash('sha256').update(concatenated).digest());
+    assert.deepEqual(info.quote?.pcrDigest, createHash('sha256').update(concatenated).digest());
 
     await writeFile(
       join(dir, 'ak.pem'),
@@ -88,7 +84,7 @@ for (const algorithm of ['ecc', 'rsa'] as AkAlgorithm[]) {
   });
 }
 
-test('a quote made by tpm2_quote is parsed by parseQuoteAttest', async (t) => {
+test('a quote made by tpm2_quote is parsed by parseTpmsAttest', async (t) => {
   const swtpm = await freshSwtpm(t);
   const dir = await scratch(t);
   await tpm2(swtpm, 'tpm2_flushcontext', ['-t']);
@@ -115,17 +111,17 @@ test('a quote made by tpm2_quote is parsed by parseQuoteAttest', async (t) => {
   } finally {
     await tpm2(swtpm, 'tpm2_flushcontext', ['-t']);
   }
-  const info = parseQuoteAttest(await readFile(join(dir, 'quote.msg')));
+  const info = parseTpmsAttest(await readFile(join(dir, 'quote.msg')));
   assert.equal(info.magic, 0xff544347);
   assert.equal(info.type, 0x8018);
   assert.deepEqual(info.extraData, nonce);
-  assert.deepEqual(info.pcrSelections, [{ hash: 0x000b, pcrs: [0, 7, 15] }]);
+  assert.deepEqual(info.quote?.pcrSelect, [{ hashAlg: 0x000b, pcrs: [0, 7, 15] }]);
   const tpm = await openTpm(swtpm.tcti);
   defer(t, () => tpm.close());
   const values = await tpm.readPcrs([0, 7, 15]);
   const expected = createHash('sha256')
     .update(Buffer.concat([...values.values()]))
     .digest();
-  assert.deepEqual(info.pcrDigest, expected);
-  assert.throws(() => parseQuoteAttest(Buffer.alloc(10)), TypeError);
+  assert.deepEqual(info.quote?.pcrDigest, expected);
+  assert.throws(() => parseTpmsAttest(Buffer.alloc(10)), ParseError);
 });
