@@ -5,26 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createKubeadm, KubeadmError, parseFailedPhase } from '../../../agent/kubeadm/driver.js';
 import { redactSecrets } from '../../../agent/kubeadm/redact.js';
-import type { Logger } from '../../../agent/log/index.js';
-
-function fakeLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const rec =
-    (level: string) =>
-    (m: string, f?: Record<string, unknown>): void => {
-      lines.push(`${level} ${m} ${JSON.stringify(f ?? {})}`);
-    };
-  const log = {
-    lines,
-    debug: rec('debug'),
-    info: rec('info'),
-    warn: rec('warn'),
-    error: rec('error'),
-    child: () => log,
-    recent: (limit?: number) => lines.slice(-(limit ?? lines.length)),
-  };
-  return log;
-}
+import { recordingLog } from '../../harness/recording-log.js';
 
 const TOKEN = 'abcdef.0123456789abcdef';
 const KEY = 'c0ffee'.padEnd(64, '1');
@@ -72,7 +53,7 @@ describe('kubeadm driver (fake binary)', () => {
 
   const argv = async () => (await readFile(join(dir, 'argv'), 'utf8')).trim().split('\n');
   const make = (env: NodeJS.ProcessEnv = {}, extra: { timeoutMs?: number; rootfs?: string | null } = {}) => {
-    const log = fakeLog();
+    const log = recordingLog();
     const kubeadm = createKubeadm({
       binary,
       rootfs: extra.rootfs === null ? undefined : (extra.rootfs ?? rootfs),
@@ -168,7 +149,7 @@ describe('kubeadm driver (fake binary)', () => {
   });
 
   it('a missing binary is a KubeadmError without exit code', async () => {
-    const kubeadm = createKubeadm({ binary: join(dir, 'nope'), log: fakeLog() });
+    const kubeadm = createKubeadm({ binary: join(dir, 'nope'), log: recordingLog() });
     const err = await kubeadm.reset().catch((e: unknown) => e);
     assert.ok(err instanceof KubeadmError);
     assert.equal(err.exitCode, undefined);

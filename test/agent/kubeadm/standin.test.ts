@@ -15,27 +15,8 @@ import { caCertHash } from '../../../agent/kubeadm/ca-hash.js';
 import { initConfiguration, joinConfiguration } from '../../../agent/kubeadm/config.js';
 import { createKubeadm, type Kubeadm, KubeadmError } from '../../../agent/kubeadm/driver.js';
 import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
-import type { Logger } from '../../../agent/log/index.js';
 import { type ServedComponent, serveKubeadmStandin, stopStandinDaemons } from '../../harness/cluster-kit.js';
-
-function fakeLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const rec =
-    (level: string) =>
-    (m: string, f?: Record<string, unknown>): void => {
-      lines.push(`${level} ${m} ${JSON.stringify(f ?? {})}`);
-    };
-  const log = {
-    lines,
-    debug: rec('debug'),
-    info: rec('info'),
-    warn: rec('warn'),
-    error: rec('error'),
-    child: () => log,
-    recent: (limit?: number) => lines.slice(-(limit ?? lines.length)),
-  };
-  return log;
-}
+import { recordingLog } from '../../harness/recording-log.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -68,7 +49,7 @@ describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
   async function node(name: string, opts: { tarball?: boolean; env?: NodeJS.ProcessEnv } = {}) {
     const rootfs = await mkdtemp(join(work, `${name}-`));
     rootfses.push(rootfs);
-    const log = fakeLog();
+    const log = recordingLog();
     await installComponents(
       [
         opts.tarball
@@ -210,7 +191,7 @@ describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
   it('a hanging kubeadm is killed at the timeout', async () => {
     const rootfs = join(work, 'hang');
     rootfses.push(rootfs);
-    const log = fakeLog();
+    const log = recordingLog();
     await installComponents(
       [{ url: component.url, sha256: component.sha256, installPath: '/usr/bin/kubeadm', extract: false }],
       { rootfs, log },
