@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { stopStandinDaemons } from './cluster-kit.js';
 import { type NodeNamespace, waitForTcp } from './netns.js';
 import { createSwtpmCa, type SwtpmCa, startSwtpm } from './swtpm.js';
 
@@ -215,6 +216,8 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
   };
   node.stop = async () => {
     await node.kill('SIGTERM').catch(() => {});
+    // The stand-in's API server outlives the agent, as a real control plane would: stop it with the node.
+    await stopStandinDaemons(node.rootfs);
     await tpm.stop();
     await rm(dir, { recursive: true, force: true });
   };
