@@ -1,9 +1,7 @@
 // The parts other components implement and the commands call: init and verify (cli/init), node providers
-// (cli/provider/*), and the measurements push to the JoinService (attested TLS). Narrow on purpose, so each side
-// can be built and tested alone; cli/main.ts wires the real ones.
-import type { Measurements } from '../../attestation/measurements.js';
+// (cli/provider/*). Narrow on purpose, so each side can be built and tested alone; cli/backends/ holds the real
+// ones and cli/main.ts wires them.
 import type { SextantConfig } from '../config/schema.js';
-import type { ClusterState } from '../workspace/state.js';
 import type { CommandContext } from './context.js';
 
 export interface InitOptions {
@@ -63,29 +61,9 @@ export interface NodeProvider {
   terminateNodes(workspaceDir: string, onProgress: (message: string) => void): Promise<void>;
 }
 
-export interface PushMeasurementsRequest {
-  /** The workspace config as it is before the upgrade: its measurements attest the JoinService being talked to. */
-  config: SextantConfig;
-  state: ClusterState;
-  /** The new measurements, already validated (and signature-checked when configured). */
-  measurements: Measurements;
-  /** The measurements file's exact bytes, and its detached signature when there is one. */
-  fileBytes: Buffer;
-  signature?: Buffer;
-}
-
-/** Hands new measurements to the cluster's JoinService over attested TLS; resolves once it accepted them. */
-export type PushMeasurements = (ctx: CommandContext, request: PushMeasurementsRequest) => Promise<void>;
-
 /** Everything the commands call outside cli/config and cli/workspace. */
 export interface Backends {
   runInit: InitRunner;
   runVerify: VerifyRunner;
   provider(name: 'qemu'): Promise<NodeProvider>;
-  pushMeasurements: PushMeasurements;
-}
-
-/** A backend that is not part of this build yet (another component still being written). */
-export class NotBuiltError extends Error {
-  override name = 'NotBuiltError';
 }

@@ -1,0 +1,21 @@
+// Every command of the CLI, in the order --help lists them.
+import type { Command } from './command.js';
+import { configGenerateCommand } from './config-generate.js';
+import { createCommand } from './create.js';
+import { initCommand } from './init.js';
+import { terminateCommand } from './terminate.js';
+import { verifyCommand } from './verify.js';
+import { versionCommand } from './version.js';
+
+export type { Backends, InitOptions, NodeProvider, VerifyOptions } from './backends.js';
+export type { Command } from './command.js';
+export { type CommandContext, createContext, UsageError, type Writer } from './context.js';
+
+export const COMMANDS: readonly Command[] = [
+  configGenerateCommand,
+  createCommand,
+  initCommand,
+  verifyCommand,
+  terminateCommand,
+  versionCommand,
+];
