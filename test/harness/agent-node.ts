@@ -60,6 +60,8 @@ export interface AgentNodeOptions {
   /** Run the node (its swtpm, agent and kubeadm) inside this namespace, on its address with default ports. */
   netns?: NodeNamespace;
   mdns?: boolean;
+  /** The init secret whose hash the node's metadata carries (default: a fresh random one). */
+  initSecret?: Buffer;
   /** Wait until the init server listens (default) or return right after spawning. */
   waitReady?: boolean;
 }
@@ -88,7 +90,7 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
   const dir = await mkdtemp(join(tmpdir(), `sextant-${name}-`));
   const ca = options.ca ?? (await testCa());
   const tpm = options.netns ? await swtpmInNamespace(options.netns, dir, ca) : await startSwtpm({ ca });
-  const initSecret = randomBytes(32);
+  const initSecret = options.initSecret ?? randomBytes(32);
   const caFile = join(dir, 'ek-ca.pem');
   await writeFile(caFile, ca.rootPem + ca.issuerPem);
   const metadataFile = join(dir, 'metadata.json');
