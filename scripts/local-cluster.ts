@@ -5,19 +5,15 @@
 //
 //   node --import tsx scripts/local-cluster.ts [--workspace DIR] [--workers N] [--keep] [--force]
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { saveConfig } from '../cli/config/file.js';
-import { defaultQemuConfig } from '../cli/config/schema.js';
-import { loadOrCreateInitSecret } from '../cli/workspace/init-secret.js';
 import { isInitialized } from '../cli/workspace/workspace.js';
 import { type AgentNode, startAgentNode } from '../test/harness/agent-node.js';
-import { kubeadmStandin, measurementsFile, swtpmMeasurements } from '../test/harness/cluster-kit.js';
 import { createTestNetwork, type TestNetwork } from '../test/harness/netns.js';
 import { createSwtpmCa } from '../test/harness/swtpm.js';
+import { runCli, writeLocalWorkspace } from '../test/harness/workspace.js';
 
-const REPO = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
   options: {
     workspace: { type: 'string', default: 'local-cluster' },
@@ -48,23 +44,7 @@ await mkdir(ws, { recursive: true, mode: 0o700 });
 
 // The workspace: what an operator would have after "sextant config generate" and "sextant create".
 const ca = await createSwtpmCa(join(ws, 'ek-ca'));
-await writeFile(join(ws, 'ek-ca/root.pem'), ca.rootPem);
-await writeFile(join(ws, 'ek-ca/issuer.pem'), ca.issuerPem);
-await writeFile(join(ws, 'measurements.json'), measurementsFile(swtpmMeasurements()));
-const standin = kubeadmStandin();
-const config = defaultQemuConfig();
-config.name = 'local';
-config.nodes = { controlPlanes: 1, workers };
-config.kubernetes.components = [
-  { url: standin.url, sha256: standin.sha256, installPath: '/usr/local/bin/kubeadm', extract: false },
-];
-config.attestation = {
-  variant: 'qemu-vtpm',
-  measurementsFile: 'measurements.json',
-  ekCaCertificates: ['ek-ca/root.pem', 'ek-ca/issuer.pem'],
-};
-await saveConfig(ws, config);
-const { secret: initSecret } = await loadOrCreateInitSecret(ws);
+const { initSecret } = await writeLocalWorkspace(ws, { ca, workers });
 say(
   `workspace ${ws}: sextant-conf.yaml, sextant-initsecret.json, EK CA, measurements (PCRs 0-14 of a swtpm)`,
 );
@@ -103,23 +83,10 @@ try {
   const [cp, ...rest] = nodes as [AgentNode, ...AgentNode[]];
 
   say(`sextant init --endpoint ${cp.address}:${cp.initPort} (from the hub namespace)`);
-  const init = net.hubNode.spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(REPO, 'cli/main.ts'),
-      'init',
-      '--workspace',
-      ws,
-      '--endpoint',
-      `${cp.address}:${cp.initPort}`,
-      '--timeout',
-      '300',
-    ],
-    { cwd: REPO, stdio: 'inherit' },
-  );
-  const code = await new Promise<number | null>((done) => init.once('exit', done));
+  const init = await runCli(net.hubNode, ws, ['init', '--endpoint', `${cp.address}:${cp.initPort}`]);
+  process.stdout.write(init.stdout);
+  process.stderr.write(init.stderr);
+  const code = init.exitCode;
   if (code !== 0) throw new Error(`sextant init exited with ${code}`);
 
   for (const w of rest) {
