@@ -11,11 +11,10 @@ import {
   createPeerVerifier,
   type EphemeralIdentity,
   openAttestedChannel,
-  type PeerVerifier,
 } from '../attestation/atls/index.js';
 import { createTrust, type Trust } from '../attestation/ek-chain.js';
 import { createIssuer } from '../attestation/issuer.js';
-import { type Measurements, parseMeasurementsFile } from '../attestation/measurements.js';
+import { parseMeasurementsFile } from '../attestation/measurements.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import { deriveClusterId, deriveMeasurementSecret } from '../common/keys.js';
 import { AttestationServiceService } from '../gen/proto/attestation.js';
@@ -164,11 +163,7 @@ async function startFresh(ctx: Context, state: NodeStateStore, signal?: AbortSig
     startJoinService: (secrets) => startJoinService(ctx, secrets),
     resetKubernetes: () => ctx.kubeadm.reset(),
   });
-  const server = new grpc.Server();
-  server.addService(AttestationServiceService, attestationService(ctx.attester, identity));
-  server.addService(InitServiceService, initServer.service());
-  const port = await bind(server, config.listenAddress, config.initPort, identity);
-  ctx.closers.push(() => shutdown(server));
+  const port = await serve(ctx, identity, initServer);
   log.info('init server listening', { port });
 
   const joinClient = newJoinClient(ctx, state);
@@ -212,6 +207,8 @@ async function startRejoin(
   signal?.addEventListener('abort', () => abort.abort(), { once: true });
   ctx.closers.push(async () => abort.abort());
   await client.rejoin(nodeState, abort.signal);
+  const port = await serve(ctx, await createEphemeralIdentity());
+  ctx.log.info('attestation service listening', { port });
 }
 
 function newJoinClient(ctx: Context, state: NodeStateStore): JoinClient {
@@ -227,7 +224,9 @@ function newJoinClient(ctx: Context, state: NodeStateStore): JoinClient {
     rootfs: config.rootfs,
     apiServerPort: config.apiServerPort,
     attester: ctx.attester,
-    serverVerifier: () => ownBootVerifier(ctx),
+    serverVerifier: async () =>
+      createPeerVerifier({ trust: ctx.trust, measurements: {}, variant: ctx.config.variant }),
+    ownBootPcrs: () => ctx.tpm.readPcrs(BOOT_PCRS),
     openChannel: (endpoint, verifier) => openAttestedChannel(endpoint, { verifier }),
     discover: (signal) => discoverAll(sources, log, signal),
     readPcr: async (index) => (await ctx.tpm.readPcrs([index])).get(index)!,
@@ -260,14 +259,6 @@ function newJoinClient(ctx: Context, state: NodeStateStore): JoinClient {
       await startJoinService(ctx, secrets);
     },
   });
-}
-
-/** A JoinService must run the boot chain this node booted: the node's own PCRs 0–14 are the measurements. */
-async function ownBootVerifier(ctx: Context): Promise<PeerVerifier> {
-  const own = await ctx.tpm.readPcrs(BOOT_PCRS);
-  const measurements: Measurements = {};
-  for (const [i, v] of own) measurements[i] = { expected: v.toString('hex'), warnOnly: false };
-  return createPeerVerifier({ trust: ctx.trust, measurements, variant: ctx.config.variant });
 }
 
 function install(ctx: Context, components: Component[]): Promise<void> {
@@ -319,6 +310,16 @@ async function startJoinService(ctx: Context, secrets: ClusterSecrets): Promise<
     ctx.closers.push(() => ad.stop());
   }
   log.info('JoinService listening', { port });
+}
+
+/** The node's own gRPC server: attestation always (so an operator can verify any node), init only on a fresh node. */
+async function serve(ctx: Context, identity: EphemeralIdentity, initServer?: InitServer): Promise<number> {
+  const server = new grpc.Server();
+  server.addService(AttestationServiceService, attestationService(ctx.attester, identity));
+  if (initServer) server.addService(InitServiceService, initServer.service());
+  const port = await bind(server, ctx.config.listenAddress, ctx.config.initPort, identity);
+  ctx.closers.push(() => shutdown(server));
+  return port;
 }
 
 function bind(

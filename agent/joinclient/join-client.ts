@@ -47,8 +47,14 @@ export interface JoinClientDeps {
   rootfs: string;
   apiServerPort: number;
   attester: Attester;
-  /** How this node checks a JoinService before trusting its ticket: the same measurements it booted with. */
+  /**
+   * How this node checks a JoinService's identity on the channel: EK chain, AK binding, quote bound to this TLS
+   * connection. Its boot PCRs are compared with `ownBootPcrs` only once a ticket arrived, so that a node whose own
+   * boot differs still presents its attestation and the JoinService records why it was refused.
+   */
   serverVerifier(): Promise<PeerVerifier>;
+  /** PCRs 0–14 as this node booted them: a JoinService must show the same boot chain before a ticket is used. */
+  ownBootPcrs(): Promise<Map<number, Buffer>>;
   openChannel(endpoint: Endpoint, verifier: PeerVerifier): Promise<AttestedChannel>;
   discover(signal?: AbortSignal): Promise<Endpoint[]>;
   readPcr(index: number): Promise<Buffer>;
@@ -119,7 +125,10 @@ export class JoinClient {
         log.warn(`discovery failed: ${err.message}`);
         return [] as Endpoint[];
       });
-      if (endpoints.length === 0) log.debug('no JoinService found yet', { attempt });
+      // Said once, then every tenth try: a node waiting for its control plane should not flood the journal.
+      if (endpoints.length === 0 && (attempt === 1 || attempt % 10 === 0)) {
+        log.info('no JoinService found yet; retrying', { attempt });
+      }
       for (const endpoint of endpoints) {
         try {
           await this.joinVia(endpoint);
@@ -173,6 +182,7 @@ export class JoinClient {
     } finally {
       channel.close();
     }
+    await this.#checkServerBoot(channel.attestation.pcrs);
     const clusterId = deriveClusterId(ticket.measurementSecret, ticket.measurementSalt);
     // The ticket names a cluster; the JoinService must have proven it belongs to that cluster.
     const servedPcr15 = channel.attestation.pcrs.get(CLUSTER_ID_PCR);
@@ -225,9 +235,10 @@ export class JoinClient {
       step = 'persist-state';
       await deps.state.save({ ...base, phase: 'bootstrapped' });
     } catch (err) {
-      log.error(`join failed at ${step}: ${(err as Error).message}; node marked for reset`, { step });
+      // Marked before it is said, so whoever reads the log line finds the state it announces.
       await deps.state.save({ ...base, phase: 'reset-required', failedStep: step }).catch(() => {});
       await deps.resetKubernetes().catch(() => {});
+      log.error(`join failed at ${step}: ${(err as Error).message}; node marked for reset`, { step });
       throw new JoinStopped(`join failed at ${step}: ${(err as Error).message}`, 'reset-required');
     }
     log.info(`joined the cluster as ${deps.metadata.role}`, { clusterId: clusterId.toString('hex') });
@@ -288,6 +299,7 @@ export class JoinClient {
         { attestation, diskUuid: state.diskUuid },
         timeoutMs,
       );
+      await this.#checkServerBoot(channel.attestation.pcrs);
       const clusterId = deriveClusterId(ticket.measurementSecret, Buffer.from(state.measurementSalt, 'hex'));
       if (clusterId.toString('hex') !== state.clusterId) {
         throw new JoinStopped(
@@ -301,6 +313,17 @@ export class JoinClient {
       return ticket;
     } finally {
       channel.close();
+    }
+  }
+
+  /** The JoinService must have booted what this node booted; the first PCR that differs is named. */
+  async #checkServerBoot(served: Map<number, Buffer>): Promise<void> {
+    for (const [index, own] of [...(await this.deps.ownBootPcrs())].sort(([a], [b]) => a - b)) {
+      if (!served.get(index)?.equals(own)) {
+        throw new Error(
+          `the JoinService booted something else than this node (PCR ${index} differs); ticket refused`,
+        );
+      }
     }
   }
 
