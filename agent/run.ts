@@ -302,6 +302,7 @@ async function startJoinService(ctx: Context, secrets: ClusterSecrets): Promise<
     audit: await AuditLog.open(auditDir),
     // Read on demand so a control-plane joiner always gets the current file.
     clusterSecretsFile: () => readFileSync(join(config.stateDir, 'cluster-secrets.json')),
+    limits: { burstPerPeer: config.joinBurstPerPeer },
   });
   const port = await service.listen(config.listenAddress, config.joinServicePort);
   ctx.closers.push(() => service.close());

@@ -27,6 +27,11 @@ export interface AgentConfig {
   kubeletStart: string[];
   /** CA certificates (PEM paths) that EK certificates of peers must chain to. */
   ekCaCertificates: string[];
+  /**
+   * JoinService calls one peer address may burst before its rate limit (2/s) applies; raise it where many nodes
+   * share one address (NAT, a benchmark on loopback).
+   */
+  joinBurstPerPeer: number;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/sextant/agent.json';
@@ -48,6 +53,7 @@ export const DEFAULTS: AgentConfig = {
   mdns: true,
   kubeletStart: ['systemctl', 'start', 'kubelet'],
   ekCaCertificates: ['/etc/sextant/ek-ca.pem'],
+  joinBurstPerPeer: 10,
 };
 
 export class ConfigError extends Error {
@@ -57,7 +63,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'string' | 'port' | 'timeout' | 'strings' | 'boolean';
+type Kind = 'string' | 'port' | 'timeout' | 'strings' | 'boolean' | 'count';
 const KINDS: Record<keyof AgentConfig, Kind> = {
   tcti: 'string',
   stateDir: 'string',
@@ -75,6 +81,7 @@ const KINDS: Record<keyof AgentConfig, Kind> = {
   mdns: 'boolean',
   kubeletStart: 'strings',
   ekCaCertificates: 'strings',
+  joinBurstPerPeer: 'count',
 };
 
 /** Environment overrides, so a test or an operator can point one agent elsewhere without a file. */
@@ -93,12 +100,13 @@ const ENV: Partial<Record<keyof AgentConfig, string>> = {
   mdns: 'SEXTANT_MDNS',
   kubeletStart: 'SEXTANT_KUBELET_START',
   ekCaCertificates: 'SEXTANT_EK_CA',
+  joinBurstPerPeer: 'SEXTANT_JOIN_BURST_PER_PEER',
 };
 
 function coerce(source: string, key: keyof AgentConfig, value: unknown, fromEnv: boolean): unknown {
   const kind = KINDS[key];
   if (fromEnv && typeof value === 'string') {
-    if (kind === 'port' || kind === 'timeout') value = Number(value);
+    if (kind === 'port' || kind === 'timeout' || kind === 'count') value = Number(value);
     else if (kind === 'strings') value = value === '' ? [] : value.split(',').map((s) => s.trim());
     else if (kind === 'boolean')
       value = value === '1' || value === 'true' ? true : value === '0' || value === 'false' ? false : value;
@@ -125,6 +133,11 @@ function coerce(source: string, key: keyof AgentConfig, value: unknown, fromEnv:
       return value;
     case 'boolean':
       if (typeof value !== 'boolean') throw new ConfigError(source, key, 'true or false', value);
+      return value;
+    case 'count':
+      if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 1_000_000) {
+        throw new ConfigError(source, key, 'an integer 1-1000000', value);
+      }
       return value;
   }
 }
