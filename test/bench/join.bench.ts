@@ -1,0 +1,170 @@
+// N nodes asking one JoinService for join tickets at once, each node with its own swtpm, next to attestation
+// validation alone measured in the same run.
+// Run: npx tsx test/bench/join.bench.ts [N ...]   (default 10 50)
+//
+// The JoinService is a real agent process (the control plane, inited through the CLI's init client) on loopback;
+// each node is a swtpm + issuer in this process doing exactly what the join client does on the wire: attested
+// TLS to the JoinService, Challenge, an attestation bound to that channel, IssueJoinTicket (with a kubelet CSR).
+// Every node shares 127.0.0.1, so the agent runs with SEXTANT_JOIN_BURST_PER_PEER raised.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { createKubeletCsr } from '../../agent/joinclient/kubelet-csr.js';
+import { spkiOf } from '../../attestation/atls/certificate.js';
+import { channelUserData, createPeerVerifier, openAttestedChannel } from '../../attestation/atls/index.js';
+import { createTrust } from '../../attestation/ek-chain.js';
+import { createIssuer, type Issuer } from '../../attestation/issuer.js';
+import { initCluster } from '../../cli/init/init-cluster.js';
+import type { Challenge } from '../../gen/proto/attestation.js';
+import { type IssueJoinTicketResponse, JoinServiceClient } from '../../gen/proto/join.js';
+import { openTpm, type Tpm } from '../../native/tpm/index.js';
+import { startAgentNode } from '../harness/agent-node.js';
+import { initRequest, swtpmMeasurements, testVerifier } from '../harness/cluster-kit.js';
+import { createSwtpmCa, removeSwtpmCa, type Swtpm, startSwtpm } from '../harness/swtpm.js';
+
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0);
+const SIZES = sizes.length > 0 ? sizes : [10, 50];
+const TICKS = 100; // USER_HZ on Linux: /proc/<pid>/stat counts CPU time in 1/100 s
+
+interface BenchNode {
+  swtpm: Swtpm;
+  tpm: Tpm;
+  issuer: Issuer;
+}
+
+/** CPU seconds of a process: its own, and that of children it waited for (kubeadm token create). */
+function cpuOf(pid: number): { self: number; children: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const n = (i: number) => Number(fields[i - 3]);
+  return { self: (n(14) + n(15)) / TICKS, children: (n(16) + n(17)) / TICKS };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function unary<Req, Res>(
+  fn: (
+    req: Req,
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (e: grpc.ServiceError | null, r: Res) => void,
+  ) => unknown,
+  req: Req,
+): Promise<Res> {
+  return new Promise((resolve, reject) =>
+    fn(req, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (err, res) =>
+      err ? reject(err) : resolve(res),
+    ),
+  );
+}
+
+const ca = await createSwtpmCa();
+const cp = await startAgentNode({ ca, env: { SEXTANT_JOIN_BURST_PER_PEER: '1000000' } });
+const trust = createTrust({ ekCaCertificates: [ca.rootPem, ca.issuerPem] });
+const nodes: BenchNode[] = [];
+try {
+  const { request } = initRequest(cp.initSecret);
+  await initCluster({
+    endpoint: { host: '127.0.0.1', port: cp.initPort },
+    verifier: testVerifier(ca),
+    request,
+  });
+  await cp.waitFor((l) => l.msg === 'JoinService listening', 30_000);
+  const endpoint = { host: '127.0.0.1', port: cp.joinServicePort };
+  // What a joining node checks on the channel (the boot PCRs are compared after the ticket, off the clock here).
+  const channelVerifier = createPeerVerifier({ trust, measurements: {}, variant: 'qemu-vtpm' });
+
+  console.log(
+    `join bench: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load ${loadavg()[0]!.toFixed(1)}, Node ${process.version}`,
+  );
+  for (const n of SIZES) {
+    // Fresh TPMs for every round: a node the JoinService admitted before must rejoin, not join again.
+    // One at a time: swtpm_setup's local CA signs EK certificates under a lock that parallel setups contend on.
+    const first = nodes.length;
+    while (nodes.length < first + n) {
+      const swtpm = await startSwtpm({ ca });
+      const tpm = await openTpm(swtpm.tcti);
+      const issuer = await createIssuer({ tpm, variant: 'qemu-vtpm', eventLogPath: '/nonexistent' });
+      nodes.push({ swtpm, tpm, issuer });
+    }
+    const joiners = nodes.slice(first);
+    const csrs = await Promise.all(joiners.map((_, i) => createKubeletCsr(`bench-${n}-${i}`, '127.0.0.1')));
+
+    const before = cpuOf(cp.process.pid!);
+    const started = performance.now();
+    const latencies = await Promise.all(
+      joiners.map(async (node, i) => {
+        const t0 = performance.now();
+        const channel = await openAttestedChannel(endpoint, { verifier: channelVerifier });
+        try {
+          const client = new JoinServiceClient('127.0.0.1', channel.credentials, channel.clientOptions);
+          const challenge = await unary<{ identity: unknown }, Challenge>(
+            client.challenge.bind(client) as never,
+            {
+              identity: await node.issuer.identity(),
+            },
+          );
+          const attestation = await node.issuer.attest(
+            challenge,
+            channelUserData('client', spkiOf(channel.serverCertificate)),
+          );
+          const ticket = await unary<unknown, IssueJoinTicketResponse>(
+            client.issueJoinTicket.bind(client) as never,
+            {
+              attestation,
+              diskUuid: randomUUID(),
+              certificateRequest: csrs[i]!.csrDer,
+              isControlPlane: false,
+              nodeName: `bench-${n}-${i}`,
+            },
+          );
+          if (ticket.token === '') throw new Error('ticket without a bootstrap token');
+        } finally {
+          channel.close();
+        }
+        return performance.now() - t0;
+      }),
+    );
+    const wall = (performance.now() - started) / 1000;
+    const after = cpuOf(cp.process.pid!);
+    latencies.sort((a, b) => a - b);
+    const selfPerJoin = ((after.self - before.self) / n) * 1000;
+    const childPerJoin = ((after.children - before.children) / n) * 1000;
+    console.log(
+      `N=${String(n).padStart(3)}: all ${n} tickets issued in ${wall.toFixed(2)} s; latency p50 ${percentile(latencies, 50).toFixed(0)} ms, p99 ${percentile(latencies, 99).toFixed(0)} ms; ` +
+        `JoinService CPU per join ${selfPerJoin.toFixed(1)} ms (agent) + ${childPerJoin.toFixed(1)} ms (kubeadm token create)`,
+    );
+  }
+
+  // Baseline: attestation validation alone, the same verifier policy the JoinService applies, same documents.
+  const policy = createPeerVerifier({ trust, measurements: swtpmMeasurements(), variant: 'qemu-vtpm' });
+  const sample = nodes.slice(0, 20);
+  const work: { verify: () => Promise<unknown> }[] = [];
+  for (const node of sample) {
+    const userData = Buffer.alloc(32, 7);
+    const pending = await policy.challenge(await node.issuer.identity());
+    const document = await node.issuer.attest(pending.challenge, userData);
+    work.push({ verify: () => pending.verify(document, userData) });
+  }
+  const cpu0 = process.cpuUsage();
+  for (const w of work) await w.verify();
+  const cpu = process.cpuUsage(cpu0);
+  const validationMs = (cpu.user + cpu.system) / 1000 / work.length;
+  console.log(
+    `baseline: attestation validation alone ${validationMs.toFixed(2)} ms CPU per document (first contact: EK chain and AK parse uncached), ${work.length} documents`,
+  );
+} finally {
+  for (const node of nodes) {
+    await node.issuer.close().catch(() => {});
+    await node.tpm.close().catch(() => {});
+    await node.swtpm.stop();
+  }
+  await cp.stop();
+  removeSwtpmCa(ca);
+}
