@@ -11,26 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { ComponentInstallError, installComponents } from '../../../agent/components/install.js';
 import { ComponentSpecError, displayUrl, validateComponents } from '../../../agent/components/spec.js';
-import type { Logger } from '../../../agent/log/index.js';
-
-function fakeLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const rec =
-    (level: string) =>
-    (m: string, f?: Record<string, unknown>): void => {
-      lines.push(`${level} ${m} ${JSON.stringify(f ?? {})}`);
-    };
-  const log = {
-    lines,
-    debug: rec('debug'),
-    info: rec('info'),
-    warn: rec('warn'),
-    error: rec('error'),
-    child: () => log,
-    recent: (limit?: number) => lines.slice(-(limit ?? lines.length)),
-  };
-  return log;
-}
+import { recordingLog } from '../../harness/recording-log.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -102,7 +83,7 @@ describe('installComponents', () => {
     const d = await dir('happy');
     const local = join(d, 'src-crictl');
     await writeFile(local, 'crictl-binary');
-    const log = fakeLog();
+    const log = recordingLog();
     await installComponents(
       [
         {
@@ -141,7 +122,7 @@ describe('installComponents', () => {
           extract: false,
         },
       ],
-      { log: fakeLog(), rootfs },
+      { log: recordingLog(), rootfs },
     );
     assert.equal(await readFile(join(rootfs, 'usr/bin/kubectl'), 'utf8'), files.get('/kubectl')!.toString());
     assert.deepEqual(await readdir(join(rootfs, 'usr/bin')), ['kubectl'], 'no backup left behind');
@@ -152,7 +133,7 @@ describe('installComponents', () => {
     const wrong = 'a'.repeat(64);
     const err = await installComponents(
       [{ url: `${base}/kubelet`, sha256: wrong, installPath: join(d, 'kubelet'), extract: false }],
-      { log: fakeLog() },
+      { log: recordingLog() },
     ).catch((e: unknown) => e);
     assert.ok(err instanceof ComponentInstallError);
     assert.match(err.message, /component 0 \(http:\/\/127\.0\.0\.1:\d+\/kubelet\)/);
@@ -177,7 +158,7 @@ describe('installComponents', () => {
             extract: false,
           },
         ],
-        { log: fakeLog() },
+        { log: recordingLog() },
       ),
       (e: Error) => {
         assert.match(e.message, new RegExp(`component 0 \\(http://127.0.0.1:${port}/x\\): download failed`));
@@ -192,19 +173,19 @@ describe('installComponents', () => {
     const d = await dir('http-errors');
     const one = (url: string) => [{ url, sha256: 'c'.repeat(64), installPath: join(d, 'x'), extract: false }];
     await assert.rejects(
-      installComponents(one(`${base}/missing`), { log: fakeLog() }),
+      installComponents(one(`${base}/missing`), { log: recordingLog() }),
       /component 0 .*HTTP 404/,
     );
     await assert.rejects(
-      installComponents(one(`${base}/hang`), { log: fakeLog(), timeoutMs: 200 }),
+      installComponents(one(`${base}/hang`), { log: recordingLog(), timeoutMs: 200 }),
       /component 0 .*timed out after 200 ms/,
     );
     await assert.rejects(
-      installComponents(one(`${base}/big`), { log: fakeLog(), maxBytes: 1024 }),
+      installComponents(one(`${base}/big`), { log: recordingLog(), maxBytes: 1024 }),
       /component 0 .*limit of 1024/,
     );
     await assert.rejects(
-      installComponents(one(pathToFileURL(join(d, 'nope')).href), { log: fakeLog() }),
+      installComponents(one(pathToFileURL(join(d, 'nope')).href), { log: recordingLog() }),
       /component 0 \(file:.*ENOENT/,
     );
     assert.deepEqual(await readdir(d), []);
@@ -218,7 +199,7 @@ describe('installComponents', () => {
       installComponents(
         [{ url: `${base}/hang`, sha256: 'c'.repeat(64), installPath: join(d, 'x'), extract: false }],
         {
-          log: fakeLog(),
+          log: recordingLog(),
           signal: ac.signal,
         },
       ),
@@ -248,7 +229,7 @@ describe('installComponents', () => {
     ];
     const before = requests;
     for (const [patch, field, why] of cases) {
-      const err = await installComponents([ok, { ...ok, ...patch }] as never, { log: fakeLog() }).catch(
+      const err = await installComponents([ok, { ...ok, ...patch }] as never, { log: recordingLog() }).catch(
         (e) => e,
       );
       assert.ok(err instanceof ComponentSpecError, `${JSON.stringify(patch)} → ${err}`);
@@ -269,7 +250,7 @@ describe('installComponents', () => {
       extract: false,
     };
     await assert.rejects(
-      installComponents([c, c], { log: fakeLog() }),
+      installComponents([c, c], { log: recordingLog() }),
       /component 1 .*also the target of component 0/,
     );
   });
@@ -295,7 +276,7 @@ describe('installComponents', () => {
     await installComponents(
       [{ url: `${base}/cni.tgz`, sha256: sha(tgz), installPath: target, extract: true }],
       {
-        log: fakeLog(),
+        log: recordingLog(),
       },
     );
     assert.equal(await readFile(join(target, 'bridge'), 'utf8'), 'bridge-plugin');
@@ -328,7 +309,7 @@ describe('installComponents', () => {
     await installComponents(
       [{ url: `${base}/long.tgz`, sha256: sha(tgz), installPath: target, extract: true }],
       {
-        log: fakeLog(),
+        log: recordingLog(),
       },
     );
     assert.equal(await readFile(join(target, long), 'utf8'), 'gnu');
@@ -368,7 +349,7 @@ describe('installComponents', () => {
       files.set(path, tgz);
       const err = await installComponents(
         [{ url: `${base}${path}`, sha256: sha(tgz), installPath: join(d, 'inst/bin'), extract: true }],
-        { log: fakeLog() },
+        { log: recordingLog() },
       ).catch((e: unknown) => e);
       assert.ok(err instanceof ComponentInstallError, String(err));
       assert.match(err.message, /^component 0 /);
@@ -386,7 +367,7 @@ describe('installComponents', () => {
       installComponents(
         [{ url: `${base}/bomb.tgz`, sha256: sha(tgz), installPath: join(d, 'x'), extract: true }],
         {
-          log: fakeLog(),
+          log: recordingLog(),
           maxExtractedBytes: 64 * 1024,
         },
       ),
@@ -421,7 +402,7 @@ describe('installComponents', () => {
             extract: false,
           },
         ],
-        { log: fakeLog() },
+        { log: recordingLog() },
       ),
       /component 2 /,
     );
@@ -453,7 +434,7 @@ describe('installComponents', () => {
           extract: false,
         },
       ],
-      { log: fakeLog() },
+      { log: recordingLog() },
     ).catch((e: unknown) => e);
     assert.ok(err instanceof ComponentInstallError);
     assert.match(err.message, /component 2 .*cannot move into place: .*is a directory/);
