@@ -1,0 +1,216 @@
+// The JoinService's bounds, its admission registry, its signed audit log and its measurements reload.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
+import { type AdmissionRecord, AuditLog, readAuditLog } from '../../../agent/joinservice/audit-log.js';
+import { PeerRateLimiter, peerHost, Semaphore } from '../../../agent/joinservice/limits.js';
+import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
+import type { PeerVerifier } from '../../../attestation/atls/index.js';
+import { recordingLog } from '../../harness/recording-log.js';
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sextant-joinservice-'));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+describe('Semaphore', () => {
+  it('admits up to its capacity, queues up to maxQueue, refuses beyond, and hands slots over on release', async () => {
+    const s = new Semaphore(2, 1);
+    const a = await s.acquire();
+    const b = await s.acquire();
+    let third = false;
+    const queued = s.acquire().then((release) => {
+      third = true;
+      return release;
+    });
+    await assert.rejects(s.acquire(), /too many verifications in flight/);
+    assert.equal(third, false);
+    a();
+    const c = await queued;
+    assert.equal(third, true);
+    b();
+    c();
+    const d = await s.acquire();
+    d();
+  });
+});
+
+describe('PeerRateLimiter', () => {
+  it('allows a burst per peer, refills at the rate, and keeps peers apart', () => {
+    let now = 0;
+    const limiter = new PeerRateLimiter(3, 2, () => now);
+    assert.deepEqual(
+      [1, 2, 3, 4].map(() => limiter.allow('10.0.0.1')),
+      [true, true, true, false],
+    );
+    assert.equal(limiter.allow('10.0.0.2'), true, 'another peer has its own bucket');
+    now += 500; // half a second at 2/s: one token back
+    assert.equal(limiter.allow('10.0.0.1'), true);
+    assert.equal(limiter.allow('10.0.0.1'), false);
+    now += 60_000;
+    assert.deepEqual(
+      [1, 2, 3, 4].map(() => limiter.allow('10.0.0.1')),
+      [true, true, true, false],
+      'never above burst',
+    );
+  });
+
+  it('keys by host: every connection of one node shares its bucket', () => {
+    assert.equal(peerHost('ipv4:10.1.2.3:41000'), '10.1.2.3');
+    assert.equal(peerHost('10.1.2.3:41001'), '10.1.2.3');
+    assert.equal(peerHost('ipv6:[::1]:5000'), '::1');
+    assert.equal(peerHost('unix:/x'), 'unix:/x');
+  });
+});
+
+describe('AdmissionRegistry', () => {
+  it('persists admissions 0600 and reads them back after a restart', async () => {
+    const d = join(dir, 'reg');
+    await mkdir(d, { recursive: true });
+    const reg = await AdmissionRegistry.open(d);
+    const admission = {
+      nodeName: 'w-0',
+      diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
+      ekCertificateHash: 'ab'.repeat(32),
+      controlPlane: false,
+      admittedAt: new Date(0).toISOString(),
+    };
+    await reg.record('000b01', admission);
+    assert.equal((await stat(reg.path)).mode & 0o777, 0o600);
+    const again = await AdmissionRegistry.open(d);
+    assert.deepEqual(again.get('000b01'), admission);
+    assert.equal(again.get('000b02'), undefined, 'an unknown AK has no disk to rejoin with');
+  });
+
+  it('refuses a corrupt registry, naming the file', async () => {
+    const d = join(dir, 'bad-reg');
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'admissions.json'), '{not json');
+    await assert.rejects(AdmissionRegistry.open(d), /admissions\.json/);
+  });
+});
+
+describe('AuditLog', () => {
+  const entry = (nodeName: string, verdict: AdmissionRecord['verdict']) => ({
+    peer: '10.0.0.9:4000',
+    nodeName,
+    akName: '000b'.padEnd(68, '1'),
+    ekCertificateHash: 'cd'.repeat(32),
+    request: 'join' as const,
+    verdict,
+    reason: verdict === 'refused' ? 'PCR 4 differs' : '',
+    pcrDigest: 'ef'.repeat(32),
+  });
+
+  it('appends signed, chained records (concurrent appends stay linear) that an operator reads back', async () => {
+    const d = join(dir, 'audit');
+    const log = await AuditLog.open(d);
+    await Promise.all(
+      ['a', 'b', 'c', 'd'].map((n, i) => log.append(entry(n, i % 2 ? 'refused' : 'admitted'))),
+    );
+    const records = await readAuditLog(log.path, log.publicKeyPem);
+    assert.deepEqual(
+      records.map((r) => r.record.seq),
+      [1, 2, 3, 4],
+    );
+    assert.deepEqual(
+      records.map((r) => r.record.nodeName),
+      ['a', 'b', 'c', 'd'],
+    );
+    assert.equal((await stat(log.path)).mode & 0o777, 0o600);
+    assert.equal((await stat(join(d, 'audit-key.pem'))).mode & 0o777, 0o600);
+    // A restarted JoinService continues the same chain with the same key.
+    const reopened = await AuditLog.open(d);
+    assert.equal(reopened.publicKeyPem, log.publicKeyPem);
+    await reopened.append(entry('e', 'admitted'));
+    assert.equal((await readAuditLog(log.path, log.publicKeyPem)).at(-1)?.record.seq, 5);
+  });
+
+  it('detects an edited, removed or reordered record and a signature by another key', async () => {
+    const d = join(dir, 'audit-tamper');
+    const log = await AuditLog.open(d);
+    for (const n of ['a', 'b', 'c']) await log.append(entry(n, 'admitted'));
+    const original = await readFile(log.path, 'utf8');
+    const lines = original.trimEnd().split('\n');
+
+    await writeFile(log.path, original.replace('"verdict":"admitted"', '"verdict":"refused"'));
+    await assert.rejects(readAuditLog(log.path, log.publicKeyPem), /line 1: bad signature/);
+    await writeFile(log.path, `${[lines[0], lines[2]].join('\n')}\n`);
+    await assert.rejects(readAuditLog(log.path, log.publicKeyPem), /line 2: chain broken/);
+    await writeFile(log.path, `${[lines[1], lines[0], lines[2]].join('\n')}\n`);
+    await assert.rejects(readAuditLog(log.path, log.publicKeyPem), /line 1: chain broken/);
+    await writeFile(log.path, `${lines[0]}\nnot json\n`);
+    await assert.rejects(readAuditLog(log.path, log.publicKeyPem), /line 2: not JSON/);
+
+    await writeFile(log.path, original);
+    const other = await AuditLog.open(join(dir, 'audit-other'));
+    await assert.rejects(readAuditLog(log.path, other.publicKeyPem), /line 1: bad signature/);
+    assert.equal((await readAuditLog(log.path, log.publicKeyPem)).length, 3);
+  });
+});
+
+describe('MeasurementsSource', () => {
+  const verifierFor = (text: string): PeerVerifier => {
+    const parsed = JSON.parse(text) as { version: number };
+    if (typeof parsed.version !== 'number') throw new Error('measurements: version missing');
+    return { challenge: async () => ({ version: parsed.version }) as never };
+  };
+
+  it('reloads changed measurements; a join in flight keeps the verifier it started with', async () => {
+    const file = join(dir, 'measurements.json');
+    await writeFile(file, '{"version":1}');
+    const log = recordingLog();
+    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log);
+    const inFlight = source.current();
+    assert.equal(await source.reload(), false, 'unchanged file: nothing to do');
+    await writeFile(file, '{"version":2}');
+    assert.equal(await source.reload(), true);
+    assert.notEqual(source.current(), inFlight);
+    assert.deepEqual(await inFlight.challenge({} as never), { version: 1 });
+    assert.deepEqual(await source.current().challenge({} as never), { version: 2 });
+    assert.ok(log.lines.some((l) => l.startsWith('info measurements reloaded')));
+  });
+
+  it('keeps the current measurements when the new file is bad or gone', async () => {
+    const file = join(dir, 'measurements-bad.json');
+    await writeFile(file, '{"version":1}');
+    const log = recordingLog();
+    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log);
+    const current = source.current();
+    await writeFile(file, '{"nope":true}');
+    assert.equal(await source.reload(), false);
+    assert.equal(source.current(), current);
+    assert.ok(
+      log.lines.some((l) =>
+        /reload refused, keeping the current ones: measurements: version missing/.test(l),
+      ),
+    );
+    await rm(file);
+    assert.equal(await source.reload(), false);
+    assert.ok(log.lines.some((l) => /cannot read/.test(l)));
+  });
+
+  it('picks up an atomic replace of the file by itself', async () => {
+    const sub = join(dir, 'watched');
+    await mkdir(sub);
+    const file = join(sub, 'measurements.json');
+    await writeFile(file, '{"version":1}');
+    const log = recordingLog();
+    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log);
+    source.watch();
+    try {
+      await writeFile(`${file}.tmp`, '{"version":3}');
+      await rename(`${file}.tmp`, file);
+      for (let i = 0; i < 50 && !log.lines.some((l) => l.includes('measurements reloaded')); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(await source.current().challenge({} as never), { version: 3 });
+    } finally {
+      source.close();
+    }
+  });
+});
