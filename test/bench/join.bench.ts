@@ -10,18 +10,15 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import * as grpc from '@grpc/grpc-js';
 import { createKubeletCsr } from '../../agent/joinclient/kubelet-csr.js';
-import { spkiOf } from '../../attestation/atls/certificate.js';
-import { channelUserData, createPeerVerifier, openAttestedChannel } from '../../attestation/atls/index.js';
+import { createPeerVerifier } from '../../attestation/atls/index.js';
 import { createTrust } from '../../attestation/ek-chain.js';
 import { createIssuer, type Issuer } from '../../attestation/issuer.js';
 import { initCluster } from '../../cli/init/init-cluster.js';
-import type { Challenge } from '../../gen/proto/attestation.js';
-import { type IssueJoinTicketResponse, JoinServiceClient } from '../../gen/proto/join.js';
 import { openTpm, type Tpm } from '../../native/tpm/index.js';
 import { startAgentNode } from '../harness/agent-node.js';
 import { initRequest, swtpmMeasurements, testVerifier } from '../harness/cluster-kit.js';
+import { requestJoinTicket } from '../harness/join-wire.js';
 import { createSwtpmCa, removeSwtpmCa, type Swtpm, startSwtpm } from '../harness/swtpm.js';
 
 const sizes = process.argv
@@ -48,22 +45,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-function unary<Req, Res>(
-  fn: (
-    req: Req,
-    md: grpc.Metadata,
-    opts: grpc.CallOptions,
-    cb: (e: grpc.ServiceError | null, r: Res) => void,
-  ) => unknown,
-  req: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) =>
-    fn(req, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (err, res) =>
-      err ? reject(err) : resolve(res),
-    ),
-  );
-}
-
 const ca = await createSwtpmCa();
 const cp = await startAgentNode({ ca, env: { SEXTANT_JOIN_BURST_PER_PEER: '1000000' } });
 const trust = createTrust({ ekCaCertificates: [ca.rootPem, ca.issuerPem] });
@@ -77,8 +58,6 @@ try {
   });
   await cp.waitFor((l) => l.msg === 'JoinService listening', 30_000);
   const endpoint = { host: '127.0.0.1', port: cp.joinServicePort };
-  // What a joining node checks on the channel (the boot PCRs are compared after the ticket, off the clock here).
-  const channelVerifier = createPeerVerifier({ trust, measurements: {}, variant: 'qemu-vtpm' });
 
   console.log(
     `join bench: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load ${loadavg()[0]!.toFixed(1)}, Node ${process.version}`,
@@ -101,33 +80,12 @@ try {
     const latencies = await Promise.all(
       joiners.map(async (node, i) => {
         const t0 = performance.now();
-        const channel = await openAttestedChannel(endpoint, { verifier: channelVerifier });
-        try {
-          const client = new JoinServiceClient('127.0.0.1', channel.credentials, channel.clientOptions);
-          const challenge = await unary<{ identity: unknown }, Challenge>(
-            client.challenge.bind(client) as never,
-            {
-              identity: await node.issuer.identity(),
-            },
-          );
-          const attestation = await node.issuer.attest(
-            challenge,
-            channelUserData('client', spkiOf(channel.serverCertificate)),
-          );
-          const ticket = await unary<unknown, IssueJoinTicketResponse>(
-            client.issueJoinTicket.bind(client) as never,
-            {
-              attestation,
-              diskUuid: randomUUID(),
-              certificateRequest: csrs[i]!.csrDer,
-              isControlPlane: false,
-              nodeName: `bench-${n}-${i}`,
-            },
-          );
-          if (ticket.token === '') throw new Error('ticket without a bootstrap token');
-        } finally {
-          channel.close();
-        }
+        const ticket = await requestJoinTicket(endpoint, trust, node.issuer, {
+          nodeName: `bench-${n}-${i}`,
+          diskUuid: randomUUID(),
+          csrDer: csrs[i]!.csrDer,
+        });
+        if (ticket.token === '') throw new Error('ticket without a bootstrap token');
         return performance.now() - t0;
       }),
     );

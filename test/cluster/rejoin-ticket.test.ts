@@ -1,0 +1,95 @@
+// A rejoin ticket hands the state-disk key only for the disk a node joined with, and only to that node's TPM.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { createKubeletCsr } from '../../agent/joinclient/kubelet-csr.js';
+import { createTrust } from '../../attestation/ek-chain.js';
+import { createIssuer, type Issuer } from '../../attestation/issuer.js';
+import { initCluster } from '../../cli/init/init-cluster.js';
+import { deriveDiskKey } from '../../common/keys.js';
+import { openTpm, type Tpm } from '../../native/tpm/index.js';
+import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
+import { initRequest, testVerifier } from '../harness/cluster-kit.js';
+import { requestJoinTicket, requestRejoinTicket } from '../harness/join-wire.js';
+import { createSwtpmCa, removeSwtpmCa, type Swtpm, type SwtpmCa, startSwtpm } from '../harness/swtpm.js';
+
+interface Machine {
+  swtpm: Swtpm;
+  tpm: Tpm;
+  issuer: Issuer;
+}
+
+describe('rejoin tickets', { timeout: 120_000 }, () => {
+  let ca: SwtpmCa;
+  let cp: AgentNode;
+  let master: { key: Buffer; salt: Buffer };
+  const machines: Machine[] = [];
+  const machine = async (): Promise<Machine> => {
+    const swtpm = await startSwtpm({ ca });
+    const tpm = await openTpm(swtpm.tcti);
+    const issuer = await createIssuer({ tpm, variant: 'qemu-vtpm', eventLogPath: '/nonexistent' });
+    const m = { swtpm, tpm, issuer };
+    machines.push(m);
+    return m;
+  };
+
+  before(async () => {
+    ca = await createSwtpmCa();
+    cp = await startAgentNode({ ca });
+    const init = initRequest(cp.initSecret);
+    master = { key: init.masterKey, salt: init.masterSalt };
+    await initCluster({
+      endpoint: { host: '127.0.0.1', port: cp.initPort },
+      verifier: testVerifier(ca),
+      request: init.request,
+    });
+    await cp.waitFor((l) => l.msg === 'JoinService listening', 30_000);
+  });
+  after(async () => {
+    for (const m of machines) {
+      await m.issuer.close().catch(() => {});
+      await m.tpm.close().catch(() => {});
+      await m.swtpm.stop();
+    }
+    await cp.stop();
+    removeSwtpmCa(ca);
+  });
+
+  it('gives the joined node its disk key, and nobody else any key', async () => {
+    const trust = createTrust({ ekCaCertificates: [ca.rootPem, ca.issuerPem] });
+    const endpoint = { host: '127.0.0.1', port: cp.joinServicePort };
+    const joined = await machine();
+    const stranger = await machine();
+    const diskUuid = randomUUID();
+    const ticket = await requestJoinTicket(endpoint, trust, joined.issuer, {
+      nodeName: 'w-0',
+      diskUuid,
+      csrDer: (await createKubeletCsr('w-0', '127.0.0.1')).csrDer,
+    });
+    assert.deepEqual(ticket.stateDiskKey, deriveDiskKey(master, diskUuid));
+
+    const rejoin = await requestRejoinTicket(endpoint, trust, joined.issuer, diskUuid);
+    assert.deepEqual(rejoin.stateDiskKey, deriveDiskKey(master, diskUuid));
+    assert.deepEqual(rejoin.measurementSecret, ticket.measurementSecret);
+
+    await assert.rejects(requestRejoinTicket(endpoint, trust, joined.issuer, randomUUID()), (err: Error) => {
+      assert.match(err.message, /PERMISSION_DENIED: disk_uuid is not the disk this node joined with/);
+      return true;
+    });
+    await assert.rejects(
+      requestRejoinTicket(endpoint, trust, stranger.issuer, diskUuid),
+      /PERMISSION_DENIED/,
+    );
+    // Joining again with the same TPM and another disk is refused too: that is what rejoin is for.
+    await assert.rejects(
+      requestJoinTicket(endpoint, trust, joined.issuer, {
+        nodeName: 'w-0',
+        diskUuid: randomUUID(),
+        csrDer: (await createKubeletCsr('w-0', '127.0.0.1')).csrDer,
+      }),
+      /FAILED_PRECONDITION: this node was admitted before with another state disk; rejoin instead/,
+    );
+    const refusals = cp.lines.filter((l) => String(l.msg).startsWith('rejoin refused'));
+    assert.equal(refusals.length, 2, 'each refusal is logged');
+  });
+});
