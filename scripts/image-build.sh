@@ -8,6 +8,7 @@
 #
 # Environment:
 #   SEXTANT_CACHE      cache root (default /var/cache/sextant): .debs, base rootfs tarballs, Node runtime
+#   SEXTANT_CMDLINE_EXTRA  appended to the kernel command line (tests build a tampered image with it)
 #   SEXTANT_AGENT_ENTRY  agent entry for the bundle (default agent/main.ts; image/dev-agent/main.ts if that is missing)
 #   IMAGE_BUILD_FORCE=1  rebuild even if the output exists
 set -euo pipefail
@@ -30,6 +31,8 @@ mkdir -p "$cache/debs" "$cache/base" "$cache/node" "$out_root"
 mapfile -t packages < <(awk '/^Packages=/{on=1; sub(/^Packages=/,""); if ($0!="") print; next}
   on && /^[ \t]+[^ \t#]/ {gsub(/[ \t]/,""); print; next} {on=0}' "$repo/mkosi.conf" | sort -u)
 cmdline=$(sed -n 's/^KernelCommandLine=//p' "$repo/mkosi.conf")
+# A deliberately different image (tests: a tampered command line must be refused): appended, so it changes the UKI.
+[ -z "${SEXTANT_CMDLINE_EXTRA:-}" ] || cmdline="$cmdline $SEXTANT_CMDLINE_EXTRA"
 [ "${#packages[@]}" -gt 0 ] || { log "mkosi.conf: no Packages= found"; exit 1; }
 [ -n "$cmdline" ] || { log "mkosi.conf: no KernelCommandLine= found"; exit 1; }
 include=$(IFS=,; echo "${packages[*]}")
