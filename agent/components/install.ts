@@ -66,7 +66,9 @@ export async function installComponents(
     for (const [index, c] of specs.entries()) {
       opts.signal?.throwIfAborted();
       const target = opts.rootfs ? join(opts.rootfs, c.installPath) : c.installPath;
-      const parent = dirname(target);
+      // Downloads and unpacking happen beside what they become, so the final renames stay on one file system:
+      // next to a file, inside a directory (whose parent may be read-only, like /usr under ProtectSystem).
+      const parent = c.extract ? target : dirname(target);
       await stage.mkdirp(parent);
       log.info('downloading component', { index, url: displayUrl(c.url), installPath: c.installPath });
       let tmp: string;
@@ -94,7 +96,7 @@ export async function installComponents(
         moves.push({ from: tmp, to: target, index });
         continue;
       }
-      const staging = await mkdtemp(join(parent, `.${basename(target)}.sextant-stage-`));
+      const staging = await mkdtemp(join(parent, '.sextant-stage-'));
       stage.stagingDirs.push(staging);
       let entries: Awaited<ReturnType<typeof extractTarGz>>;
       try {
