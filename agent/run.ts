@@ -51,8 +51,13 @@ import { CLUSTER_ID_PCR, NodeLock } from './nodelock/node-lock.js';
 import { type ClusterSecrets, loadClusterSecrets, saveClusterSecrets } from './state/cluster-secrets.js';
 import { NodeStateStore } from './state/node-state.js';
 
-/** PCRs a joining node expects a JoinService to share with it: the boot chain, everything below PCR 15. */
-const BOOT_PCRS = Array.from({ length: 15 }, (_, i) => i);
+/**
+ * PCRs a joining node expects a JoinService to share with it: the boot chain below PCR 15, except PCR 1 (the host
+ * platform configuration: SMBIOS tables and boot variables carry each VM's identity, so it differs between two VMs
+ * of one image; the image's measurements mark it warnOnly for the same reason). Firmware code (0), option ROMs
+ * (2), the boot loader and UKI (4), Secure Boot state (7) and the UKI's sections (11) must all match.
+ */
+const BOOT_PCRS = [0, ...Array.from({ length: 13 }, (_, i) => i + 2)];
 
 /** Everything a running agent holds, so `stop()` can release it in order. */
 interface Running {

@@ -111,6 +111,12 @@ function target(e: Endpoint): string {
  * attested channel, checks the JoinService belongs to the cluster its ticket names, and joins.
  */
 export class JoinClient {
+  /**
+   * One state disk per boot, the same in every attempt: a JoinService that admitted this node once (a ticket lost
+   * on the way, or refused here) hands out tickets again only for the disk it admitted.
+   */
+  readonly #diskUuid = randomUUID();
+
   constructor(private readonly deps: JoinClientDeps) {}
 
   /** Retries over all discovered endpoints with backoff and jitter until joined, stopped or aborted. */
@@ -162,7 +168,7 @@ export class JoinClient {
     const channel = await deps.openChannel(endpoint, await deps.serverVerifier());
     let ticket: IssueJoinTicketResponse;
     let kubeletKey: KubeletKey;
-    const diskUuid = randomUUID();
+    const diskUuid = this.#diskUuid;
     const controlPlane = deps.metadata.role === 'control-plane';
     try {
       const client = new JoinServiceClient(target(endpoint), channel.credentials, channel.clientOptions);
