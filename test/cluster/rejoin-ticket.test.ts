@@ -35,7 +35,8 @@ describe('rejoin tickets', { timeout: 120_000 }, () => {
 
   before(async () => {
     ca = await createSwtpmCa();
-    cp = await startAgentNode({ ca });
+    // Every test machine shares 127.0.0.1, which the per-address rate limit would otherwise throttle.
+    cp = await startAgentNode({ ca, env: { SEXTANT_JOIN_BURST_PER_PEER: '100' } });
     const init = initRequest(cp.initSecret);
     master = { key: init.masterKey, salt: init.masterSalt };
     await initCluster({
@@ -67,6 +68,13 @@ describe('rejoin tickets', { timeout: 120_000 }, () => {
       csrDer: (await createKubeletCsr('w-0', '127.0.0.1')).csrDer,
     });
     assert.deepEqual(ticket.stateDiskKey, deriveDiskKey(master, diskUuid));
+    // A ticket lost on the way: the same TPM asking again for the same disk gets one again.
+    const again = await requestJoinTicket(endpoint, trust, joined.issuer, {
+      nodeName: 'w-0',
+      diskUuid,
+      csrDer: (await createKubeletCsr('w-0', '127.0.0.1')).csrDer,
+    });
+    assert.deepEqual(again.stateDiskKey, ticket.stateDiskKey);
 
     const rejoin = await requestRejoinTicket(endpoint, trust, joined.issuer, diskUuid);
     assert.deepEqual(rejoin.stateDiskKey, deriveDiskKey(master, diskUuid));
