@@ -52,12 +52,13 @@ import { type ClusterSecrets, loadClusterSecrets, saveClusterSecrets } from './s
 import { NodeStateStore } from './state/node-state.js';
 
 /**
- * PCRs a joining node expects a JoinService to share with it: the boot chain below PCR 15, except PCR 1 (the host
- * platform configuration: SMBIOS tables and boot variables carry each VM's identity, so it differs between two VMs
- * of one image; the image's measurements mark it warnOnly for the same reason). Firmware code (0), option ROMs
- * (2), the boot loader and UKI (4), Secure Boot state (7) and the UKI's sections (11) must all match.
+ * PCRs a joining node expects a JoinService to share with it: the boot chain below PCR 15 as the image fixes it.
+ * Left out: PCR 1 (host platform configuration: SMBIOS tables and boot variables carry each VM's identity) and
+ * PCR 10 (IMA, a runtime log), which differ between two VMs of one image; the image's measurements leave them out or
+ * mark them warnOnly for the same reason. Firmware code (0), option ROMs (2), the boot loader and UKI (4), Secure
+ * Boot state (7) and the UKI's sections (11) must all match.
  */
-const BOOT_PCRS = [0, ...Array.from({ length: 13 }, (_, i) => i + 2)];
+const BOOT_PCRS = [0, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14];
 
 /** Everything a running agent holds, so `stop()` can release it in order. */
 interface Running {
