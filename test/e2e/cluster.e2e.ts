@@ -199,8 +199,9 @@ test('VM cluster: create, init, the worker joins; a tampered image is refused; t
     assert.equal(verified.code, 0, verified.stderr);
     const pcrs = pcrLines(verified.stdout);
     assert.notEqual(pcrs.get(0), '00'.repeat(32), `${address}: PCR 0 (firmware) measured`);
-    for (const [index, m] of Object.entries(expected))
-      assert.equal(pcrs.get(Number(index)), m.expected, `${address}: PCR ${index}`);
+    for (const [index, m] of Object.entries(expected)) {
+      if (!m.warnOnly) assert.equal(pcrs.get(Number(index)), m.expected, `${address}: PCR ${index}`);
+    }
     assert.equal(pcrs.get(15), pcr15, `${address}: PCR 15`);
   }
 
