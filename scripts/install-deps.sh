@@ -2,7 +2,7 @@
 # Installs the Debian packages Sextant needs, only those that are missing.
 set -euo pipefail
 packages=(swtpm swtpm-tools tpm2-tools libtss2-dev libtss2-tcti-swtpm0 protobuf-compiler qemu-system-x86 ovmf
-  mmdebstrap iproute2 openssl busybox-static cpio e2fsprogs dosfstools mtools fdisk zstd xxd binutils systemd-boot-efi)
+  mmdebstrap iproute2 openssl busybox-static cpio e2fsprogs dosfstools mtools fdisk zstd xxd binutils systemd-boot-efi jq)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
