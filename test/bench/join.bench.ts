@@ -13,13 +13,11 @@ import { performance } from 'node:perf_hooks';
 import { createKubeletCsr } from '../../agent/joinclient/kubelet-csr.js';
 import { createPeerVerifier } from '../../attestation/atls/index.js';
 import { createTrust } from '../../attestation/ek-chain.js';
-import { createIssuer, type Issuer } from '../../attestation/issuer.js';
 import { initCluster } from '../../cli/init/init-cluster.js';
-import { openTpm, type Tpm } from '../../native/tpm/index.js';
 import { startAgentNode } from '../harness/agent-node.js';
 import { initRequest, swtpmMeasurements, testVerifier } from '../harness/cluster-kit.js';
-import { requestJoinTicket } from '../harness/join-wire.js';
-import { createSwtpmCa, removeSwtpmCa, type Swtpm, startSwtpm } from '../harness/swtpm.js';
+import { requestJoinTicket, startWireMachine, type WireMachine } from '../harness/join-wire.js';
+import { createSwtpmCa, removeSwtpmCa } from '../harness/swtpm.js';
 
 const sizes = process.argv
   .slice(2)
@@ -27,12 +25,6 @@ const sizes = process.argv
   .filter((n) => Number.isInteger(n) && n > 0);
 const SIZES = sizes.length > 0 ? sizes : [10, 50];
 const TICKS = 100; // USER_HZ on Linux: /proc/<pid>/stat counts CPU time in 1/100 s
-
-interface BenchNode {
-  swtpm: Swtpm;
-  tpm: Tpm;
-  issuer: Issuer;
-}
 
 /** CPU seconds of a process: its own, and that of children it waited for (kubeadm token create). */
 function cpuOf(pid: number): { self: number; children: number } {
@@ -48,7 +40,7 @@ function percentile(sorted: number[], p: number): number {
 const ca = await createSwtpmCa();
 const cp = await startAgentNode({ ca, env: { SEXTANT_JOIN_BURST_PER_PEER: '1000000' } });
 const trust = createTrust({ ekCaCertificates: [ca.rootPem, ca.issuerPem] });
-const nodes: BenchNode[] = [];
+const nodes: WireMachine[] = [];
 try {
   const { request } = initRequest(cp.initSecret);
   await initCluster({
@@ -67,10 +59,7 @@ try {
     // One at a time: swtpm_setup's local CA signs EK certificates under a lock that parallel setups contend on.
     const first = nodes.length;
     while (nodes.length < first + n) {
-      const swtpm = await startSwtpm({ ca });
-      const tpm = await openTpm(swtpm.tcti);
-      const issuer = await createIssuer({ tpm, variant: 'qemu-vtpm', eventLogPath: '/nonexistent' });
-      nodes.push({ swtpm, tpm, issuer });
+      nodes.push(await startWireMachine(ca));
     }
     const joiners = nodes.slice(first);
     const csrs = await Promise.all(joiners.map((_, i) => createKubeletCsr(`bench-${n}-${i}`, '127.0.0.1')));
@@ -118,11 +107,7 @@ try {
     `baseline: attestation validation alone ${validationMs.toFixed(2)} ms CPU per document (first contact: EK chain and AK parse uncached), ${work.length} documents`,
   );
 } finally {
-  for (const node of nodes) {
-    await node.issuer.close().catch(() => {});
-    await node.tpm.close().catch(() => {});
-    await node.swtpm.stop();
-  }
+  for (const node of nodes) await node.stop();
   await cp.stop();
   removeSwtpmCa(ca);
 }

@@ -140,35 +140,34 @@ describe('sextant: config and workspace', () => {
     }
   });
 
-  it('init without the workspace init secret says which file is missing', async () => {
+  /** A workspace written for harness nodes (config, EK CA, measurements, init secret), removed afterwards. */
+  async function inLocalWorkspace(body: (dir: string) => Promise<void>): Promise<void> {
     const dir = await workspace();
     const ca = await createSwtpmCa();
     try {
       await writeLocalWorkspace(dir, { ca });
+      await body(dir);
+    } finally {
+      removeSwtpmCa(ca);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('init without the workspace init secret says which file is missing', () =>
+    inLocalWorkspace(async (dir) => {
       await rm(join(dir, 'sextant-initsecret.json'));
       const r = await sextant(['init', '--endpoint', '127.0.0.1:9', '--workspace', dir]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /sextant-initsecret\.json missing/);
       assert.ok(!existsSync(join(dir, 'sextant-mastersecret.json')));
-    } finally {
-      removeSwtpmCa(ca);
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it('init without --endpoint and without created nodes points at create', async () => {
-    const dir = await workspace();
-    const ca = await createSwtpmCa();
-    try {
-      await writeLocalWorkspace(dir, { ca });
+  it('init without --endpoint and without created nodes points at create', () =>
+    inLocalWorkspace(async (dir) => {
       const r = await sextant(['init', '--workspace', dir]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /run "sextant create" first, or pass --endpoint/);
-    } finally {
-      removeSwtpmCa(ca);
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
   it('create hands the provider the init-secret hash and the configured nodes; terminate asks it to clean up', async () => {
     const dir = await workspace();

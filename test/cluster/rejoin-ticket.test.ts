@@ -4,31 +4,25 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createKubeletCsr } from '../../agent/joinclient/kubelet-csr.js';
 import { createTrust } from '../../attestation/ek-chain.js';
-import { createIssuer, type Issuer } from '../../attestation/issuer.js';
 import { initCluster } from '../../cli/init/init-cluster.js';
 import { deriveDiskKey } from '../../common/keys.js';
-import { openTpm, type Tpm } from '../../native/tpm/index.js';
 import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
 import { initRequest, testVerifier } from '../harness/cluster-kit.js';
-import { requestJoinTicket, requestRejoinTicket } from '../harness/join-wire.js';
-import { createSwtpmCa, removeSwtpmCa, type Swtpm, type SwtpmCa, startSwtpm } from '../harness/swtpm.js';
-
-interface Machine {
-  swtpm: Swtpm;
-  tpm: Tpm;
-  issuer: Issuer;
-}
+import {
+  requestJoinTicket,
+  requestRejoinTicket,
+  startWireMachine,
+  type WireMachine,
+} from '../harness/join-wire.js';
+import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
 
 describe('rejoin tickets', { timeout: 120_000 }, () => {
   let ca: SwtpmCa;
   let cp: AgentNode;
   let master: { key: Buffer; salt: Buffer };
-  const machines: Machine[] = [];
-  const machine = async (): Promise<Machine> => {
-    const swtpm = await startSwtpm({ ca });
-    const tpm = await openTpm(swtpm.tcti);
-    const issuer = await createIssuer({ tpm, variant: 'qemu-vtpm', eventLogPath: '/nonexistent' });
-    const m = { swtpm, tpm, issuer };
+  const machines: WireMachine[] = [];
+  const machine = async (): Promise<WireMachine> => {
+    const m = await startWireMachine(ca);
     machines.push(m);
     return m;
   };
@@ -47,11 +41,7 @@ describe('rejoin tickets', { timeout: 120_000 }, () => {
     await cp.waitFor((l) => l.msg === 'JoinService listening', 30_000);
   });
   after(async () => {
-    for (const m of machines) {
-      await m.issuer.close().catch(() => {});
-      await m.tpm.close().catch(() => {});
-      await m.swtpm.stop();
-    }
+    for (const m of machines) await m.stop();
     await cp.stop();
     removeSwtpmCa(ca);
   });

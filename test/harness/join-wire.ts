@@ -9,13 +9,15 @@ import {
   openAttestedChannel,
 } from '../../attestation/atls/index.js';
 import type { Trust } from '../../attestation/ek-chain.js';
-import type { Issuer } from '../../attestation/issuer.js';
+import { createIssuer, type Issuer } from '../../attestation/issuer.js';
 import type { AttestationDocument, Challenge } from '../../gen/proto/attestation.js';
 import {
   type IssueJoinTicketResponse,
   type IssueRejoinTicketResponse,
   JoinServiceClient,
 } from '../../gen/proto/join.js';
+import { openTpm, type Tpm } from '../../native/tpm/index.js';
+import { type Swtpm, type SwtpmCa, startSwtpm } from './swtpm.js';
 
 type Unary<Req, Res> = (
   req: Req,
@@ -87,4 +89,28 @@ export function requestRejoinTicket(
   return withAttestation(endpoint, trust, issuer, (client, attestation) =>
     unary(client.issueRejoinTicket.bind(client) as never, { attestation, diskUuid }),
   );
+}
+
+/** A machine that joins over the wire: its own swtpm (EK certificate from `ca`) and an issuer on it. */
+export interface WireMachine {
+  swtpm: Swtpm;
+  tpm: Tpm;
+  issuer: Issuer;
+  stop(): Promise<void>;
+}
+
+export async function startWireMachine(ca: SwtpmCa): Promise<WireMachine> {
+  const swtpm = await startSwtpm({ ca });
+  const tpm = await openTpm(swtpm.tcti);
+  const issuer = await createIssuer({ tpm, variant: 'qemu-vtpm', eventLogPath: '/nonexistent' });
+  return {
+    swtpm,
+    tpm,
+    issuer,
+    async stop() {
+      await issuer.close().catch(() => {});
+      await tpm.close().catch(() => {});
+      await swtpm.stop();
+    },
+  };
 }
