@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // sextant: the operator's CLI. Finds the command, parses its flags, runs it, and turns errors into one line.
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
