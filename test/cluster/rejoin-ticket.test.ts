@@ -90,4 +90,18 @@ describe('rejoin tickets', { timeout: 120_000 }, () => {
     const refusals = cp.lines.filter((l) => String(l.msg).startsWith('rejoin refused'));
     assert.equal(refusals.length, 2, 'each refusal is logged');
   });
+
+  it('refuses a request over the size limit before reading it', async () => {
+    const trust = createTrust({ ekCaCertificates: [ca.rootPem, ca.issuerPem] });
+    const endpoint = { host: '127.0.0.1', port: cp.joinServicePort };
+    const big = await machine();
+    await assert.rejects(
+      requestJoinTicket(endpoint, trust, big.issuer, {
+        nodeName: 'w-big',
+        diskUuid: randomUUID(),
+        csrDer: Buffer.alloc(2 * 1024 * 1024, 1),
+      }),
+      /RESOURCE_EXHAUSTED: .*(larger than max|message larger)/i,
+    );
+  });
 });
