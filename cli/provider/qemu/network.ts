@@ -21,11 +21,15 @@ export interface VmNetwork {
   macOf(i: number): string;
 }
 
-/** Names and addresses derived from the workspace path, so terminate can find them with no state file. */
-export function networkFor(workspaceDir: string): VmNetwork {
+/**
+ * Names derived from the workspace path, so terminate finds them with no state file; the subnet too, unless
+ * `attempt` asks for another one (terminate needs only the names).
+ */
+export function networkFor(workspaceDir: string, attempt = 0): VmNetwork {
   const h = createHash('sha256').update(workspaceDir).digest();
   const id = h.subarray(0, 4).toString('hex');
-  const third = 16 + ((h[4] ?? 0) % 224); // 10.213.16.0 .. 10.213.239.0
+  const s = attempt === 0 ? h : createHash('sha256').update(`${workspaceDir}\0${attempt}`).digest();
+  const third = 16 + ((s[4] ?? 0) % 224); // 10.213.16.0 .. 10.213.239.0
   const base = `10.213.${third}`;
   return {
     namespace: `sextant-${id}`,
@@ -41,6 +45,19 @@ export function networkFor(workspaceDir: string): VmNetwork {
 
 export function networkExists(net: VmNetwork): boolean {
   return existsSync(`/run/netns/${net.namespace}`);
+}
+
+/**
+ * The workspace's network on a subnet nothing on this host routes yet: another workspace (or one a killed run left
+ * behind) may hold the one its path hashes to.
+ */
+export async function freeNetworkFor(workspaceDir: string): Promise<VmNetwork> {
+  const routes = (await run('list host routes', 'ip', ['-4', 'route', 'show'])).split('\n');
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const net = networkFor(workspaceDir, attempt);
+    if (!routes.some((r) => r.startsWith(net.subnet))) return net;
+  }
+  throw new Error('no free 10.213.x.0/24 subnet for this workspace (32 tried); terminate stale workspaces');
 }
 
 /** Creates namespace, bridge, veth to the host and `taps` tap devices; fails if the subnet is already routed. */

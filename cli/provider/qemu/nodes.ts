@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isOurProcess, readPid, run, stopProcess } from './exec.js';
-import { createNetwork, deleteNetwork, networkFor } from './network.js';
+import { createNetwork, deleteNetwork, freeNetworkFor, networkFor } from './network.js';
 import { manufactureTpm, readLocalCa, startSwtpm } from './swtpm.js';
 import { OVMF_VARS, startVm, waitForConsole } from './vm.js';
 
@@ -105,7 +105,7 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
   validate(spec);
   const ws = resolve(workspaceDir);
   const dir = providerDir(ws);
-  const net = networkFor(ws);
+  const net = await freeNetworkFor(ws);
   const progress = spec.onProgress ?? (() => undefined);
   if (existsSync(join(dir, 'cluster.json')) || existsSync(`/run/netns/${net.namespace}`)) {
     throw new Error(`qemu provider: ${dir} already holds a cluster; terminate it first`);
