@@ -196,9 +196,11 @@ describe('test network lifecycle', { skip }, () => {
     await assert.rejects(createTestNetwork({ nodes: 1, subnet: '10.213' }), /subnet/);
     await assert.rejects(createTestNetwork({ nodes: 1, subnet: '10.213.300' }), /subnet/);
     await assert.rejects(createTestNetwork({ nodes: -1 }), /nodes/);
-    const before = netnsList();
+    // Only this process's namespaces: other test files create and remove theirs meanwhile.
+    const ours = () => netnsList().filter((n) => n.includes(`-${process.pid}-`));
+    const before = ours();
     await assert.rejects(createTestNetwork({ nodes: 2, prefix: 'bad/name' }), /ip netns add/);
-    assert.deepEqual(netnsList(), before);
+    assert.deepEqual(ours(), before);
   });
 
   it('a test process that crashes leaves no namespace or process behind (exit hook)', async () => {
