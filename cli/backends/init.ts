@@ -2,7 +2,13 @@
 // request sent only over that attested channel, and the workspace written only after the node said success.
 import { randomBytes } from 'node:crypto';
 import { AttestedChannelError } from '../../attestation/atls/index.js';
-import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId, SALT_BYTES } from '../../common/keys.js';
+import {
+  deriveClusterId,
+  deriveMeasurementSecret,
+  deriveOwnerId,
+  type MasterSecret,
+  SALT_BYTES,
+} from '../../common/keys.js';
 import { secretsEqual } from '../../common/secrets.js';
 import type { InitRequest } from '../../gen/proto/init.js';
 import type { InitOptions } from '../commands/backends.js';
@@ -58,14 +64,21 @@ export async function runInit(ctx: CommandContext, options: InitOptions): Promis
   const endpoint = parseEndpoint(endpointText, config.initPort);
   if (typeof endpoint === 'string') throw new Error(`init endpoint ${endpointText}: ${endpoint}`);
 
-  const { secret: master, created } = await loadOrCreateMasterSecret(ctx.workspace);
-  ctx.progress(`${created ? 'created' : 'reusing'} the master secret (sextant-mastersecret.json, 0600)`);
   const measurementSalt = randomBytes(SALT_BYTES);
-  const request = buildInitRequest(
-    config,
-    { initSecret, masterKey: master.key, masterSalt: master.salt, measurementSalt },
-    Buffer.from(JSON.stringify({ measurements })),
-  );
+  let master: MasterSecret | undefined;
+  // Made once the node's attestation checked out, so a refused node leaves no new master secret behind.
+  const request = async () => {
+    const loaded = await loadOrCreateMasterSecret(ctx.workspace);
+    master = loaded.secret;
+    ctx.progress(
+      `${loaded.created ? 'created' : 'reusing'} the master secret (sextant-mastersecret.json, 0600)`,
+    );
+    return buildInitRequest(
+      config,
+      { initSecret, masterKey: master.key, masterSalt: master.salt, measurementSalt },
+      Buffer.from(JSON.stringify({ measurements })),
+    );
+  };
 
   ctx.progress(`attesting ${endpointText} against ${Object.keys(measurements).length} measured PCRs`);
   const timeoutMs = options.timeoutSeconds !== undefined ? options.timeoutSeconds * 1000 : undefined;
@@ -96,6 +109,7 @@ export async function runInit(ctx: CommandContext, options: InitOptions): Promis
     throw err;
   }
 
+  if (!master) throw new Error('init succeeded without a request being sent');
   // The node derived the cluster ID from what we sent; a different answer means it is not the node we think.
   const clusterId = deriveClusterId(deriveMeasurementSecret(master), measurementSalt);
   const ownerId = deriveOwnerId(master);

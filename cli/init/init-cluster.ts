@@ -17,7 +17,11 @@ import {
 export interface InitClusterOptions {
   endpoint: Endpoint;
   verifier: PeerVerifier;
-  request: InitRequest;
+  /**
+   * The request, or a function that makes it once the node's attestation was verified: the CLI creates the master
+   * secret only then, so a refused node leaves no new secret behind.
+   */
+  request: InitRequest | (() => Promise<InitRequest>);
   /** Progress lines streamed by the node. */
   onLog?: (line: string) => void;
   /** Called for each failed connection attempt while the node is not reachable yet. */
@@ -91,8 +95,9 @@ export async function initCluster(options: InitClusterOptions): Promise<InitSucc
       channel.credentials,
       channel.clientOptions,
     );
+    const request = typeof options.request === 'function' ? await options.request() : options.request;
     return await new Promise<InitSuccess>((resolve, reject) => {
-      const stream = client.init(options.request, new grpc.Metadata(), {
+      const stream = client.init(request, new grpc.Metadata(), {
         deadline: Date.now() + (options.initTimeoutMs ?? 20 * 60_000),
       });
       let result: InitSuccess | InitFailedError | undefined;

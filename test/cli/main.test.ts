@@ -245,6 +245,10 @@ describe('sextant init and verify against an agent with its own swtpm', { timeou
       assert.equal(r.code, 1);
       assert.match(r.stderr, /nothing was sent: .*PCR 4: expected abab/);
       assert.equal(await new NodeStateStore(node.stateDir).load(), null, 'node untouched');
+      assert.ok(
+        !existsSync(join(dir, 'sextant-mastersecret.json')),
+        'no master secret made for a refused node',
+      );
       assert.ok(!existsSync(join(dir, 'sextant-admin.conf')));
       assert.ok(!existsSync(join(dir, 'sextant-state.yaml')));
       const verify = await sextant([
@@ -269,6 +273,7 @@ describe('sextant init and verify against an agent with its own swtpm', { timeou
       const r = await sextant(['init', '--endpoint', '127.0.0.1:1', '--timeout', '2', '--workspace', dir]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /nothing was sent: 127\.0\.0\.1:1: connect/);
+      assert.ok(!existsSync(join(dir, 'sextant-mastersecret.json')));
       assert.ok(!existsSync(join(dir, 'sextant-state.yaml')));
     } finally {
       await rm(dir, { recursive: true, force: true });
