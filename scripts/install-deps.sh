@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Sextant needs, only those that are missing.
 set -euo pipefail
-packages=(swtpm swtpm-tools tpm2-tools libtss2-dev libtss2-tcti-swtpm0 protobuf-compiler qemu-system-x86 ovmf
-  mmdebstrap iproute2 openssl busybox-static cpio e2fsprogs dosfstools mtools fdisk zstd xxd binutils systemd-boot-efi jq)
+packages=(swtpm swtpm-tools tpm2-tools libtss2-dev libtss2-tcti-swtpm0 protobuf-compiler qemu-system-x86 qemu-utils ovmf
+  mmdebstrap iproute2 openssl busybox-static cpio e2fsprogs dosfstools mtools fdisk zstd xxd binutils systemd-boot-efi jq faketime)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
