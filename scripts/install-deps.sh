@@ -15,3 +15,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# Every program the sources run must be on PATH now. A package missing above shows up here on a fresh machine,
+# naming the program, instead of as "spawn … ENOENT" deep inside a test (qemu-img once hid that way for a stop).
+programs=(swtpm swtpm_setup swtpm_localca tpm2_pcrread tpm2_quote tpm2_checkquote tpm2_eventlog protoc
+  qemu-system-x86_64 qemu-img mmdebstrap mkfs.ext4 mkfs.vfat mcopy mmd sfdisk objcopy openssl busybox cpio zstd jq
+  xxd ip kubectl)
+absent=()
+for p in "${programs[@]}"; do command -v "$p" >/dev/null || absent+=("$p"); done
+if [ "${#absent[@]}" -gt 0 ]; then
+  echo "install-deps: still missing after install: ${absent[*]} (add their Debian packages to this script)" >&2
+  exit 1
+fi
