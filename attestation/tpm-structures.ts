@@ -27,6 +27,7 @@ export const TPMA_OBJECT = {
   fixedParent: 0x00000010,
   sensitiveDataOrigin: 0x00000020,
   userWithAuth: 0x00000040,
+  adminWithPolicy: 0x00000080,
   restricted: 0x00010000,
   decrypt: 0x00020000,
   sign: 0x00040000,
