@@ -1,4 +1,4 @@
-import { createHash, webcrypto, X509Certificate } from 'node:crypto';
+import { randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 
@@ -16,6 +16,16 @@ export interface EphemeralIdentity {
   spkiDer: Buffer;
 }
 
+/**
+ * Validity of every ephemeral certificate: the widest RFC 5280 allows (9999-12-31 means "no expiry", §4.1.2.5).
+ * Nothing about these certificates is trusted from their dates: the peer pins this exact certificate and accepts
+ * it only once a TPM quote bound to its key checked out, and the key dies with the process. Real dates would only
+ * let a skewed clock break the channel ("certificate is not yet valid" when the server runs ahead of the client),
+ * and OpenSSL offers Node no way to skip the date check for one pinned anchor.
+ */
+export const EPHEMERAL_NOT_BEFORE = new Date(Date.UTC(1970, 0, 1));
+export const EPHEMERAL_NOT_AFTER = new Date(Date.UTC(9999, 11, 31, 23, 59, 59));
+
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 /** Creates a fresh P-256 key and a self-signed certificate for it. The key never leaves memory. */
@@ -25,15 +35,11 @@ export async function createEphemeralIdentity(commonName = 'sextant-atls'): Prom
     'sign',
     'verify',
   ])) as webcrypto.CryptoKeyPair;
-  const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: createHash('sha256')
-      .update(String(now) + Math.random())
-      .digest('hex')
-      .slice(0, 16),
+    serialNumber: randomBytes(8).toString('hex'),
     name: `CN=${commonName}`,
-    notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + 7 * 24 * 3600_000),
+    notBefore: EPHEMERAL_NOT_BEFORE,
+    notAfter: EPHEMERAL_NOT_AFTER,
     keys,
     signingAlgorithm: algorithm,
     extensions: [
