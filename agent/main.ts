@@ -1,6 +1,32 @@
 #!/usr/bin/env node
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { run } from './run.js';
+import { type Attester, createPeerVerifier, openAttestedChannel } from '../attestation/atls/index.js';
+import { createTrust } from '../attestation/ek-chain.js';
+import { createIssuer } from '../attestation/issuer.js';
+import { parseMeasurementsFile } from '../attestation/measurements.js';
+import { notify } from '../native/systemd/notify.js';
+import { openTpm } from '../native/tpm/index.js';
+import { installComponents } from './components/install.js';
+import { type AgentConfig, loadAgentConfig } from './config/agent-config.js';
+import {
+  discoverAll,
+  type EndpointSource,
+  mdnsSource,
+  metadataSource,
+  staticSource,
+} from './discovery/index.js';
+import { serveNode } from './initserver/node-server.js';
+import { createKubeletCsr } from './joinclient/kubelet-csr.js';
+import { launchJoinService } from './joinservice/launch.js';
+import { createKubeadm } from './kubeadm/driver.js';
+import { createKubelet } from './kubeadm/kubelet.js';
+import { createLogger, type Logger } from './log/index.js';
+import { loadMetadata } from './metadata/instance-metadata.js';
+import { type Agent, type Platform, startAgent } from './start.js';
+import { ClusterSecretsStore } from './state/cluster-secrets.js';
+import { NodeStateStore } from './state/node-state.js';
 
 /**
  * sextant-agent: the first service of a Sextant node. Runs until stopped; on a failure to start it exits
@@ -18,7 +44,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     return printMeasurements();
   }
   const abort = new AbortController();
-  let agent: Awaited<ReturnType<typeof run>>;
+  let agent: Agent;
   try {
     agent = await run(process.env, abort.signal);
   } catch (err) {
@@ -31,6 +57,101 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   abort.abort();
   await agent.stop();
   return 0;
+}
+
+/** Opens the real node (config from the environment, TPM by TCTI) and starts the agent on it. */
+async function run(env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<Agent> {
+  const log = createLogger({ identifier: 'sextant-agent' });
+  const config = await loadAgentConfig(env);
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  const tpm = await openTpm(config.tcti);
+  const closing: (() => Promise<void>)[] = [() => tpm.close()];
+  const close = async () => {
+    for (const fn of closing.reverse()) await fn().catch(() => {});
+  };
+  try {
+    const platform = await nodePlatform(config, log, tpm, closing);
+    const agent = await startAgent(platform, signal);
+    return {
+      ...agent,
+      async stop() {
+        await agent.stop();
+        await close();
+      },
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** The concrete platform of a node: what `startAgent` composes, chosen from the agent's config. */
+async function nodePlatform(
+  config: AgentConfig,
+  log: Logger,
+  tpm: Awaited<ReturnType<typeof openTpm>>,
+  closing: (() => Promise<void>)[],
+): Promise<Platform> {
+  const trust = createTrust({
+    ekCaCertificates: await Promise.all(config.ekCaCertificates.map((p) => readFile(p, 'utf8'))),
+  });
+  const issuer = await createIssuer({ tpm, variant: config.variant, eventLogPath: config.eventLogPath });
+  closing.push(() => issuer.close());
+  const attester: Attester = {
+    identity: async () => issuer.identity(),
+    attest: (c, u) => issuer.attest(c, u),
+  };
+  const kubeadm = createKubeadm({
+    binary: join(config.rootfs, config.kubeadmPath),
+    rootfs: config.rootfs === '/' ? undefined : config.rootfs,
+    log,
+    timeoutMs: config.kubeadmTimeoutMs,
+  });
+  const secrets = new ClusterSecretsStore(config.stateDir);
+  const metadata = () => loadMetadata(config.metadataUrl);
+  const sources: EndpointSource[] = [metadataSource(metadata)];
+  if (config.staticJoinEndpoints.length > 0) sources.push(staticSource(config.staticJoinEndpoints));
+  if (config.mdns) sources.push(mdnsSource());
+  return {
+    log,
+    tpm,
+    state: new NodeStateStore(config.stateDir),
+    secrets,
+    metadata,
+    kubeadm,
+    kubelet: createKubelet({ command: config.kubeletStart }),
+    installComponents: (components) =>
+      installComponents(components, { ...(config.rootfs === '/' ? {} : { rootfs: config.rootfs }), log }),
+    attester,
+    joinServiceVerifier: async () => createPeerVerifier({ trust, measurements: {}, variant: config.variant }),
+    openChannel: (endpoint, verifier) => openAttestedChannel(endpoint, { verifier }),
+    discover: (signal) => discoverAll(sources, log, signal),
+    checkMeasurements: (text) => void parseMeasurementsFile(text, 'measurements'),
+    createKubeletCsr,
+    serveNode: (initServer) =>
+      serveNode({ attester, address: config.listenAddress, port: config.initPort }, initServer?.service()),
+    startJoinService: (clusterSecrets, metadata) =>
+      launchJoinService(
+        {
+          log,
+          trust,
+          attester,
+          kubeadm,
+          secretsStore: secrets,
+          stateDir: config.stateDir,
+          rootfs: config.rootfs,
+          variant: config.variant,
+          listenAddress: config.listenAddress,
+          port: config.joinServicePort,
+          burstPerPeer: config.joinBurstPerPeer,
+          ...(config.mdns ? { mdnsName: `${metadata.name}-join` } : {}),
+        },
+        clusterSecrets,
+      ),
+    apiServerPort: config.apiServerPort,
+    rootfs: config.rootfs,
+    ready: () => notify('READY=1'),
+  };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

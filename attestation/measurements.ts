@@ -1,5 +1,6 @@
-import { createHash, createPrivateKey, createPublicKey, KeyObject, sign, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, KeyObject, sign, verify } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { clusterPcrValue } from '../common/cluster-pcr.js';
 import { AttestationError } from './errors.js';
 
 /** What one PCR must hold. `expected` is 64 lowercase hex characters (a SHA-256 PCR value). */
@@ -162,6 +163,5 @@ export async function loadMeasurementsFile(
  * PCR 15 once with the cluster ID, so this is its expected value.
  */
 export function pcr15ForClusterId(clusterId: Buffer): string {
-  if (clusterId.length !== 32) throw new RangeError(`cluster ID: expected 32 bytes, got ${clusterId.length}`);
-  return createHash('sha256').update(Buffer.alloc(32)).update(clusterId).digest('hex');
+  return clusterPcrValue(clusterId).toString('hex');
 }

@@ -29,7 +29,7 @@ export interface InitServerDeps {
   log: Logger;
   metadata: InstanceMetadata;
   lock: NodeLock;
-  state: NodeStateStore;
+  state: Pick<NodeStateStore, 'save'>;
   apiServerPort: number;
   checkMeasurements(text: string): void;
   installComponents(components: Component[]): Promise<void>;

@@ -1,5 +1,6 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import {
   type AttestedChannel,
@@ -22,8 +23,15 @@ import {
 import type { Component } from '../components/spec.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
-import { CLUSTER_ID_PCR, type NodeLock, NodeLockedError } from '../nodelock/node-lock.js';
-import { abortableSleep, backoffDelays } from '../retry/backoff.js';
+import {
+  CLUSTER_ID_PCR,
+  ClusterPcrMismatchError,
+  clusterPcrValue,
+  type NodeLock,
+  NodeLockedError,
+} from '../nodelock/node-lock.js';
+import { backoffDelays } from '../retry/backoff.js';
+import { CLUSTER_SECRETS_TICKET_PATH } from '../state/cluster-secrets.js';
 import type { NodeState, NodeStateStore } from '../state/node-state.js';
 import type { KubeletKey } from './kubelet-csr.js';
 
@@ -39,11 +47,21 @@ export interface JoinKubeadmInput {
   bindPort: number;
 }
 
+/**
+ * PCRs a joining node expects a JoinService to share with it: the boot chain below PCR 15 as the image fixes it.
+ * Left out: PCR 1 (host platform configuration: SMBIOS tables and boot variables carry each VM's identity) and
+ * PCR 10 (IMA, a runtime log), which differ between two VMs of one image; the image's measurements leave them out or
+ * mark them warnOnly for the same reason. Firmware code (0), option ROMs (2), the boot loader and UKI (4), Secure
+ * Boot state (7) and the UKI's sections (11) must all match.
+ */
+export const BOOT_PCRS: readonly number[] = [0, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14];
+
 export interface JoinClientDeps {
   log: Logger;
+  /** This node's identity (name, role, address) as the provider described it at boot. */
   metadata: InstanceMetadata;
   lock: NodeLock;
-  state: NodeStateStore;
+  state: Pick<NodeStateStore, 'save'>;
   rootfs: string;
   apiServerPort: number;
   attester: Attester;
@@ -53,11 +71,10 @@ export interface JoinClientDeps {
    * boot differs still presents its attestation and the JoinService records why it was refused.
    */
   serverVerifier(): Promise<PeerVerifier>;
-  /** PCRs 0–14 as this node booted them: a JoinService must show the same boot chain before a ticket is used. */
-  ownBootPcrs(): Promise<Map<number, Buffer>>;
+  /** This node's own PCRs: a JoinService must show the same BOOT_PCRS before a ticket is used. */
+  readPcrs(indices: number[]): Promise<Map<number, Buffer>>;
   openChannel(endpoint: Endpoint, verifier: PeerVerifier): Promise<AttestedChannel>;
   discover(signal?: AbortSignal): Promise<Endpoint[]>;
-  readPcr(index: number): Promise<Buffer>;
   createKubeletCsr(nodeName: string, address: string): Promise<KubeletKey>;
   installComponents(components: Component[]): Promise<void>;
   runKubeadmJoin(input: JoinKubeadmInput): Promise<void>;
@@ -78,11 +95,6 @@ export class JoinStopped extends Error {
     super(message);
     this.name = 'JoinStopped';
   }
-}
-
-/** PCR 15 after extending a zero PCR with the cluster ID: what every node of the cluster reports. */
-export function expectedClusterPcr(clusterId: Buffer): Buffer {
-  return createHash('sha256').update(Buffer.alloc(32)).update(clusterId).digest();
 }
 
 function call<Req, Res>(
@@ -147,7 +159,7 @@ export class JoinClient {
           });
         }
       }
-      await abortableSleep(delays.next().value, signal).catch(() => {
+      await sleep(delays.next().value, undefined, { signal }).catch(() => {
         throw new JoinStopped('join client stopped', 'aborted');
       });
     }
@@ -192,7 +204,7 @@ export class JoinClient {
     const clusterId = deriveClusterId(ticket.measurementSecret, ticket.measurementSalt);
     // The ticket names a cluster; the JoinService must have proven it belongs to that cluster.
     const servedPcr15 = channel.attestation.pcrs.get(CLUSTER_ID_PCR);
-    if (!servedPcr15?.equals(expectedClusterPcr(clusterId))) {
+    if (!servedPcr15?.equals(clusterPcrValue(clusterId))) {
       throw new Error(
         'the JoinService is not a control plane of the cluster its ticket names (PCR 15 differs)',
       );
@@ -234,7 +246,7 @@ export class JoinClient {
       });
       if (controlPlane) {
         step = 'join-service';
-        const file = ticket.controlPlaneFiles.find((f) => f.path === 'sextant/cluster-secrets.json');
+        const file = ticket.controlPlaneFiles.find((f) => f.path === CLUSTER_SECRETS_TICKET_PATH);
         if (!file) throw new Error('control-plane ticket lacks the cluster secrets');
         await deps.onControlPlaneJoined(file.data);
       }
@@ -288,7 +300,7 @@ export class JoinClient {
           log.warn(`rejoin via ${target(endpoint)} failed: ${(err as Error).message}`);
         }
       }
-      await abortableSleep(delays.next().value, signal).catch(() => {
+      await sleep(delays.next().value, undefined, { signal }).catch(() => {
         throw new JoinStopped('rejoin stopped', 'aborted');
       });
     }
@@ -313,7 +325,7 @@ export class JoinClient {
           'reset-required',
         );
       }
-      if (!channel.attestation.pcrs.get(CLUSTER_ID_PCR)?.equals(expectedClusterPcr(clusterId))) {
+      if (!channel.attestation.pcrs.get(CLUSTER_ID_PCR)?.equals(clusterPcrValue(clusterId))) {
         throw new Error("the JoinService is not a control plane of this node's cluster (PCR 15 differs)");
       }
       return ticket;
@@ -324,7 +336,7 @@ export class JoinClient {
 
   /** The JoinService must have booted what this node booted; the first PCR that differs is named. */
   async #checkServerBoot(served: Map<number, Buffer>): Promise<void> {
-    for (const [index, own] of [...(await this.deps.ownBootPcrs())].sort(([a], [b]) => a - b)) {
+    for (const [index, own] of [...(await this.deps.readPcrs([...BOOT_PCRS]))].sort(([a], [b]) => a - b)) {
       if (!served.get(index)?.equals(own)) {
         throw new Error(
           `the JoinService booted something else than this node (PCR ${index} differs); ticket refused`,
@@ -333,18 +345,15 @@ export class JoinClient {
     }
   }
 
-  /** After a reboot PCR 15 is zero again: extend it; within the same boot it must already show the cluster. */
+  /** PCR 15 back to this node's cluster (see NodeLock.resume); another cluster there means the node needs reset. */
   async #restoreClusterPcr(clusterId: Buffer): Promise<void> {
-    const current = await this.deps.readPcr(CLUSTER_ID_PCR);
-    if (current.equals(Buffer.alloc(32))) {
-      await this.deps.lock.acquire('join', clusterId);
-    } else if (!current.equals(expectedClusterPcr(clusterId))) {
-      throw new JoinStopped(
-        'PCR 15 shows another cluster than this node joined; node needs reset',
-        'reset-required',
-      );
-    } else {
-      this.deps.lock.markTaken('join');
+    try {
+      await this.deps.lock.resume(clusterId);
+    } catch (err) {
+      if (err instanceof ClusterPcrMismatchError) {
+        throw new JoinStopped(`${err.message}; node needs reset`, 'reset-required');
+      }
+      throw err;
     }
   }
 }

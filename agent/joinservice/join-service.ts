@@ -22,15 +22,12 @@ import {
   JoinServiceService,
 } from '../../gen/proto/join.js';
 import type { Logger } from '../log/index.js';
-import type { ClusterSecrets } from '../state/cluster-secrets.js';
+import { CLUSTER_SECRETS_TICKET_PATH, type ClusterSecrets } from '../state/cluster-secrets.js';
 import type { AdmissionRegistry } from './admissions.js';
 import type { AuditLog } from './audit-log.js';
 import type { KubeletCertificateSigner } from './kubelet-certificate.js';
 import { PeerRateLimiter, peerHost, Semaphore } from './limits.js';
 import type { MeasurementsSource } from './measurements-source.js';
-
-/** The file a control-plane joiner receives so it can run a JoinService of its own. */
-export const CLUSTER_SECRETS_FILE = 'sextant/cluster-secrets.json';
 
 export interface JoinServiceDeps {
   log: Logger;
@@ -278,7 +275,7 @@ export class JoinService {
       token,
       discoveryTokenCaCertHash: this.deps.caCertHash,
       controlPlaneFiles: req.isControlPlane
-        ? [{ path: CLUSTER_SECRETS_FILE, data: this.deps.clusterSecretsFile() }]
+        ? [{ path: CLUSTER_SECRETS_TICKET_PATH, data: this.deps.clusterSecretsFile() }]
         : [],
       kubernetesVersion: secrets.kubernetesVersion,
       kubernetesComponents: secrets.components,

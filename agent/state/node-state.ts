@@ -59,7 +59,11 @@ function validate(path: string, raw: unknown): NodeState {
 export class NodeStateStore {
   readonly path: string;
 
-  constructor(stateDir: string) {
+  /** `now` stamps `updatedAt`; tests pass a fixed clock. */
+  constructor(
+    stateDir: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {
     this.path = join(stateDir, FILE);
   }
 
@@ -81,7 +85,7 @@ export class NodeStateStore {
   }
 
   async save(state: Omit<NodeState, 'version' | 'updatedAt'>): Promise<NodeState> {
-    const full: NodeState = { version: 1, ...state, updatedAt: new Date().toISOString() };
+    const full: NodeState = { version: 1, ...state, updatedAt: this.now().toISOString() };
     validate(this.path, full);
     await writeFileAtomic(this.path, `${JSON.stringify(full, null, 2)}\n`, { mode: 0o600 });
     return full;

@@ -7,9 +7,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { expectedClusterPcr } from '../../agent/joinclient/join-client.js';
 import { NodeStateStore } from '../../agent/state/node-state.js';
 import { loadState } from '../../cli/workspace/state.js';
+import { clusterPcrValue } from '../../common/cluster-pcr.js';
 import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
 import { createTestNetwork, type TestNetwork } from '../harness/netns.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
@@ -98,7 +98,7 @@ describe('join in network namespaces', { timeout: 600_000 }, () => {
       assert.equal(init.exitCode, 0, init.stderr);
       const state = await loadState(c.ws.dir);
       assert.ok(state);
-      const pcr15 = expectedClusterPcr(state.clusterId).toString('hex');
+      const pcr15 = clusterPcrValue(state.clusterId).toString('hex');
 
       // Init won the node lock on the control plane: its own join client stood down.
       await cp.waitFor((l) => /join client stops/.test(msg(l)), 10_000);

@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { expectedClusterPcr } from '../../agent/joinclient/join-client.js';
 import { loadConfig, saveConfig } from '../../cli/config/file.js';
 import { loadState } from '../../cli/workspace/state.js';
+import { clusterPcrValue } from '../../common/cluster-pcr.js';
 import { kubeadmStandin } from '../harness/cluster-kit.js';
 
 const run = promisify(execFile);
@@ -166,7 +166,7 @@ test('VM cluster: create, init, the worker joins; a tampered image is refused; t
   const initSeconds = (Date.now() - tInit) / 1000;
   const state = await loadState(ws);
   assert.ok(state);
-  const pcr15 = expectedClusterPcr(state.clusterId).toString('hex');
+  const pcr15 = clusterPcrValue(state.clusterId).toString('hex');
 
   // The worker joined: the control plane's API server knows it (asked with the admin kubeconfig init wrote).
   let nodes: string[] = [];
