@@ -1,5 +1,5 @@
 export { discoverAll } from './discover.js';
-export { type EndpointSource, endpointKey, type JoinEndpoint, parseEndpoint } from './endpoint.js';
+export { type EndpointSource, endpointKey, type JoinEndpoint, parseJoinEndpoint } from './endpoint.js';
 export {
   advertiseJoinService,
   DEFAULT_MDNS_TIMEOUT_MS,

@@ -3,7 +3,7 @@
 import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import Bonjour from 'bonjour-service';
-import type { EndpointSource, JoinEndpoint } from './endpoint.js';
+import { type EndpointSource, endpointKey, type JoinEndpoint } from './endpoint.js';
 
 export const JOIN_SERVICE_TYPE = 'sextant-join';
 export const DEFAULT_MDNS_TIMEOUT_MS = 1500;
@@ -71,7 +71,11 @@ export function mdnsSource(options: { timeoutMs?: number; interface?: string } =
           if (addresses.length === 0 && service.referer?.family === 'IPv4')
             addresses.push(service.referer.address);
           for (const host of addresses) {
-            found.set(`${host}:${service.port}`, { host, port: service.port, source: 'mdns' });
+            found.set(endpointKey({ host, port: service.port }), {
+              host,
+              port: service.port,
+              source: 'mdns',
+            });
           }
         });
         const finish = (error?: unknown) => {

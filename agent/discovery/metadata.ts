@@ -1,4 +1,4 @@
-import { type EndpointSource, parseEndpoint } from './endpoint.js';
+import { type EndpointSource, parseJoinEndpoint } from './endpoint.js';
 
 /**
  * Endpoints from instance metadata, read anew on every discovery (the list changes as control-plane nodes come
@@ -14,7 +14,7 @@ export function metadataSource(load: () => Promise<{ joinEndpoints?: string[] }>
       const list = metadata?.joinEndpoints ?? [];
       if (!Array.isArray(list))
         throw new Error('instance metadata joinEndpoints must be a list of "host:port"');
-      return list.map((entry) => parseEndpoint(entry, 'metadata'));
+      return list.map((entry) => parseJoinEndpoint(entry, 'metadata'));
     },
   };
 }

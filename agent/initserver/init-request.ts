@@ -1,7 +1,7 @@
 import { MASTER_SECRET_BYTES, type MasterSecret, SALT_BYTES } from '../../common/keys.js';
+import { cidrProblem, isSan } from '../../common/net.js';
 import type { InitRequest } from '../../gen/proto/init.js';
 import { type Component, validateComponents } from '../components/spec.js';
-import { cidrProblem, isSan } from '../kubeadm/net.js';
 
 /** A request that passed every check: what the init steps work from. */
 export interface InitPlan {

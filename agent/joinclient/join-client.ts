@@ -14,6 +14,7 @@ import {
 } from '../../attestation/atls/index.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { deriveClusterId } from '../../common/keys.js';
+import { formatEndpoint } from '../../common/net.js';
 import type { AttestationDocument } from '../../gen/proto/attestation.js';
 import {
   type IssueJoinTicketResponse,
@@ -114,10 +115,6 @@ function call<Req, Res>(
   );
 }
 
-function target(e: Endpoint): string {
-  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
-}
-
 /**
  * The join client: runs beside the init server from boot, finds a JoinService, proves this node to it on an
  * attested channel, checks the JoinService belongs to the cluster its ticket names, and joins.
@@ -153,8 +150,8 @@ export class JoinClient {
           return;
         } catch (err) {
           if (err instanceof JoinStopped) throw err;
-          log.warn(`join via ${target(endpoint)} failed: ${(err as Error).message}`, {
-            endpoint: target(endpoint),
+          log.warn(`join via ${formatEndpoint(endpoint)} failed: ${(err as Error).message}`, {
+            endpoint: formatEndpoint(endpoint),
             attempt,
           });
         }
@@ -175,7 +172,7 @@ export class JoinClient {
   /** One complete join through one JoinService. */
   async joinVia(endpoint: Endpoint): Promise<void> {
     const { deps } = this;
-    const log = deps.log.child({ component: 'join-client', endpoint: target(endpoint) });
+    const log = deps.log.child({ component: 'join-client', endpoint: formatEndpoint(endpoint) });
     const timeoutMs = deps.timeoutMs ?? 15_000;
     const channel = await deps.openChannel(endpoint, await deps.serverVerifier());
     let ticket: IssueJoinTicketResponse;
@@ -183,7 +180,11 @@ export class JoinClient {
     const diskUuid = this.#diskUuid;
     const controlPlane = deps.metadata.role === 'control-plane';
     try {
-      const client = new JoinServiceClient(target(endpoint), channel.credentials, channel.clientOptions);
+      const client = new JoinServiceClient(
+        formatEndpoint(endpoint),
+        channel.credentials,
+        channel.clientOptions,
+      );
       const attestation = await this.#attestTo(channel, client);
       kubeletKey = await deps.createKubeletCsr(deps.metadata.name, deps.metadata.advertiseAddress);
       ticket = await call(
@@ -293,11 +294,11 @@ export class JoinClient {
           const ticket = await this.#rejoinVia(endpoint, state);
           await this.#restoreClusterPcr(Buffer.from(state.clusterId, 'hex'));
           await deps.startKubelet();
-          log.info('rejoined the cluster; kubelet started', { endpoint: target(endpoint) });
+          log.info('rejoined the cluster; kubelet started', { endpoint: formatEndpoint(endpoint) });
           return ticket;
         } catch (err) {
           if (err instanceof JoinStopped) throw err;
-          log.warn(`rejoin via ${target(endpoint)} failed: ${(err as Error).message}`);
+          log.warn(`rejoin via ${formatEndpoint(endpoint)} failed: ${(err as Error).message}`);
         }
       }
       await sleep(delays.next().value, undefined, { signal }).catch(() => {
@@ -310,7 +311,11 @@ export class JoinClient {
     const timeoutMs = this.deps.timeoutMs ?? 15_000;
     const channel = await this.deps.openChannel(endpoint, await this.deps.serverVerifier());
     try {
-      const client = new JoinServiceClient(target(endpoint), channel.credentials, channel.clientOptions);
+      const client = new JoinServiceClient(
+        formatEndpoint(endpoint),
+        channel.credentials,
+        channel.clientOptions,
+      );
       const attestation = await this.#attestTo(channel, client);
       const ticket = await call(
         client.issueRejoinTicket.bind(client),

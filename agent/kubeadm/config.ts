@@ -1,16 +1,24 @@
-import { isIP } from 'node:net';
 import { stringify } from 'yaml';
 import {
-  cidrFamilyAndPrefix,
   cidrProblem,
   endpointProblem,
   isDnsSubdomain,
+  isIp,
   isPort,
   isSan,
-  KubeadmConfigError,
-} from './net.js';
+  parseCidr,
+} from '../../common/net.js';
 
-export { KubeadmConfigError } from './net.js';
+/** Thrown for a bad kubeadm input; `field` names it as the caller passed it. */
+export class KubeadmConfigError extends Error {
+  override name = 'KubeadmConfigError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
 
 export const KUBEADM_API_VERSION = 'kubeadm.k8s.io/v1beta4';
 export const KUBELET_API_VERSION = 'kubelet.config.k8s.io/v1beta1';
@@ -187,7 +195,8 @@ function validateInit(c: InitConfigInput): void {
     }
   });
   const cpe = requireString(c.controlPlaneEndpoint, 'controlPlaneEndpoint');
-  const cpeProblem = endpointProblem(cpe, false);
+  // the port may be left out (kubeadm then uses the bind port)
+  const cpeProblem = endpointProblem(cpe, 6443);
   if (cpeProblem) fail('controlPlaneEndpoint', cpeProblem, cpe);
   // Secrets: say what is wrong, never echo the value.
   if (c.bootstrapToken !== undefined && !TOKEN.test(c.bootstrapToken)) {
@@ -205,7 +214,7 @@ function validateInit(c: InitConfigInput): void {
 function validateJoin(c: JoinConfigInput): void {
   validateNodeName(c.nodeName, 'nodeName');
   const ep = requireString(c.apiServerEndpoint, 'apiServerEndpoint');
-  const epProblem = endpointProblem(ep, true);
+  const epProblem = endpointProblem(ep);
   if (epProblem) fail('apiServerEndpoint', epProblem, ep);
   if (typeof c.token !== 'string' || !TOKEN.test(c.token)) fail('token', 'expected [a-z0-9]{6}.[a-z0-9]{16}');
   if (!Array.isArray(c.caCertHashes) || c.caCertHashes.length === 0) {
@@ -235,7 +244,7 @@ function validateNodeName(v: unknown, field: string): void {
 
 function validateAddress(v: unknown, field: string): void {
   const addr = requireString(v, field);
-  if (isIP(addr) === 0) fail(field, 'expected an IPv4 or IPv6 address', addr);
+  if (!isIp(addr)) fail(field, 'expected an IPv4 or IPv6 address', addr);
 }
 
 function validateCidrs(value: string, field: string, service: boolean): void {
@@ -245,7 +254,7 @@ function validateCidrs(value: string, field: string, service: boolean): void {
   for (const p of parts) {
     const problem = cidrProblem(p);
     if (problem) fail(field, problem, value);
-    const { family, prefix } = cidrFamilyAndPrefix(p);
+    const { family, prefix } = parseCidr(p);
     families.add(family);
     // The API server refuses service ranges with more than 2^20 addresses.
     const bits = family === 4 ? 32 : 128;

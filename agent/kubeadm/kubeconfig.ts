@@ -1,5 +1,5 @@
 import { parseDocument } from 'yaml';
-import { endpointProblem } from './net.js';
+import { endpointProblem } from '../../common/net.js';
 
 export class KubeconfigError extends Error {
   override name = 'KubeconfigError';
@@ -11,7 +11,7 @@ export class KubeconfigError extends Error {
  * admin key, so errors describe its structure and never quote its content.
  */
 export function rewriteKubeconfigServer(kubeconfig: Buffer, endpoint: string): Buffer {
-  const problem = endpointProblem(endpoint, true);
+  const problem = endpointProblem(endpoint);
   if (problem) throw new KubeconfigError(`endpoint: ${problem} (got ${JSON.stringify(endpoint)})`);
 
   const doc = parseDocument(kubeconfig.toString('utf8'), { uniqueKeys: true });

@@ -1,15 +1,13 @@
 import { X509Certificate } from 'node:crypto';
 import { connect, createSecureContext, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { type Endpoint, formatEndpoint } from '../../common/net.js';
 import { AttestationServiceClient } from '../../gen/proto/attestation.js';
 import { channelUserData } from './binding.js';
 import { ATLS_SERVER_NAME, spkiOf } from './certificate.js';
 import type { PeerVerifier, VerifiedAttestation } from './verifier.js';
 
-export interface Endpoint {
-  host: string;
-  port: number;
-}
+export type { Endpoint };
 
 export interface AttestedChannel {
   readonly endpoint: Endpoint;
@@ -34,25 +32,9 @@ export class AttestedChannelError extends Error {
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(`${endpoint.host}:${endpoint.port}: ${stage}: ${message}`, options);
+    super(`${formatEndpoint(endpoint)}: ${stage}: ${message}`, options);
     this.name = 'AttestedChannelError';
   }
-}
-
-export function parseEndpoint(text: string, defaultPort?: number): Endpoint {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(text.trim());
-  const host = m?.[1] ?? m?.[2];
-  const port = m?.[3] !== undefined ? Number(m[3]) : defaultPort;
-  if (!m || !host || port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new TypeError(`endpoint: expected host:port, got ${JSON.stringify(text)}`);
-  }
-  return { host, port };
-}
-
-function target(endpoint: Endpoint): string {
-  return endpoint.host.includes(':')
-    ? `[${endpoint.host}]:${endpoint.port}`
-    : `${endpoint.host}:${endpoint.port}`;
 }
 
 /**
@@ -135,9 +117,9 @@ export async function openAttestedChannel(
     'grpc.default_authority': ATLS_SERVER_NAME,
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
   };
-  const channel = new grpc.Channel(target(endpoint), credentials, channelOptions);
+  const channel = new grpc.Channel(formatEndpoint(endpoint), credentials, channelOptions);
   const clientOptions: grpc.ClientOptions = { channelOverride: channel };
-  const attestation = new AttestationServiceClient(target(endpoint), credentials, clientOptions);
+  const attestation = new AttestationServiceClient(formatEndpoint(endpoint), credentials, clientOptions);
   try {
     const identity = await unary(attestation.identify.bind(attestation), {}, timeoutMs).catch((err) => {
       throw new AttestedChannelError(endpoint, 'identify', grpcMessage(err), { cause: err });

@@ -14,7 +14,6 @@ export {
   grpcMessage,
   type OpenOptions,
   openAttestedChannel,
-  parseEndpoint,
   pinnedCredentials,
 } from './client.js';
 export { createPeerVerifier, type VerifierPolicy } from './policy.js';

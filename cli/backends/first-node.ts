@@ -1,7 +1,7 @@
 // Which node `init` talks to when the operator does not say: the first control plane the provider created.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatEndpoint } from '../config/net.js';
+import { formatEndpoint } from '../../common/net.js';
 import { providerDir } from '../provider/qemu/nodes.js';
 
 export async function firstControlPlane(workspace: string, initPort: number): Promise<string> {

@@ -9,12 +9,12 @@ import {
   type MasterSecret,
   SALT_BYTES,
 } from '../../common/keys.js';
+import { type Endpoint, parseEndpoint } from '../../common/net.js';
 import { secretsEqual } from '../../common/secrets.js';
 import type { InitRequest } from '../../gen/proto/init.js';
 import type { InitOptions } from '../commands/backends.js';
 import type { CommandContext } from '../commands/context.js';
 import { loadConfig } from '../config/file.js';
-import { parseEndpoint } from '../config/net.js';
 import type { SextantConfig } from '../config/schema.js';
 import { InitFailedError, InitRefusedError, initCluster } from '../init/init-cluster.js';
 import { loadInitSecret } from '../workspace/init-secret.js';
@@ -61,8 +61,12 @@ export async function runInit(ctx: CommandContext, options: InitOptions): Promis
     );
   }
   const endpointText = options.endpoint ?? (await firstControlPlane(ctx.workspace, config.initPort));
-  const endpoint = parseEndpoint(endpointText, config.initPort);
-  if (typeof endpoint === 'string') throw new Error(`init endpoint ${endpointText}: ${endpoint}`);
+  let endpoint: Endpoint;
+  try {
+    endpoint = parseEndpoint(endpointText, config.initPort);
+  } catch (err) {
+    throw new Error(`init endpoint ${endpointText}: ${(err as Error).message}`);
+  }
 
   const measurementSalt = randomBytes(SALT_BYTES);
   let master: MasterSecret | undefined;

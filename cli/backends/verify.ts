@@ -1,17 +1,17 @@
 // `sextant verify`: attest one node and say what it showed.
 import { AttestedChannelError } from '../../attestation/atls/index.js';
+import { parseEndpoint } from '../../common/net.js';
 import type { VerifyOptions } from '../commands/backends.js';
 import type { CommandContext } from '../commands/context.js';
 import { loadConfig } from '../config/file.js';
-import { parseEndpoint } from '../config/net.js';
 import { verifyNode } from '../init/init-cluster.js';
 import { configuredVerifier } from './attestation.js';
 
 export async function runVerify(ctx: CommandContext, options: VerifyOptions): Promise<number> {
   const config = await loadConfig(ctx.workspace);
   const { verifier } = await configuredVerifier(ctx.workspace, config);
+  // the command checked it already
   const endpoint = parseEndpoint(options.endpoint, config.initPort);
-  if (typeof endpoint === 'string') throw new Error(`--endpoint ${options.endpoint}: ${endpoint}`);
   try {
     const attestation = await verifyNode(endpoint, verifier);
     ctx.stdout.write(`verified: ${options.endpoint}\n`);

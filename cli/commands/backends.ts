@@ -1,6 +1,7 @@
 // The parts other components implement and the commands call: init and verify (cli/init), node providers
 // (cli/provider/*). Narrow on purpose, so each side can be built and tested alone; cli/backends/ holds the real
 // ones and cli/main.ts wires them.
+import type { NodeRole } from '../../common/contracts/node-role.js';
 import type { SextantConfig } from '../config/schema.js';
 import type { CommandContext } from './context.js';
 
@@ -28,7 +29,6 @@ export interface VerifyOptions {
 /** `sextant verify`: attests one node against the config's measurements and prints what it found. */
 export type VerifyRunner = (ctx: CommandContext, options: VerifyOptions) => Promise<number>;
 
-export type NodeRole = 'control-plane' | 'worker';
 
 export interface ProviderNodeSpec {
   name: string;

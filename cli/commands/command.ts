@@ -1,5 +1,6 @@
 // The shape of one command: how it is called, how its raw arguments become typed options, and what it does.
 import type { ParseArgsConfig } from 'node:util';
+import { type Endpoint, parseEndpoint } from '../../common/net.js';
 import type { Backends } from './backends.js';
 import { type CommandContext, UsageError } from './context.js';
 
@@ -41,4 +42,13 @@ export function parsePositiveSeconds(value: string, flag: string, command: strin
     );
   }
   return n;
+}
+
+/** `--endpoint host:port` (port defaults to `defaultPort`), or a UsageError naming the flag and the reason. */
+export function endpointOption(value: string, defaultPort: number, command: string): Endpoint {
+  try {
+    return parseEndpoint(value, defaultPort);
+  } catch (err) {
+    throw new UsageError(`--endpoint: ${(err as Error).message}`, command);
+  }
 }

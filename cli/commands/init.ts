@@ -1,10 +1,11 @@
 // sextant init [--force] [--endpoint host:port] [--timeout S]
+
+import { formatEndpoint } from '../../common/net.js';
 import { loadConfig } from '../config/file.js';
-import { formatEndpoint, parseEndpoint } from '../config/net.js';
 import { assertNotInitialized } from '../workspace/workspace.js';
 import type { Backends, InitOptions } from './backends.js';
-import { defineCommand, parsePositiveSeconds } from './command.js';
-import { type CommandContext, UsageError } from './context.js';
+import { defineCommand, endpointOption, parsePositiveSeconds } from './command.js';
+import type { CommandContext } from './context.js';
 
 const NAME = 'init';
 
@@ -14,9 +15,7 @@ export async function init(ctx: CommandContext, options: InitOptions, backends: 
   await assertNotInitialized(ctx.workspace, options.force, 'initialize another');
   let endpoint = options.endpoint;
   if (endpoint !== undefined) {
-    const parsed = parseEndpoint(endpoint, config.initPort);
-    if (typeof parsed === 'string') throw new UsageError(`--endpoint: ${parsed}`, NAME);
-    endpoint = formatEndpoint(parsed);
+    endpoint = formatEndpoint(endpointOption(endpoint, config.initPort, NAME));
   }
   return backends.runInit(ctx, { ...options, ...(endpoint !== undefined ? { endpoint } : {}) });
 }
@@ -44,8 +43,7 @@ export const initCommand = defineCommand<InitOptions>({
     const out: InitOptions = { force: values.force === true };
     if (typeof values.endpoint === 'string') {
       // the port may come from the config, checked again by init()
-      const parsed = parseEndpoint(values.endpoint, 1);
-      if (typeof parsed === 'string') throw new UsageError(`--endpoint: ${parsed}`, NAME);
+      endpointOption(values.endpoint, 1, NAME);
       out.endpoint = values.endpoint;
     }
     if (typeof values.timeout === 'string')

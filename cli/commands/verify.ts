@@ -1,8 +1,8 @@
 // sextant verify --endpoint host:port
+import { formatEndpoint } from '../../common/net.js';
 import { loadConfig } from '../config/file.js';
-import { formatEndpoint, parseEndpoint } from '../config/net.js';
 import type { Backends, VerifyOptions } from './backends.js';
-import { defineCommand } from './command.js';
+import { defineCommand, endpointOption } from './command.js';
 import { type CommandContext, UsageError } from './context.js';
 
 const NAME = 'verify';
@@ -17,9 +17,9 @@ export async function verify(
   backends: Backends,
 ): Promise<number> {
   const config = await loadConfig(ctx.workspace);
-  const parsed = parseEndpoint(options.endpoint, config.initPort);
-  if (typeof parsed === 'string') throw new UsageError(`--endpoint: ${parsed}`, NAME);
-  const request: VerifyOptions = { endpoint: formatEndpoint(parsed) };
+  const request: VerifyOptions = {
+    endpoint: formatEndpoint(endpointOption(options.endpoint, config.initPort, NAME)),
+  };
   return backends.runVerify(ctx, request);
 }
 
@@ -37,8 +37,7 @@ export const verifyCommand = defineCommand<VerifyCommandOptions>({
   maxPositionals: 0,
   parse: ({ values }) => {
     if (typeof values.endpoint !== 'string') throw new UsageError('--endpoint host:port is required', NAME);
-    const parsed = parseEndpoint(values.endpoint, 1);
-    if (typeof parsed === 'string') throw new UsageError(`--endpoint: ${parsed}`, NAME);
+    endpointOption(values.endpoint, 1, NAME);
     return { endpoint: values.endpoint };
   },
   run: verify,

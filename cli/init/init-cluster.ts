@@ -7,6 +7,7 @@ import {
   openAttestedChannel,
   type PeerVerifier,
 } from '../../attestation/atls/index.js';
+import { formatEndpoint } from '../../common/net.js';
 import {
   type InitRequest,
   type InitResponse,
@@ -56,10 +57,6 @@ export class InitRefusedError extends Error {
   }
 }
 
-function target(e: Endpoint): string {
-  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
-}
-
 /**
  * Opens an attested channel to the node, retrying while it is not reachable yet (a booting VM), but never past
  * an attestation failure: a node that answers with the wrong measurements is refused at once.
@@ -91,7 +88,7 @@ export async function initCluster(options: InitClusterOptions): Promise<InitSucc
   const channel = await connectAttested(options.endpoint, options.verifier, options);
   try {
     const client = new InitServiceClient(
-      target(options.endpoint),
+      formatEndpoint(options.endpoint),
       channel.credentials,
       channel.clientOptions,
     );

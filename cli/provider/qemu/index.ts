@@ -3,8 +3,6 @@
 export type { VmNetwork } from './network.js';
 export { networkFor } from './network.js';
 export type {
-  NodeMetadata,
-  NodeRole,
   QemuCluster,
   QemuClusterSpec,
   QemuNode,

@@ -3,12 +3,18 @@
 // and tears everything down again. All artifacts live under <workspace>/qemu/.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import {
+  FW_CFG,
+  type InstanceMetadata,
+  instanceMetadataSchema,
+} from '../../../common/contracts/instance-metadata.js';
+import { NODE_ROLES, type NodeRole } from '../../../common/contracts/node-role.js';
+import { formatEndpoint, isDnsLabel } from '../../../common/net.js';
+import { parseWith } from '../../../common/schema.js';
 import { isOurProcess, readPid, run, stopProcess } from './exec.js';
 import { createNetwork, deleteNetwork, freeNetworkFor, networkFor } from './network.js';
 import { manufactureTpm, readLocalCa, startSwtpm } from './swtpm.js';
 import { OVMF_VARS, startVm, waitForConsole } from './vm.js';
-
-export type NodeRole = 'control-plane' | 'worker';
 
 export interface QemuNodeSpec {
   name: string;
@@ -56,18 +62,7 @@ export interface QemuCluster {
   ekCa: { rootPem: string; issuerPem: string };
 }
 
-/** Metadata each node's agent reads from fw_cfg opt/sextant/metadata. */
-export interface NodeMetadata {
-  name: string;
-  role: NodeRole;
-  initSecretHash: string;
-  advertiseAddress: string;
-  peers: string[];
-  joinEndpoints: string[];
-}
-
 export const READY_MARKER = /SEXTANT-AGENT-READY/;
-const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function providerDir(workspaceDir: string): string {
   return join(resolve(workspaceDir), 'qemu');
@@ -83,11 +78,13 @@ function validate(spec: QemuClusterSpec): void {
   if (spec.nodes.length > 200) throw new Error('qemu provider: at most 200 nodes per subnet');
   const seen = new Set<string>();
   for (const n of spec.nodes) {
-    if (!NAME.test(n.name)) throw new Error(`qemu provider: node name "${n.name}" is not a DNS label`);
+    if (!isDnsLabel(n.name)) throw new Error(`qemu provider: node name "${n.name}" is not a DNS label`);
     if (seen.has(n.name)) throw new Error(`qemu provider: node name "${n.name}" is used twice`);
     seen.add(n.name);
-    if (n.role !== 'control-plane' && n.role !== 'worker') {
-      throw new Error(`qemu provider: node ${n.name}: role must be control-plane or worker, got "${n.role}"`);
+    if (!NODE_ROLES.includes(n.role)) {
+      throw new Error(
+        `qemu provider: node ${n.name}: role must be ${NODE_ROLES.join(' or ')}, got "${n.role}"`,
+      );
     }
   }
   if (!spec.nodes.some((n) => n.role === 'control-plane'))
@@ -179,7 +176,8 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
         join(node.dir, 'disk.qcow2'),
       ]);
       copyFileSync(OVMF_VARS, join(node.dir, 'vars.fd'));
-      const metadata: NodeMetadata = {
+      // checked against the agent's own schema, so a node never boots with metadata it would refuse
+      const metadata: InstanceMetadata = parseWith(instanceMetadataSchema, {
         name: node.name,
         role: node.role,
         initSecretHash: spec.initSecretHash,
@@ -187,8 +185,8 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
         peers: nodes.filter((p) => p !== node).map((p) => p.address),
         joinEndpoints: nodes
           .filter((p) => p !== node && p.role === 'control-plane')
-          .map((p) => `${p.address}:${port}`),
-      };
+          .map((p) => formatEndpoint({ host: p.address, port })),
+      });
       writeFileSync(join(node.dir, 'metadata.json'), `${JSON.stringify(metadata)}\n`);
       writeFileSync(
         join(node.dir, 'network'),
@@ -218,9 +216,9 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
         qmpSocket: join(rt, `${node.name}.qmp`),
         tpmSocket,
         fwCfg: {
-          'opt/sextant/metadata': join(node.dir, 'metadata.json'),
-          'opt/sextant/network': join(node.dir, 'network'),
-          'opt/sextant/ek-ca': join(dir, 'ek-ca.pem'),
+          [FW_CFG.metadata]: join(node.dir, 'metadata.json'),
+          [FW_CFG.network]: join(node.dir, 'network'),
+          [FW_CFG.ekCa]: join(dir, 'ek-ca.pem'),
         },
         nic: { tap: net.tapOf(i), mac: node.mac },
         netns: net.namespace,

@@ -216,16 +216,20 @@ describe('installComponents', () => {
     };
     const cases: [Record<string, unknown>, string, RegExp][] = [
       [{ url: 'ftp://host/x' }, 'url', /scheme ftp: not allowed/],
+      [{ url: 'https://user:pw@host/x' }, 'url', /user name or password/],
       [{ url: 'not a url' }, 'url', /not a valid URL/],
       [{ url: '' }, 'url', /missing/],
       [{ url: 'file://remote/etc/passwd' }, 'url', /remote host/],
-      [{ sha256: 'ABC' }, 'sha256', /64 lowercase hex/],
-      [{ sha256: 'A'.repeat(64) }, 'sha256', /64 lowercase hex/],
+      [{ sha256: 'ABC' }, 'sha256', /64 hex digits/],
+      [{ sha256: 5 }, 'sha256', /64 hex digits.*got 5/],
+      [{ checksum: 'x' }, 'checksum', /unknown key \(expected one of: url, sha256, installPath, extract\)/],
+      [{ installPath: undefined }, 'installPath', /missing|got nothing/],
+      [{ sha256: 'g'.repeat(64) }, 'sha256', /64 hex digits/],
       [{ installPath: 'relative/x' }, 'installPath', /absolute/],
       [{ installPath: '/opt/../etc/x' }, 'installPath', /".."/],
       [{ installPath: '/opt//x' }, 'installPath', /normalized/],
       [{ installPath: '/' }, 'installPath', /normalized/],
-      [{ extract: 'yes' }, 'extract', /boolean/],
+      [{ extract: 'yes' }, 'extract', /expected true or false, got "yes"/],
     ];
     const before = requests;
     for (const [patch, field, why] of cases) {
@@ -238,7 +242,10 @@ describe('installComponents', () => {
       assert.match(err.message, /^component 1 /);
       assert.match(err.message, why);
     }
-    assert.throws(() => validateComponents([null]), /component 0 url: component is not an object/);
+    assert.throws(
+      () => validateComponents([null]),
+      /^ComponentSpecError: component 0: expected a mapping, got null$/,
+    );
     assert.equal(requests, before, 'nothing was fetched');
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { discoverAll } from '../../../agent/discovery/discover.js';
-import { type EndpointSource, endpointKey, parseEndpoint } from '../../../agent/discovery/endpoint.js';
+import { type EndpointSource, endpointKey, parseJoinEndpoint } from '../../../agent/discovery/endpoint.js';
 import { metadataSource } from '../../../agent/discovery/metadata.js';
 import { staticSource } from '../../../agent/discovery/static.js';
 import { createLogger } from '../../../agent/log/index.js';
@@ -26,18 +26,19 @@ describe('staticSource', () => {
   it('refuses every malformed entry at construction, naming it and what was expected', () => {
     const cases: [string, RegExp][] = [
       ['10.0.0.1', /missing ":port"/],
-      ['10.0.0.1:0', /outside 1-65535/],
-      ['10.0.0.1:70000', /outside 1-65535/],
-      ['10.0.0.1:80x', /not a number/],
-      ['10.0.0.1:', /not a number/],
+      ['10.0.0.1:0', /port must be 1-65535/],
+      ['10.0.0.1:70000', /port must be 1-65535/],
+      ['10.0.0.1:80x', /port must be 1-65535/],
+      ['10.0.0.1:', /port must be 1-65535/],
       [':30090', /empty host/],
-      ['300.1.1.1:80', /neither an IPv4 address nor a host name/],
-      ['bad host:80', /neither an IPv4 address nor a host name/],
-      ['-bad:80', /neither an IPv4 address nor a host name/],
-      ['fd00::1:80', /must be written in brackets/],
+      ['300.1.1.1:80', /neither an IP address nor a host name/],
+      ['bad host:80', /neither an IP address nor a host name/],
+      ['-bad:80', /neither an IP address nor a host name/],
+      ['a..b:80', /neither an IP address nor a host name/],
+      ['fd00::1:80', /IPv6 address needs \[ \]/],
       ['[fd00::1', /missing "]"/],
       ['[fd00::1]80', /expected ":port"/],
-      ['[10.0.0.1]:80', /not an IPv6 address/],
+      ['[10.0.0.1]:80', /IPv6 address inside \[ \]/],
     ];
     for (const [entry, why] of cases) {
       assert.throws(
@@ -47,7 +48,7 @@ describe('staticSource', () => {
       );
     }
     assert.throws(() => staticSource('a:1' as never), /list/);
-    assert.throws(() => parseEndpoint(5 as never, 'static'), /expected a string/);
+    assert.throws(() => parseJoinEndpoint(5 as never, 'static'), /expected a string/);
   });
 
   it('stops when aborted', async () => {

@@ -64,8 +64,8 @@ describe('rewriteKubeconfigServer', () => {
   });
 
   const bad: [string, string, RegExp][] = [
-    [KUBECONFIG, '10.0.0.2', /endpoint: a port is required/],
-    [KUBECONFIG, 'bad host:1', /endpoint: host must be/],
+    [KUBECONFIG, '10.0.0.2', /endpoint: missing ":port"/],
+    [KUBECONFIG, 'bad host:1', /endpoint: "bad host" is neither an IP address nor a host name/],
     ['a: [unclosed', '10.0.0.2:6443', /not valid YAML/],
     ['- a list', '10.0.0.2:6443', /mapping at the top level/],
     ['apiVersion: v2\nkind: Config\n', '10.0.0.2:6443', /apiVersion: expected v1/],
