@@ -2,7 +2,7 @@
 # Installs the Debian packages Sextant needs, only those that are missing.
 set -euo pipefail
 packages=(swtpm swtpm-tools tpm2-tools libtss2-dev libtss2-tcti-swtpm0 protobuf-compiler qemu-system-x86 qemu-utils ovmf
-  mmdebstrap iproute2 openssl busybox-static cpio e2fsprogs dosfstools mtools fdisk zstd xxd binutils systemd-boot-efi jq faketime)
+  mmdebstrap iproute2 openssl busybox-static cpio e2fsprogs dosfstools mtools fdisk zstd xxd binutils systemd-boot-efi jq faketime nftables containerd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -20,7 +20,7 @@ fi
 # naming the program, instead of as "spawn … ENOENT" deep inside a test (qemu-img once hid that way for a stop).
 programs=(swtpm swtpm_setup swtpm_localca tpm2_pcrread tpm2_quote tpm2_checkquote tpm2_eventlog protoc
   qemu-system-x86_64 qemu-img mmdebstrap mkfs.ext4 mkfs.vfat mcopy mmd sfdisk objcopy openssl busybox cpio zstd jq
-  xxd ip kubectl)
+  xxd ip kubectl nft containerd ctr)
 absent=()
 for p in "${programs[@]}"; do command -v "$p" >/dev/null || absent+=("$p"); done
 if [ "${#absent[@]}" -gt 0 ]; then
