@@ -5,7 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
-import { type AdmissionRecord, AuditLog, readAuditLog } from '../../../agent/joinservice/audit-log.js';
+import {
+  type AdmissionRecord,
+  AuditLog,
+  isAdmission,
+  readAuditLog,
+} from '../../../agent/joinservice/audit-log.js';
 import { PeerRateLimiter, peerHost, Semaphore } from '../../../agent/joinservice/limits.js';
 import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
 import type { PeerVerifier } from '../../../attestation/atls/index.js';
@@ -118,7 +123,7 @@ describe('AuditLog', () => {
       [1, 2, 3, 4],
     );
     assert.deepEqual(
-      records.map((r) => r.record.nodeName),
+      records.map((r) => (isAdmission(r.record) ? r.record.nodeName : r.record.kind)),
       ['a', 'b', 'c', 'd'],
     );
     assert.equal((await stat(log.path)).mode & 0o777, 0o600);
