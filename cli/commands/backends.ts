@@ -24,11 +24,12 @@ export type InitRunner = (ctx: CommandContext, options: InitOptions) => Promise<
 export interface VerifyOptions {
   /** host:port of a node's init/attestation service. */
   endpoint: string;
+  /** Accept unsigned or weaker-than-minimum measurements, each weakness printed INSECURE. */
+  insecureMeasurements?: boolean;
 }
 
 /** `sextant verify`: attests one node against the config's measurements and prints what it found. */
 export type VerifyRunner = (ctx: CommandContext, options: VerifyOptions) => Promise<number>;
-
 
 export interface ProviderNodeSpec {
   name: string;

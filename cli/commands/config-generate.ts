@@ -1,21 +1,40 @@
-// sextant config generate qemu [--measurements FILE] [--force]
+// sextant config generate qemu [--measurements FILE [--measurements-key PUB]] [--force]
+import { createHash, createPublicKey } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { type Measurements, parseMeasurementsFile } from '../../attestation/measurements.js';
+import { dirname, join, resolve } from 'node:path';
+import { enforceMeasurementPolicy } from '../../attestation/measurement-policy.js';
+import { type Measurements, verifyMeasurementsFile } from '../../attestation/measurements.js';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 import { configPath, saveConfig } from '../config/file.js';
 import { generateQemuConfig } from '../config/generate.js';
-import { CONFIG_FILE } from '../config/validate.js';
+import { CONFIG_FILE, validateConfig } from '../config/validate.js';
 import { defineCommand } from './command.js';
 import { type CommandContext, UsageError } from './context.js';
 
 export interface ConfigGenerateOptions {
   provider: 'qemu';
-  /** An image measurements file (JSON {"measurements": {...}}) whose values fill attestation.measurements. */
+  /**
+   * An image measurements file (JSON {"measurements": {...}}) with its detached signature beside it (FILE.sig),
+   * signed by the image build's release key.
+   */
   measurementsFile?: string;
+  /** The release public key (PEM) to pin; default: measurements.pub.pem beside the measurements file. */
+  measurementsKey?: string;
   force: boolean;
 }
 
 const NAME = 'config generate';
+/** What the image build writes beside measurements.json: its release public key. */
+export const RELEASE_KEY_NAME = 'measurements.pub.pem';
+/** The workspace copies config generate pins: the signed file, its signature, the release key. */
+const WORKSPACE_MEASUREMENTS = 'sextant-measurements.json';
+const WORKSPACE_RELEASE_KEY = 'sextant-measurements-key.pem';
+
+/** SHA-256 of the key's SPKI: what an operator compares with the release's published fingerprint. */
+function keyFingerprint(pem: Buffer): string {
+  const spki = createPublicKey(pem).export({ type: 'spki', format: 'der' });
+  return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
+}
 const PROVIDERS = ['qemu'] as const;
 
 export async function configGenerate(ctx: CommandContext, options: ConfigGenerateOptions): Promise<number> {
@@ -31,17 +50,48 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
     }
   }
   let measurements: Measurements | undefined;
+  let pinned: { file: Buffer; signature: Buffer; publicKey: Buffer } | undefined;
   if (options.measurementsFile !== undefined) {
     const file = resolve(ctx.workspace, options.measurementsFile);
-    const bytes = await readFile(file).catch((err: NodeJS.ErrnoException) => {
-      throw new UsageError(`--measurements: cannot read ${file} (${err.code ?? 'error'})`, NAME);
-    });
-    measurements = parseMeasurementsFile(bytes, file);
+    const keyFile = resolve(ctx.workspace, options.measurementsKey ?? join(dirname(file), RELEASE_KEY_NAME));
+    const read = (path: string, flag: string) =>
+      readFile(path).catch((err: NodeJS.ErrnoException) => {
+        throw new UsageError(`${flag}: cannot read ${path} (${err.code ?? 'error'})`, NAME);
+      });
+    pinned = {
+      file: await read(file, '--measurements'),
+      signature: await read(`${file}.sig`, '--measurements (its detached signature)'),
+      publicKey: await read(keyFile, '--measurements-key'),
+    };
+    // Verified here and again on every use: the workspace copy is what later commands check.
+    measurements = verifyMeasurementsFile(pinned.file, pinned.signature, pinned.publicKey, file);
     if (Object.keys(measurements).length === 0) {
       throw new UsageError(`--measurements: ${file} holds no measurements`, NAME);
     }
+    enforceMeasurementPolicy(measurements, { where: file });
+    ctx.stderr.write(`pinned measurements release key ${keyFingerprint(pinned.publicKey)} (${keyFile})\n`);
   }
-  const config = generateQemuConfig(measurements ? { measurements } : {});
+  let config = generateQemuConfig();
+  if (pinned) {
+    await writeFileAtomic(join(ctx.workspace, WORKSPACE_MEASUREMENTS), pinned.file, { mode: 0o644 });
+    await writeFileAtomic(join(ctx.workspace, `${WORKSPACE_MEASUREMENTS}.sig`), pinned.signature, {
+      mode: 0o644,
+    });
+    await writeFileAtomic(join(ctx.workspace, WORKSPACE_RELEASE_KEY), pinned.publicKey, { mode: 0o644 });
+    const { measurements: _inline, ...attestation } = config.attestation;
+    config = validateConfig(
+      {
+        ...config,
+        attestation: {
+          ...attestation,
+          measurementsFile: WORKSPACE_MEASUREMENTS,
+          measurementsSignature: `${WORKSPACE_MEASUREMENTS}.sig`,
+          measurementsPublicKey: WORKSPACE_RELEASE_KEY,
+        },
+      },
+      'generated config',
+    );
+  }
   await saveConfig(ctx.workspace, config);
   ctx.stdout.write(`${target}\n`);
   if (!measurements) {
@@ -56,16 +106,19 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
 export const configGenerateCommand = defineCommand<ConfigGenerateOptions>({
   path: ['config', 'generate'],
   summary: 'write sextant-conf.yaml with defaults for a provider',
-  usage: 'sextant config generate qemu [--measurements FILE] [--force]',
+  usage: 'sextant config generate qemu [--measurements FILE [--measurements-key PUB]] [--force]',
   help: [
     'Writes sextant-conf.yaml into the workspace with strong defaults for a local QEMU cluster',
     '(1 control plane, 1 worker, OVMF measured boot, Kubernetes and network defaults).',
     '',
-    '  --measurements FILE  fill attestation.measurements from an image measurements file',
-    '  --force              overwrite an existing sextant-conf.yaml',
+    '  --measurements FILE      the image measurements file; its signature FILE.sig must verify against the',
+    '                           release key, which is pinned in the workspace with the file and signature',
+    '  --measurements-key PUB   the release public key (default: measurements.pub.pem beside FILE)',
+    '  --force                  overwrite an existing sextant-conf.yaml',
   ].join('\n'),
   options: {
     measurements: { type: 'string' },
+    'measurements-key': { type: 'string' },
     force: { type: 'boolean' },
   },
   maxPositionals: 1,
@@ -83,6 +136,9 @@ export const configGenerateCommand = defineCommand<ConfigGenerateOptions>({
       provider: 'qemu',
       force: values.force === true,
       ...(typeof values.measurements === 'string' ? { measurementsFile: values.measurements } : {}),
+      ...(typeof values['measurements-key'] === 'string'
+        ? { measurementsKey: values['measurements-key'] }
+        : {}),
     };
   },
   run: (ctx, options) => configGenerate(ctx, options),

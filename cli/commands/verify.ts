@@ -1,4 +1,4 @@
-// sextant verify --endpoint host:port
+// sextant verify --endpoint host:port [--insecure-measurements]
 import { formatEndpoint } from '../../common/net.js';
 import { loadConfig } from '../config/file.js';
 import type { Backends, VerifyOptions } from './backends.js';
@@ -9,6 +9,7 @@ const NAME = 'verify';
 
 export interface VerifyCommandOptions {
   endpoint: string;
+  insecureMeasurements: boolean;
 }
 
 export async function verify(
@@ -19,6 +20,7 @@ export async function verify(
   const config = await loadConfig(ctx.workspace);
   const request: VerifyOptions = {
     endpoint: formatEndpoint(endpointOption(options.endpoint, config.initPort, NAME)),
+    ...(options.insecureMeasurements ? { insecureMeasurements: true } : {}),
   };
   return backends.runVerify(ctx, request);
 }
@@ -26,19 +28,22 @@ export async function verify(
 export const verifyCommand = defineCommand<VerifyCommandOptions>({
   path: ['verify'],
   summary: "attest a node against the config's measurements",
-  usage: 'sextant verify --endpoint host:port',
+  usage: 'sextant verify --endpoint host:port [--insecure-measurements]',
   help: [
     "Connects to a node's agent over attested TLS and checks its attestation (EK chain, quote, PCRs) against",
     'the measurements in sextant-conf.yaml, printing the verdict and any PCR that differs.',
     '',
-    '  --endpoint host:port  the node (port defaults to initPort)',
+    'The measurements must be signed by the pinned release key and enforce the boot chain (PCRs 0, 2-9, 11-14).',
+    '',
+    '  --endpoint host:port      the node (port defaults to initPort)',
+    '  --insecure-measurements   accept unsigned or weaker measurements (each weakness printed INSECURE)',
   ].join('\n'),
-  options: { endpoint: { type: 'string' } },
+  options: { endpoint: { type: 'string' }, 'insecure-measurements': { type: 'boolean' } },
   maxPositionals: 0,
   parse: ({ values }) => {
     if (typeof values.endpoint !== 'string') throw new UsageError('--endpoint host:port is required', NAME);
     endpointOption(values.endpoint, 1, NAME);
-    return { endpoint: values.endpoint };
+    return { endpoint: values.endpoint, insecureMeasurements: values['insecure-measurements'] === true };
   },
   run: verify,
 });

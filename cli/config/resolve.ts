@@ -3,11 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  loadMeasurementsFile,
-  type Measurements,
-  parseMeasurementsFile,
-} from '../../attestation/measurements.js';
+import { loadMeasurementsFile, type Measurements } from '../../attestation/measurements.js';
 import type { SextantConfig } from './schema.js';
 import { CONFIG_FILE, ConfigError } from './validate.js';
 
@@ -16,20 +12,29 @@ export function resolveWorkspacePath(workspaceDir: string, path: string): string
   return resolve(workspaceDir, path);
 }
 
+export interface MeasurementsLoadOptions {
+  /** `--insecure-measurements`: read a measurements file no configured key signs (said through onUnsigned). */
+  allowUnsigned?: boolean;
+  onUnsigned?: (line: string) => void;
+}
+
 /**
- * The measurements nodes are checked against: inline, or from `measurementsFile` (its signature verified when a
- * public key is configured). An empty set is refused: it would trust any node.
+ * The measurements nodes are checked against: inline (the operator's own config), or from `measurementsFile`,
+ * whose detached signature must verify against the pinned `measurementsPublicKey` before a byte of it is used.
+ * An unsigned file is refused unless explicitly allowed. An empty set is refused: it would trust any node.
  */
 export async function loadConfiguredMeasurements(
   workspaceDir: string,
   config: SextantConfig,
+  options: MeasurementsLoadOptions = {},
 ): Promise<Measurements> {
   const a = config.attestation;
   let measurements: Measurements;
   if (a.measurementsFile !== undefined) {
     const file = resolveWorkspacePath(workspaceDir, a.measurementsFile);
+    let publicKey: Buffer | undefined;
     if (a.measurementsPublicKey !== undefined) {
-      const publicKey = await readFile(resolveWorkspacePath(workspaceDir, a.measurementsPublicKey)).catch(
+      publicKey = await readFile(resolveWorkspacePath(workspaceDir, a.measurementsPublicKey)).catch(
         (err: NodeJS.ErrnoException) => {
           throw new ConfigError(
             CONFIG_FILE,
@@ -38,22 +43,31 @@ export async function loadConfiguredMeasurements(
           );
         },
       );
-      measurements = await loadMeasurementsFile(file, {
-        publicKey,
-        ...(a.measurementsSignature !== undefined
-          ? { signaturePath: resolveWorkspacePath(workspaceDir, a.measurementsSignature) }
-          : {}),
-      });
+    } else if (!options.allowUnsigned) {
+      throw new ConfigError(
+        CONFIG_FILE,
+        'attestation.measurementsPublicKey',
+        `missing: ${a.measurementsFile} would be used without a signature check (pin the image's release key with "sextant config generate qemu --measurements FILE", or pass --insecure-measurements)`,
+      );
     } else {
-      const bytes = await readFile(file).catch((err: NodeJS.ErrnoException) => {
+      options.onUnsigned?.(
+        `INSECURE: ${a.measurementsFile} is used without a signature check (--insecure-measurements)`,
+      );
+    }
+    measurements = await loadMeasurementsFile(file, {
+      ...(publicKey ? { publicKey } : { allowUnsigned: true }),
+      ...(a.measurementsSignature !== undefined
+        ? { signaturePath: resolveWorkspacePath(workspaceDir, a.measurementsSignature) }
+        : {}),
+    }).catch((err: Error & { code?: string }) => {
+      if (err.code === 'ENOENT')
         throw new ConfigError(
           CONFIG_FILE,
           'attestation.measurementsFile',
-          `cannot read ${a.measurementsFile} (${err.code ?? 'error'})`,
+          `cannot read ${a.measurementsFile} (ENOENT)`,
         );
-      });
-      measurements = parseMeasurementsFile(bytes, a.measurementsFile);
-    }
+      throw err;
+    });
   } else {
     measurements = a.measurements ?? {};
   }

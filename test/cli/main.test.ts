@@ -2,6 +2,7 @@
 // init/verify against a real agent with its own swtpm.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { NodeStateStore } from '../../agent/state/node-state.js';
+import { signMeasurements } from '../../attestation/measurements.js';
 import type { Backends, CreateSpec } from '../../cli/commands/backends.js';
 import { main } from '../../cli/main.js';
 import { loadState } from '../../cli/workspace/state.js';
@@ -96,8 +98,16 @@ describe('sextant: config and workspace', () => {
       const again = await sextant(['config', 'generate', 'qemu', '--workspace', dir]);
       assert.equal(again.code, 1);
       assert.match(again.stderr, /already exists; use --force/);
+      // an image's measurements: signed by its release key, published beside it
       const m = join(dir, 'm.json');
-      await writeFile(m, JSON.stringify({ measurements: swtpmMeasurements() }));
+      const mBytes = Buffer.from(JSON.stringify({ measurements: swtpmMeasurements() }));
+      const release = generateKeyPairSync('ed25519');
+      await writeFile(m, mBytes);
+      await writeFile(`${m}.sig`, signMeasurements(mBytes, release.privateKey));
+      await writeFile(
+        join(dir, 'measurements.pub.pem'),
+        release.publicKey.export({ type: 'spki', format: 'pem' }),
+      );
       const forced = await sextant([
         'config',
         'generate',
@@ -109,7 +119,7 @@ describe('sextant: config and workspace', () => {
         dir,
       ]);
       assert.equal(forced.code, 0, forced.stderr);
-      assert.match(await readFile(join(dir, 'sextant-conf.yaml'), 'utf8'), /measurements:/);
+      assert.match(await readFile(join(dir, 'sextant-conf.yaml'), 'utf8'), /measurementsPublicKey:/);
       const missing = await sextant([
         'config',
         'generate',

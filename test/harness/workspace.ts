@@ -1,8 +1,9 @@
 // Test harness: an operator workspace for nodes started by the harness (swtpm EK CA, swtpm measurements, the
 // kubeadm stand-in as the one component), and the CLI run against it from inside a test network.
+import { generateKeyPairSync } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Measurements } from '../../attestation/measurements.js';
+import { type Measurements, signMeasurements } from '../../attestation/measurements.js';
 import { saveConfig } from '../../cli/config/file.js';
 import { defaultQemuConfig, type SextantConfig } from '../../cli/config/schema.js';
 import { loadOrCreateInitSecret } from '../../cli/workspace/init-secret.js';
@@ -18,16 +19,26 @@ export interface LocalWorkspace {
   initSecret: Buffer;
 }
 
-/** Writes sextant-conf.yaml (+ EK CA, measurements) and the init secret the nodes' metadata must carry. */
+/**
+ * Writes sextant-conf.yaml (+ EK CA, measurements signed by a release key made here and pinned in the config, as
+ * `config generate` pins an image's) and the init secret the nodes' metadata must carry.
+ */
 export async function writeLocalWorkspace(
   dir: string,
   options: { ca: SwtpmCa; name?: string; workers?: number; measurements?: Measurements },
 ): Promise<LocalWorkspace> {
   await writeFile(join(dir, 'ek-ca-root.pem'), options.ca.rootPem);
   await writeFile(join(dir, 'ek-ca-issuer.pem'), options.ca.issuerPem);
+  const measurementsBytes = measurementsFile(options.measurements ?? swtpmMeasurements());
+  const release = generateKeyPairSync('ed25519');
+  await writeFile(join(dir, 'measurements.json'), measurementsBytes);
   await writeFile(
-    join(dir, 'measurements.json'),
-    measurementsFile(options.measurements ?? swtpmMeasurements()),
+    join(dir, 'measurements.json.sig'),
+    signMeasurements(measurementsBytes, release.privateKey),
+  );
+  await writeFile(
+    join(dir, 'measurements-key.pem'),
+    release.publicKey.export({ type: 'spki', format: 'pem' }),
   );
   const standin = kubeadmStandin();
   const config = defaultQemuConfig();
@@ -39,6 +50,8 @@ export async function writeLocalWorkspace(
   config.attestation = {
     variant: 'qemu-vtpm',
     measurementsFile: 'measurements.json',
+    measurementsSignature: 'measurements.json.sig',
+    measurementsPublicKey: 'measurements-key.pem',
     ekCaCertificates: ['ek-ca-root.pem', 'ek-ca-issuer.pem'],
   };
   await saveConfig(dir, config);

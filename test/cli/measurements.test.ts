@@ -1,0 +1,203 @@
+// The operator's measurements: signed by the image build's release key, pinned by `config generate`, verified on
+// every use, and never weaker than the boot chain unless --insecure-measurements says so aloud. `verify` against a
+// real agent with its own swtpm.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Measurements } from '../../attestation/measurements.js';
+import { signMeasurements } from '../../attestation/measurements.js';
+import { loadConfig, saveConfig } from '../../cli/config/file.js';
+import { main } from '../../cli/main.js';
+import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
+import { measurementsFile, swtpmMeasurements } from '../harness/cluster-kit.js';
+import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
+import { writeLocalWorkspace } from '../harness/workspace.js';
+
+async function sextant(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+  });
+  return { code, stdout, stderr };
+}
+
+/** An image dir as the build leaves it: measurements.json, its .sig and the release public key beside it. */
+async function imageDir(
+  m: Measurements,
+  sign = true,
+): Promise<{ dir: string; key: ReturnType<typeof generateKeyPairSync> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'sextant-image-'));
+  const key = generateKeyPairSync('ed25519');
+  const bytes = measurementsFile(m);
+  await writeFile(join(dir, 'measurements.json'), bytes);
+  if (sign) await writeFile(join(dir, 'measurements.json.sig'), signMeasurements(bytes, key.privateKey));
+  await writeFile(join(dir, 'measurements.pub.pem'), key.publicKey.export({ type: 'spki', format: 'pem' }));
+  return { dir, key };
+}
+
+const dirs: string[] = [];
+async function tempDir(prefix: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe('config generate pins the release key', () => {
+  it('verifies the signed file, copies file + signature + key into the workspace and points the config at them', async () => {
+    const image = await imageDir(swtpmMeasurements());
+    dirs.push(image.dir);
+    const ws = await tempDir('sextant-ws-');
+    const r = await sextant([
+      'config',
+      'generate',
+      'qemu',
+      '--measurements',
+      join(image.dir, 'measurements.json'),
+      '--workspace',
+      ws,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /pinned measurements release key sha256:[0-9a-f]{64}/);
+    const config = await loadConfig(ws);
+    assert.equal(config.attestation.measurements, undefined, 'no unsigned inline copy');
+    assert.equal(config.attestation.measurementsFile, 'sextant-measurements.json');
+    assert.equal(config.attestation.measurementsSignature, 'sextant-measurements.json.sig');
+    assert.equal(config.attestation.measurementsPublicKey, 'sextant-measurements-key.pem');
+    assert.deepEqual(
+      await readFile(join(ws, 'sextant-measurements.json')),
+      await readFile(join(image.dir, 'measurements.json')),
+    );
+  });
+
+  const refused: Array<{
+    name: string;
+    prepare: (dir: string) => Promise<void>;
+    sign?: boolean;
+    m?: Measurements;
+    message: RegExp;
+  }> = [
+    { name: 'an unsigned file', sign: false, prepare: async () => {}, message: /measurements\.json\.sig/ },
+    {
+      name: 'a file altered after signing',
+      prepare: async (dir) => {
+        const f = join(dir, 'measurements.json');
+        await writeFile(f, (await readFile(f, 'utf8')).replace('"0":{"expected":"00', '"0":{"expected":"01'));
+      },
+      message: /signature does not verify/,
+    },
+    {
+      name: 'a file signed by another key than the given release key',
+      prepare: async (dir) => {
+        await writeFile(
+          join(dir, 'measurements.pub.pem'),
+          generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }),
+        );
+      },
+      message: /signature does not verify/,
+    },
+    {
+      name: 'a signed set where every PCR is warnOnly',
+      m: Object.fromEntries(
+        Object.entries(swtpmMeasurements()).map(([k, v]) => [k, { ...v, warnOnly: true }]),
+      ),
+      prepare: async () => {},
+      message: /weaker than the minimum enforced set/,
+    },
+  ];
+  for (const c of refused) {
+    it(`refuses ${c.name} and writes no config`, async () => {
+      const image = await imageDir(c.m ?? swtpmMeasurements(), c.sign ?? true);
+      dirs.push(image.dir);
+      await c.prepare(image.dir);
+      const ws = await tempDir('sextant-ws-');
+      const r = await sextant([
+        'config',
+        'generate',
+        'qemu',
+        '--measurements',
+        join(image.dir, 'measurements.json'),
+        '--workspace',
+        ws,
+      ]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, c.message);
+      await assert.rejects(readFile(join(ws, 'sextant-conf.yaml')));
+    });
+  }
+});
+
+describe('sextant verify: signed, minimum measurements only', { timeout: 120_000 }, () => {
+  let ca: SwtpmCa;
+  let node: AgentNode;
+  before(async () => {
+    ca = await createSwtpmCa();
+    node = await startAgentNode({ ca });
+  });
+  after(async () => {
+    await node?.stop();
+    removeSwtpmCa(ca);
+  });
+
+  const verify = (ws: string, ...extra: string[]) =>
+    sextant(['verify', '--endpoint', `127.0.0.1:${node.initPort}`, '--workspace', ws, ...extra]);
+
+  it('verifies a node against signed measurements that match it', async () => {
+    const ws = await tempDir('sextant-ws-');
+    await writeLocalWorkspace(ws, { ca });
+    const r = await verify(ws);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^verified: /);
+  });
+
+  it('a node whose every PCR is wrong, against an all-warnOnly set: never "verified"', async () => {
+    const ws = await tempDir('sextant-ws-');
+    const wrong: Measurements = {};
+    for (let i = 0; i < 15; i++) wrong[i] = { expected: 'ee'.repeat(32), warnOnly: true };
+    await writeLocalWorkspace(ws, { ca, measurements: wrong });
+    const r = await verify(ws);
+    assert.equal(r.code, 1);
+    assert.doesNotMatch(r.stdout, /verified/);
+    assert.match(r.stderr, /not verified: .*weaker than the minimum enforced set.*PCR 0 is warnOnly/);
+    const insecure = await verify(ws, '--insecure-measurements');
+    assert.equal(insecure.code, 1);
+    assert.doesNotMatch(insecure.stdout, /verified/);
+    assert.match(insecure.stderr, /INSECURE: .*PCR 4 is warnOnly/);
+    assert.match(
+      insecure.stderr,
+      /not verified: .*boot-chain PCR\(s\) 0, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14 differ/,
+    );
+  });
+
+  it('an unsigned measurements file is refused; --insecure-measurements uses it and says so', async () => {
+    const ws = await tempDir('sextant-ws-');
+    await writeLocalWorkspace(ws, { ca });
+    const config = await loadConfig(ws);
+    delete config.attestation.measurementsPublicKey;
+    delete config.attestation.measurementsSignature;
+    await saveConfig(ws, config);
+    const r = await verify(ws);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /not verified: .*measurementsPublicKey.*missing/);
+    const insecure = await verify(ws, '--insecure-measurements');
+    assert.equal(insecure.code, 0, insecure.stderr);
+    assert.match(insecure.stderr, /INSECURE: measurements\.json is used without a signature check/);
+  });
+
+  it('a measurements file edited after it was pinned is refused before use', async () => {
+    const ws = await tempDir('sextant-ws-');
+    await writeLocalWorkspace(ws, { ca });
+    const wrong = swtpmMeasurements({ 4: { expected: 'ee'.repeat(32), warnOnly: true } });
+    await writeFile(join(ws, 'measurements.json'), measurementsFile(wrong));
+    const r = await verify(ws);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /signature does not verify/);
+  });
+});
