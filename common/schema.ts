@@ -85,8 +85,15 @@ export function parseWith<S extends v.GenericSchema>(
  */
 export function strictObject<E extends v.ObjectEntries>(entries: E, what = 'a mapping') {
   const known = Object.keys(entries).join(', ');
-  return v.strictObject(entries, (issue) =>
-    issue.expected === 'never' ? `unknown key (expected one of: ${known})` : `expected ${what}`,
+  return v.pipe(
+    // valibot takes a list for an object; a config never means one
+    v.custom<Record<string, unknown>>(
+      (x) => typeof x === 'object' && x !== null && !Array.isArray(x),
+      `expected ${what}`,
+    ),
+    v.strictObject(entries, (issue) =>
+      issue.expected === 'never' ? `unknown key (expected one of: ${known})` : `expected ${what}`,
+    ),
   );
 }
 

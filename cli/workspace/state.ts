@@ -1,10 +1,11 @@
 // sextant-state.yaml: what `init` learned about the cluster. Not secret (the IDs identify, they do not unlock),
 // but validated on every read like the config, since verify and upgrade act on it.
 import { readFile } from 'node:fs/promises';
+import * as v from 'valibot';
 import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../../common/atomic-file.js';
-import { formatEndpoint, parseEndpoint } from '../config/net.js';
-import { describeValue } from '../config/validate.js';
+import { endpointProblem, formatEndpoint, parseEndpoint } from '../../common/net.js';
+import { checkedString, matching, parseWith, SchemaError, strictObject } from '../../common/schema.js';
 import { decodeBase64 } from './base64.js';
 import { STATE_FILE, WorkspaceError, workspacePaths } from './paths.js';
 
@@ -20,49 +21,47 @@ export interface ClusterState {
   createdAt: Date;
 }
 
-const KEYS = ['clusterId', 'ownerId', 'endpoint', 'initNode', 'createdAt'] as const;
 const ID_BYTES = 32;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+const id = v.pipe(
+  v.string(`expected base64 of ${ID_BYTES} bytes`),
+  v.check((s) => decodeBase64(s)?.length === ID_BYTES, `expected base64 of ${ID_BYTES} bytes`),
+  v.transform((s) => decodeBase64(s) as Buffer),
+);
+
+const endpoint = v.pipe(
+  checkedString('host:port', (s) => endpointProblem(s) === undefined, endpointProblem),
+  v.transform((s) => formatEndpoint(parseEndpoint(s))),
+);
+
+const stateSchema = strictObject(
+  {
+    clusterId: id,
+    ownerId: id,
+    endpoint,
+    initNode: endpoint,
+    createdAt: v.pipe(
+      matching(ISO, 'an ISO 8601 timestamp'),
+      v.check((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 timestamp'),
+      v.transform((s) => new Date(s)),
+    ),
+  },
+  'a mapping with clusterId, ownerId, endpoint, initNode, createdAt',
+);
 
 function fail(key: string, detail: string): never {
   throw new WorkspaceError(STATE_FILE, key ? `${key}: ${detail}` : detail);
 }
 
-function endpointOf(value: unknown, key: string): string {
-  const parsed = typeof value === 'string' ? parseEndpoint(value) : 'not a string';
-  if (typeof parsed === 'string') fail(key, `expected host:port, got ${describeValue(value)} (${parsed})`);
-  return formatEndpoint(parsed);
-}
-
-function idOf(value: unknown, key: string): Buffer {
-  const bytes = decodeBase64(value);
-  if (!bytes || bytes.length !== ID_BYTES)
-    fail(key, `expected base64 of ${ID_BYTES} bytes, got ${describeValue(value)}`);
-  return bytes;
-}
-
 /** Validates a parsed state document. */
 export function validateState(doc: unknown): ClusterState {
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-    fail('', `expected a mapping with ${KEYS.join(', ')}`);
+  try {
+    return parseWith(stateSchema, doc);
+  } catch (err) {
+    if (err instanceof SchemaError) fail(err.keyPath, err.detail);
+    throw err;
   }
-  const m = doc as Record<string, unknown>;
-  for (const key of Object.keys(m)) {
-    if (!(KEYS as readonly string[]).includes(key))
-      fail(key, `unknown key (expected one of: ${KEYS.join(', ')})`);
-  }
-  for (const key of KEYS) if (m[key] === undefined) fail(key, 'missing');
-  const created = m.createdAt;
-  if (typeof created !== 'string' || !ISO.test(created) || Number.isNaN(Date.parse(created))) {
-    fail('createdAt', `expected an ISO 8601 timestamp, got ${describeValue(created)}`);
-  }
-  return {
-    clusterId: idOf(m.clusterId, 'clusterId'),
-    ownerId: idOf(m.ownerId, 'ownerId'),
-    endpoint: endpointOf(m.endpoint, 'endpoint'),
-    initNode: endpointOf(m.initNode, 'initNode'),
-    createdAt: new Date(created),
-  };
 }
 
 export function parseState(text: string): ClusterState {
