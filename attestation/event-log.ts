@@ -333,6 +333,25 @@ export function describeDevicePath(b: Buffer): string {
   return nodes.join('/').replace(/\/,\//g, ',');
 }
 
+/**
+ * Whether the event's data is covered by its SHA-256 digest (the digest is the hash of exactly this data). Only
+ * then does a replayed log vouch for the data; otherwise (an image's device path beside the image's hash, a blob's
+ * address beside the blob's hash) anyone could have rewritten it without changing any PCR.
+ */
+export function eventDataVerified(ev: LogEvent): boolean {
+  const digest = ev.digests.get(TPM_ALG.SHA256);
+  return digest !== undefined && createHash('sha256').update(ev.data).digest().equals(digest);
+}
+
+/**
+ * describeEvent, marked "unverified event data" when no digest covers the data: what a refusal explanation or an
+ * audit record may quote of a log that only the digests vouch for.
+ */
+export function describeEventChecked(ev: LogEvent): string {
+  const text = describeEvent(ev);
+  return eventDataVerified(ev) ? text : `unverified event data: ${text}`;
+}
+
 /** A one-line human description of what an event measured. Never throws: unknown layouts fall back to a summary. */
 export function describeEvent(ev: LogEvent): string {
   try {

@@ -21,9 +21,11 @@ export { type AttestationCheck, AttestationError, ParseError } from './errors.js
 export {
   describeDevicePath,
   describeEvent,
+  describeEventChecked,
   EV_NO_ACTION,
   EVENT_TYPES,
   type EventLog,
+  eventDataVerified,
   eventsForPcr,
   eventTypeName,
   type LogEvent,

@@ -1,4 +1,4 @@
-import { describeEvent, eventsForPcr, type LogEvent, parseEventLog } from './event-log.js';
+import { describeEventChecked, eventsForPcr, type LogEvent, parseEventLog } from './event-log.js';
 import { EXCLUDABLE_PCRS, REQUIRED_PCRS } from './measurement-policy.js';
 import type { Measurements } from './measurements.js';
 import { TPM_ALG } from './tpm-structures.js';
@@ -24,7 +24,7 @@ export class ReferenceMismatchError extends Error {
 }
 
 function eventLine(ev: LogEvent): string {
-  return `#${ev.index} ${ev.typeName} sha256:${ev.digests.get(TPM_ALG.SHA256)?.toString('hex') ?? '-'} (${describeEvent(ev)})`;
+  return `#${ev.index} ${ev.typeName} sha256:${ev.digests.get(TPM_ALG.SHA256)?.toString('hex') ?? '-'} (${describeEventChecked(ev)})`;
 }
 
 /** The events of PCR `pcr` that differ between the two logs, position by position, one line each. */

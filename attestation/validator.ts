@@ -4,7 +4,14 @@ import type { AttestationDocument } from '../gen/proto/attestation.js';
 import { type ExpectedChallenge, identityKeys } from './challenge.js';
 import type { Trust } from './ek-chain.js';
 import { AttestationError, ParseError } from './errors.js';
-import { describeEvent, type EventLog, eventsForPcr, parseEventLog, replayEventLog } from './event-log.js';
+import {
+  describeEventChecked,
+  type EventLog,
+  eventDataVerified,
+  eventsForPcr,
+  parseEventLog,
+  replayEventLog,
+} from './event-log.js';
 import { clearPublicKeyCache } from './key-cache.js';
 import type { Measurement, Measurements } from './measurements.js';
 import {
@@ -52,7 +59,10 @@ export interface ExplainingEvent {
   offset: number;
   type: string;
   sha256: string;
+  /** what the event data says; prefixed "unverified event data: " when no digest covers the data */
   description: string;
+  /** whether the event's SHA-256 digest is the hash of its data (so the replayed quote vouches for it) */
+  dataVerified: boolean;
 }
 
 export interface PcrMismatch {
@@ -210,7 +220,8 @@ function explain(log: EventLog | undefined, pcr: number): { events: ExplainingEv
     offset: ev.offset,
     type: ev.typeName,
     sha256: ev.digests.get(TPM_ALG.SHA256)?.toString('hex') ?? '',
-    description: describeEvent(ev),
+    description: describeEventChecked(ev),
+    dataVerified: eventDataVerified(ev),
   }));
   if (events.length === 0) {
     return {

@@ -7,9 +7,14 @@ import {
   createChallenge,
   createIssuer,
   createTrust,
+  describeEvent,
   type ExpectedChallenge,
+  eventDataVerified,
+  eventsForPcr,
   type Measurements,
   makeCredential,
+  type PcrMismatch,
+  parseEventLog,
   parseTpmtPublic,
   pcr15ForClusterId,
   type Trust,
@@ -168,6 +173,35 @@ describe('attestation validator against swtpm', () => {
         const mismatches = (err.details?.mismatches ?? []) as Array<{ pcr: number; events: unknown[] }>;
         assert.equal(mismatches[0]?.pcr, 4);
         assert.equal(mismatches[0]?.events.length, 3);
+        return true;
+      },
+    );
+  });
+
+  test('event data no digest covers: a flipped byte still replays, and explanations mark it unverified', () => {
+    const log = parseEventLog(doc.eventLog);
+    // event 10 loads the kernel: its digest is the PE image's hash, its data (the device path) is not covered
+    const ev = log.events[10]!;
+    assert.equal(eventDataVerified(ev), false);
+    const covered = eventsForPcr(log, 4).find((e) => eventDataVerified(e));
+    assert.ok(covered, 'PCR 4 also has events whose data its digest covers (EV_EFI_ACTION, separator)');
+    const d = cloneDoc(doc);
+    const at = ev.data.byteOffset - doc.eventLog.byteOffset + ev.data.length - 8;
+    d.eventLog = flip(d.eventLog, at);
+    const tampered = parseEventLog(d.eventLog).events[10]!;
+    assert.notEqual(describeEvent(tampered), describeEvent(ev), 'the flip changed what the data says');
+    const m: Measurements = { ...measurements, 4: { expected: 'ab'.repeat(32), warnOnly: false } };
+    assert.throws(
+      () => validate(d, { measurements: m }),
+      (err: unknown) => {
+        assert.ok(err instanceof AttestationError && err.check === 'measurements', String(err));
+        assert.ok(err.message.includes(`(unverified event data: ${describeEvent(tampered)})`), err.message);
+        assert.ok(err.message.includes(`(${describeEvent(covered)})`), 'covered data is quoted unmarked');
+        const events = (err.details?.mismatches as PcrMismatch[])[0]!.events;
+        assert.deepEqual(
+          events.map((e) => e.dataVerified),
+          eventsForPcr(log, 4).map((e) => eventDataVerified(e)),
+        );
         return true;
       },
     );
