@@ -1,4 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import * as v from 'valibot';
+import { METADATA_URL } from '../../common/contracts/instance-metadata.js';
+import { describeValue, integer, parseWith, SchemaError } from '../../common/schema.js';
 
 /** Everything the agent needs to know about its node that is not measured: where things are. */
 export interface AgentConfig {
@@ -40,7 +43,7 @@ export const DEFAULTS: AgentConfig = {
   tcti: 'device:/dev/tpmrm0',
   stateDir: '/var/lib/sextant',
   rootfs: '/',
-  metadataUrl: 'file:///sys/firmware/qemu_fw_cfg/by_name/opt/sextant/metadata/raw',
+  metadataUrl: METADATA_URL,
   eventLogPath: '/sys/kernel/security/tpm0/binary_bios_measurements',
   variant: 'qemu-vtpm',
   listenAddress: '0.0.0.0',
@@ -57,32 +60,50 @@ export const DEFAULTS: AgentConfig = {
 };
 
 export class ConfigError extends Error {
-  constructor(source: string, key: string, expected: string, got: unknown) {
-    super(`${source}: ${key}: expected ${expected}, got ${JSON.stringify(got)?.slice(0, 80)}`);
+  constructor(source: string, keyPath: string, detail: string) {
+    super(`${source}: ${keyPath || '(document)'}: ${detail}`);
     this.name = 'ConfigError';
   }
 }
 
-type Kind = 'string' | 'port' | 'timeout' | 'strings' | 'boolean' | 'count';
-const KINDS: Record<keyof AgentConfig, Kind> = {
-  tcti: 'string',
-  stateDir: 'string',
-  rootfs: 'string',
-  metadataUrl: 'string',
-  eventLogPath: 'string',
-  variant: 'string',
-  listenAddress: 'string',
-  initPort: 'port',
-  joinServicePort: 'port',
-  apiServerPort: 'port',
-  kubeadmPath: 'string',
-  kubeadmTimeoutMs: 'timeout',
-  staticJoinEndpoints: 'strings',
-  mdns: 'boolean',
-  kubeletStart: 'strings',
-  ekCaCertificates: 'strings',
-  joinBurstPerPeer: 'count',
-};
+const text = v.pipe(v.string('expected a non-empty string'), v.nonEmpty('expected a non-empty string'));
+const strings = v.array(
+  v.pipe(
+    v.string('expected a list of non-empty strings'),
+    v.nonEmpty('expected a list of non-empty strings'),
+  ),
+  'expected a list of non-empty strings',
+);
+const port = integer(1, 65535, 'a port number 1-65535');
+
+/** One schema per key: the file is checked against all of them, an environment override against its own. */
+const FIELDS = {
+  tcti: text,
+  stateDir: text,
+  rootfs: text,
+  metadataUrl: text,
+  eventLogPath: text,
+  variant: text,
+  listenAddress: text,
+  initPort: port,
+  joinServicePort: port,
+  apiServerPort: port,
+  kubeadmPath: text,
+  kubeadmTimeoutMs: integer(1000, Number.MAX_SAFE_INTEGER, 'milliseconds, at least 1000'),
+  staticJoinEndpoints: strings,
+  mdns: v.boolean('expected true or false'),
+  kubeletStart: strings,
+  ekCaCertificates: strings,
+  joinBurstPerPeer: integer(1, 1_000_000, 'an integer 1-1000000'),
+} satisfies Record<keyof AgentConfig, v.GenericSchema>;
+
+const fileSchema = v.partial(
+  v.strictObject(FIELDS, (issue) =>
+    issue.expected === 'never'
+      ? `expected one of the known keys (${Object.keys(FIELDS).join(', ')})`
+      : 'expected a JSON object',
+  ),
+);
 
 /** Environment overrides, so a test or an operator can point one agent elsewhere without a file. */
 const ENV: Partial<Record<keyof AgentConfig, string>> = {
@@ -103,42 +124,28 @@ const ENV: Partial<Record<keyof AgentConfig, string>> = {
   joinBurstPerPeer: 'SEXTANT_JOIN_BURST_PER_PEER',
 };
 
-function coerce(source: string, key: keyof AgentConfig, value: unknown, fromEnv: boolean): unknown {
-  const kind = KINDS[key];
-  if (fromEnv && typeof value === 'string') {
-    if (kind === 'port' || kind === 'timeout' || kind === 'count') value = Number(value);
-    else if (kind === 'strings') value = value === '' ? [] : value.split(',').map((s) => s.trim());
-    else if (kind === 'boolean')
-      value = value === '1' || value === 'true' ? true : value === '0' || value === 'false' ? false : value;
+/** Environment values are text: numbers, lists ("a,b") and booleans ("1"/"true", "0"/"false") are read first. */
+function fromEnv(key: keyof AgentConfig, value: string): unknown {
+  const schema = FIELDS[key];
+  if (schema === FIELDS.mdns) {
+    return value === '1' || value === 'true' ? true : value === '0' || value === 'false' ? false : value;
   }
-  switch (kind) {
-    case 'string':
-      if (typeof value !== 'string' || value === '')
-        throw new ConfigError(source, key, 'a non-empty string', value);
-      return value;
-    case 'port':
-      if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 65535) {
-        throw new ConfigError(source, key, 'a port number 1-65535', value);
-      }
-      return value;
-    case 'timeout':
-      if (!Number.isInteger(value) || (value as number) < 1000) {
-        throw new ConfigError(source, key, 'milliseconds, at least 1000', value);
-      }
-      return value;
-    case 'strings':
-      if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) {
-        throw new ConfigError(source, key, 'a list of non-empty strings', value);
-      }
-      return value;
-    case 'boolean':
-      if (typeof value !== 'boolean') throw new ConfigError(source, key, 'true or false', value);
-      return value;
-    case 'count':
-      if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 1_000_000) {
-        throw new ConfigError(source, key, 'an integer 1-1000000', value);
-      }
-      return value;
+  if (schema === strings) return value === '' ? [] : value.split(',').map((s) => s.trim());
+  if (typeof DEFAULTS[key] === 'number') return value.trim() === '' ? Number.NaN : Number(value);
+  return value;
+}
+
+function check<S extends v.GenericSchema>(
+  source: string,
+  schema: S,
+  value: unknown,
+  key = '',
+): v.InferOutput<S> {
+  try {
+    return parseWith(schema, value);
+  } catch (err) {
+    if (!(err instanceof SchemaError)) throw err;
+    throw new ConfigError(source, [key, err.keyPath].filter(Boolean).join('.'), err.detail);
   }
 }
 
@@ -150,7 +157,7 @@ export async function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): Pro
     const text = await readFile(path, 'utf8');
     const parsed: unknown = JSON.parse(text);
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new ConfigError(path, '(document)', 'a JSON object', parsed);
+      throw new ConfigError(path, '', `expected a JSON object, got ${describeValue(parsed)}`);
     }
     fileValues = parsed as Record<string, unknown>;
   } catch (err) {
@@ -163,15 +170,17 @@ export async function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): Pro
       );
     }
   }
-  const config: Record<string, unknown> = { ...DEFAULTS };
-  for (const [key, value] of Object.entries(fileValues)) {
-    if (!(key in KINDS))
-      throw new ConfigError(path, key, `one of the known keys (${Object.keys(KINDS).join(', ')})`, key);
-    config[key] = coerce(path, key as keyof AgentConfig, value, false);
-  }
+  const config: AgentConfig = { ...DEFAULTS, ...check(path, fileSchema, fileValues) };
   for (const [key, name] of Object.entries(ENV) as [keyof AgentConfig, string][]) {
     const value = env[name];
-    if (value !== undefined) config[key] = coerce(`environment ${name}`, key, value, true);
+    if (value === undefined) continue;
+    // each key's schema gives its own type; the record assignment cannot see that pairing
+    (config as Record<keyof AgentConfig, unknown>)[key] = check(
+      `environment ${name}`,
+      FIELDS[key],
+      fromEnv(key, value),
+      key,
+    );
   }
-  return config as unknown as AgentConfig;
+  return config;
 }
