@@ -10,13 +10,7 @@ import { notify } from '../native/systemd/notify.js';
 import { openTpm } from '../native/tpm/index.js';
 import { installComponents } from './components/install.js';
 import { type AgentConfig, loadAgentConfig } from './config/agent-config.js';
-import {
-  discoverAll,
-  type EndpointSource,
-  mdnsSource,
-  metadataSource,
-  staticSource,
-} from './discovery/index.js';
+import { discoverAll, joinServiceSources } from './discovery/index.js';
 import { serveNode } from './initserver/node-server.js';
 import { createKubeletCsr } from './joinclient/kubelet-csr.js';
 import { launchJoinService } from './joinservice/launch.js';
@@ -109,9 +103,11 @@ async function nodePlatform(
   });
   const secrets = new ClusterSecretsStore(config.stateDir);
   const metadata = () => loadMetadata(config.metadataUrl);
-  const sources: EndpointSource[] = [metadataSource(metadata)];
-  if (config.staticJoinEndpoints.length > 0) sources.push(staticSource(config.staticJoinEndpoints));
-  if (config.mdns) sources.push(mdnsSource());
+  const sources = joinServiceSources({
+    metadata,
+    staticEndpoints: config.staticJoinEndpoints,
+    mdns: config.mdns,
+  });
   return {
     log,
     tpm,

@@ -1,5 +1,6 @@
 export { discoverAll } from './discover.js';
 export { type EndpointSource, endpointKey, type JoinEndpoint, parseJoinEndpoint } from './endpoint.js';
+export { type JoinSourceOptions, joinServiceSources } from './join-sources.js';
 export {
   advertiseJoinService,
   DEFAULT_MDNS_TIMEOUT_MS,

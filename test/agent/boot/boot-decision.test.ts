@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type BootAction, decideBoot } from '../../../agent/boot/boot-decision.js';
+import type { NodePhase, NodeState } from '../../../agent/state/node-state.js';
+
+function state(phase: NodePhase, failedStep?: string): NodeState {
+  return {
+    version: 1,
+    phase,
+    role: 'worker',
+    origin: 'join',
+    clusterId: 'ab'.repeat(32),
+    measurementSalt: 'cd'.repeat(32),
+    diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
+    ...(failedStep ? { failedStep } : {}),
+    updatedAt: new Date(0).toISOString(),
+  };
+}
+
+describe('decideBoot', () => {
+  const cases: { name: string; state: NodeState | null; pcr15IsZero: boolean; want: BootAction }[] = [
+    { name: 'no state, PCR 15 zero: fresh', state: null, pcr15IsZero: true, want: { kind: 'fresh' } },
+    {
+      name: 'no state, PCR 15 extended: reboot required (someone took the lock this boot and left nothing)',
+      state: null,
+      pcr15IsZero: false,
+      want: { kind: 'reboot-required', reason: 'PCR 15 is already extended but this node holds no state' },
+    },
+    {
+      name: 'bootstrapped after a reboot: rejoin',
+      state: state('bootstrapped'),
+      pcr15IsZero: true,
+      want: { kind: 'rejoin', state: state('bootstrapped') },
+    },
+    {
+      name: 'bootstrapped after an agent restart in the same boot: rejoin',
+      state: state('bootstrapped'),
+      pcr15IsZero: false,
+      want: { kind: 'rejoin', state: state('bootstrapped') },
+    },
+    {
+      name: 'interrupted init, PCR 15 zero: reset',
+      state: state('initializing'),
+      pcr15IsZero: true,
+      want: { kind: 'reset', reason: 'a init was interrupted' },
+    },
+    {
+      name: 'interrupted join, PCR 15 zero: reset',
+      state: state('joining'),
+      pcr15IsZero: true,
+      want: { kind: 'reset', reason: 'a join was interrupted' },
+    },
+    {
+      name: 'interrupted join in the same boot: reboot required',
+      state: state('joining'),
+      pcr15IsZero: false,
+      want: { kind: 'reboot-required', reason: 'a join was interrupted' },
+    },
+    {
+      name: 'failed bootstrap names its step: reset',
+      state: state('reset-required', 'kubeadm-join'),
+      pcr15IsZero: true,
+      want: { kind: 'reset', reason: 'the last bootstrap failed at kubeadm-join' },
+    },
+    {
+      name: 'failed bootstrap without a step',
+      state: state('reset-required'),
+      pcr15IsZero: true,
+      want: { kind: 'reset', reason: 'the last bootstrap failed at an unknown step' },
+    },
+    {
+      name: 'failed bootstrap in the same boot: reboot required',
+      state: state('reset-required', 'kubeadm-init'),
+      pcr15IsZero: false,
+      want: { kind: 'reboot-required', reason: 'the last bootstrap failed at kubeadm-init' },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      assert.deepEqual(decideBoot(c.state, c.pcr15IsZero), c.want);
+    });
+  }
+});

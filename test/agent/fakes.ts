@@ -1,0 +1,174 @@
+// Fakes for the agent's neighbours, shared by the in-process tables: no root, no swtpm, no network namespace.
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { Kubeadm } from '../../agent/kubeadm/driver.js';
+import type { NodeState, NodeStateStore } from '../../agent/state/node-state.js';
+import { Challenge } from '../../gen/proto/attestation.js';
+import {
+  type IssueJoinTicketRequest,
+  type IssueJoinTicketResponse,
+  type IssueRejoinTicketResponse,
+  JoinServiceService,
+} from '../../gen/proto/join.js';
+
+/** A PCR bank that extends like a TPM does (SHA-256 of old ‖ digest); `failExtend` makes the next extend throw. */
+export class FakeTpm {
+  readonly pcrs = new Map<number, Buffer>();
+  extends: { index: number; digest: Buffer }[] = [];
+  failExtend: Error | null = null;
+  failRead: Error | null = null;
+
+  constructor() {
+    for (let i = 0; i < 24; i++) this.pcrs.set(i, Buffer.alloc(32));
+  }
+
+  async readPcrs(indices: readonly number[] = [...this.pcrs.keys()]): Promise<Map<number, Buffer>> {
+    await Promise.resolve();
+    if (this.failRead) throw this.failRead;
+    return new Map(indices.map((i) => [i, Buffer.from(this.pcrs.get(i) ?? Buffer.alloc(32))]));
+  }
+
+  async extendPcr(index: number, digest: Buffer): Promise<void> {
+    // An await before the effect, as the real binding has: the lock's check-and-set must not rely on timing.
+    await Promise.resolve();
+    if (this.failExtend) {
+      const err = this.failExtend;
+      this.failExtend = null;
+      throw err;
+    }
+    this.extends.push({ index, digest });
+    const old = this.pcrs.get(index) ?? Buffer.alloc(32);
+    this.pcrs.set(index, createHash('sha256').update(old).update(digest).digest());
+  }
+}
+
+type SaveInput = Parameters<NodeStateStore['save']>[0];
+
+/** The node-state store in memory; `failOn(phase)` makes saving that phase throw. */
+export class FakeStateStore implements Pick<NodeStateStore, 'load' | 'save' | 'clear'> {
+  current: NodeState | null = null;
+  saved: SaveInput[] = [];
+  cleared = 0;
+  failing = new Set<string>();
+  loadError: Error | null = null;
+
+  async load(): Promise<NodeState | null> {
+    if (this.loadError) throw this.loadError;
+    return this.current;
+  }
+
+  async save(state: SaveInput): Promise<NodeState> {
+    await Promise.resolve();
+    if (this.failing.has(state.phase)) throw new Error(`disk full while saving ${state.phase}`);
+    this.saved.push(state);
+    this.current = { version: 1, ...state, updatedAt: new Date(0).toISOString() };
+    return this.current;
+  }
+
+  async clear(): Promise<void> {
+    this.cleared++;
+    this.current = null;
+  }
+
+  phases(): string[] {
+    return this.saved.map((s) => (s.failedStep ? `${s.phase}@${s.failedStep}` : s.phase));
+  }
+}
+
+/** kubeadm that records its calls; `fail[command]` makes that command throw. */
+export class FakeKubeadm implements Kubeadm {
+  calls: string[] = [];
+  configs: string[] = [];
+  fail: Partial<Record<'init' | 'join' | 'reset' | 'token' | 'upload-certs' | 'admin', Error>> = {};
+  adminConf = Buffer.from(
+    'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1:6443\n',
+  );
+
+  async init(configYaml: string): Promise<void> {
+    this.calls.push('init');
+    this.configs.push(configYaml);
+    if (this.fail.init) throw this.fail.init;
+  }
+  async join(configYaml: string): Promise<void> {
+    this.calls.push('join');
+    this.configs.push(configYaml);
+    if (this.fail.join) throw this.fail.join;
+  }
+  async createToken(): Promise<string> {
+    this.calls.push('token');
+    if (this.fail.token) throw this.fail.token;
+    return 'abcdef.0123456789abcdef';
+  }
+  async uploadCerts(): Promise<string> {
+    this.calls.push('upload-certs');
+    if (this.fail['upload-certs']) throw this.fail['upload-certs'];
+    return 'ab'.repeat(32);
+  }
+  async reset(): Promise<void> {
+    this.calls.push('reset');
+    if (this.fail.reset) throw this.fail.reset;
+  }
+  async adminKubeconfig(): Promise<Buffer> {
+    this.calls.push('admin');
+    if (this.fail.admin) throw this.fail.admin;
+    return this.adminConf;
+  }
+}
+
+/** A promise with its resolve/reject outside: lets a test hold a step open to race another against it. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve(v: T): void; reject(e: Error): void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** A JoinService stand-in whose answers each test sets. */
+export class FakeJoinService {
+  server = new grpc.Server();
+  port = 0;
+  joinRequests: IssueJoinTicketRequest[] = [];
+  rejoinDisks: string[] = [];
+  ticket: () => IssueJoinTicketResponse | grpc.ServiceError = () => {
+    throw new Error('no ticket set');
+  };
+  rejoinTicket: () => IssueRejoinTicketResponse | grpc.ServiceError = () => {
+    throw new Error('no rejoin ticket set');
+  };
+
+  async start(): Promise<void> {
+    this.server.addService(JoinServiceService, {
+      challenge: (_call: unknown, cb: grpc.sendUnaryData<Challenge>) => cb(null, Challenge.fromPartial({})),
+      issueJoinTicket: (
+        call: grpc.ServerUnaryCall<IssueJoinTicketRequest, IssueJoinTicketResponse>,
+        cb: grpc.sendUnaryData<IssueJoinTicketResponse>,
+      ) => {
+        this.joinRequests.push(call.request);
+        const t = this.ticket();
+        if ('code' in t) cb(t);
+        else cb(null, t);
+      },
+      issueRejoinTicket: (
+        call: grpc.ServerUnaryCall<{ diskUuid: string }, IssueRejoinTicketResponse>,
+        cb: grpc.sendUnaryData<IssueRejoinTicketResponse>,
+      ) => {
+        this.rejoinDisks.push(call.request.diskUuid);
+        const t = this.rejoinTicket();
+        if ('code' in t) cb(t);
+        else cb(null, t);
+      },
+    });
+    this.port = await new Promise<number>((res, rej) =>
+      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? rej(e) : res(p),
+      ),
+    );
+  }
+}
+
+export function refused(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}

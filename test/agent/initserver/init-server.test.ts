@@ -1,0 +1,414 @@
+// The init server in-process: every refusal before the node lock leaves the node as it was; every step failure
+// after it marks the node for reset and streams the failure with the node's logs.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { InitServer, type InitServerDeps } from '../../../agent/initserver/init-server.js';
+import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
+import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js';
+import type { ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
+import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../../common/keys.js';
+import type { InitRequest, InitResponse } from '../../../gen/proto/init.js';
+import { recordingLog } from '../../harness/recording-log.js';
+import { deferred, FakeStateStore, FakeTpm } from '../fakes.js';
+
+const initSecret = randomBytes(32);
+
+function request(overrides: Partial<InitRequest> = {}): InitRequest {
+  return {
+    initSecret,
+    keySource: { $case: 'masterSecret', value: { key: randomBytes(32), salt: randomBytes(32) } },
+    measurementSalt: randomBytes(32),
+    kubernetesVersion: 'v1.31.2',
+    kubernetesComponents: [
+      {
+        url: 'https://example.test/kubeadm',
+        sha256: 'ab'.repeat(32),
+        installPath: '/usr/local/bin/kubeadm',
+        extract: false,
+      },
+    ],
+    clusterName: 'sextant-test',
+    apiserverCertSans: ['sextant.example.test'],
+    serviceCidr: '10.96.0.0/12',
+    podCidr: '10.244.0.0/16',
+    measurements: Buffer.from('{"measurements":"ok"}'),
+    ...overrides,
+  };
+}
+
+function clusterIdOf(req: InitRequest): Buffer {
+  const master = req.keySource?.$case === 'masterSecret' ? req.keySource.value : undefined;
+  if (!master) throw new Error('test request without master secret');
+  return deriveClusterId(deriveMeasurementSecret(master), req.measurementSalt);
+}
+
+const ADMIN_CONF = Buffer.from(
+  'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n',
+);
+
+interface Fixture {
+  server: InitServer;
+  deps: InitServerDeps;
+  tpm: FakeTpm;
+  lock: NodeLock;
+  state: FakeStateStore;
+  log: ReturnType<typeof recordingLog>;
+  calls: string[];
+  joinServiceSecrets: ClusterSecrets[];
+}
+
+function fixture(overrides: Partial<InitServerDeps> = {}): Fixture {
+  const tpm = new FakeTpm();
+  const lock = new NodeLock(tpm);
+  const state = new FakeStateStore();
+  const log = recordingLog();
+  const calls: string[] = [];
+  const joinServiceSecrets: ClusterSecrets[] = [];
+  const deps: InitServerDeps = {
+    log,
+    metadata: {
+      name: 'cp-0',
+      role: 'control-plane',
+      initSecretHash: createHash('sha256').update(initSecret).digest('hex'),
+      advertiseAddress: '10.0.0.5',
+      peers: [],
+      joinEndpoints: [],
+    },
+    lock,
+    state,
+    apiServerPort: 6443,
+    checkMeasurements: (text) => {
+      if (!text.includes('ok')) throw new Error('not a measurements file');
+    },
+    installComponents: async () => {
+      calls.push('install');
+    },
+    runKubeadmInit: async () => {
+      calls.push('kubeadm-init');
+      return ADMIN_CONF;
+    },
+    rewriteKubeconfigServer,
+    startJoinService: async (secrets) => {
+      calls.push('join-service');
+      joinServiceSecrets.push(secrets);
+    },
+    resetKubernetes: async () => {
+      calls.push('reset');
+    },
+    ...overrides,
+  };
+  return { server: new InitServer(deps), deps, tpm, lock, state, log, calls, joinServiceSecrets };
+}
+
+function writer(): { out: InitResponse[]; write(msg: InitResponse): boolean } {
+  const out: InitResponse[] = [];
+  return { out, write: (msg) => out.push(msg) > 0 };
+}
+
+function kinds(out: InitResponse[]): string[] {
+  return out.map((m) => m.kind?.$case ?? 'none');
+}
+
+describe('InitServer: a successful init', () => {
+  it('takes the lock with the cluster ID, runs the steps in order and answers with the kubeconfig', async () => {
+    const f = fixture();
+    const req = request();
+    const w = writer();
+    await f.server.init(req, w);
+    const clusterId = clusterIdOf(req);
+    assert.deepEqual(f.calls, ['install', 'kubeadm-init', 'join-service']);
+    assert.deepEqual(f.state.phases(), ['initializing', 'bootstrapped']);
+    assert.deepEqual(f.tpm.pcrs.get(15), clusterPcrValue(clusterId));
+    assert.equal(f.lock.holder, 'init');
+    const last = w.out.at(-1)?.kind;
+    assert.equal(last?.$case, 'success');
+    if (last?.$case !== 'success') return;
+    assert.deepEqual(last.value.clusterId, clusterId);
+    const master = req.keySource?.$case === 'masterSecret' ? req.keySource.value : undefined;
+    assert.deepEqual(last.value.ownerId, deriveOwnerId(master!));
+    assert.equal(last.value.endpoint, '10.0.0.5:6443');
+    assert.match(last.value.kubeconfig.toString(), /server: https:\/\/10\.0\.0\.5:6443/);
+    assert.equal(f.joinServiceSecrets[0]?.apiServerEndpoint, '10.0.0.5:6443');
+    assert.equal(f.joinServiceSecrets[0]?.clusterName, 'sextant-test');
+    assert.equal(f.state.current?.clusterId, clusterId.toString('hex'));
+    assert.equal(f.state.current?.role, 'control-plane');
+    assert.equal(f.state.current?.origin, 'init');
+    assert.ok(
+      kinds(w.out)
+        .slice(0, -1)
+        .every((k) => k === 'log'),
+      'progress lines before the answer',
+    );
+    const all = f.log.lines.join('\n');
+    assert.ok(!all.includes(initSecret.toString('hex')) && !all.includes(initSecret.toString('base64')));
+  });
+});
+
+describe('InitServer: refusals before the lock leave the node as it was', () => {
+  const refusals: {
+    name: string;
+    req?: Partial<InitRequest>;
+    deps?: (f: { calls: string[] }) => Partial<InitServerDeps>;
+    error: RegExp;
+    code: grpc.status;
+  }[] = [
+    {
+      name: 'empty init secret',
+      req: { initSecret: Buffer.alloc(0) },
+      error: /init_secret/,
+      code: grpc.status.INVALID_ARGUMENT,
+    },
+    {
+      name: 'wrong init secret',
+      req: { initSecret: randomBytes(32) },
+      error: /init secret does not match this node/,
+      code: grpc.status.PERMISSION_DENIED,
+    },
+    {
+      name: 'KMS instead of a master secret',
+      req: { keySource: { $case: 'kmsUri', value: 'kms://x' } },
+      error: /kms_uri/,
+      code: grpc.status.UNIMPLEMENTED,
+    },
+    {
+      name: 'short master secret',
+      req: { keySource: { $case: 'masterSecret', value: { key: randomBytes(16), salt: randomBytes(32) } } },
+      error: /master_secret\.key/,
+      code: grpc.status.INVALID_ARGUMENT,
+    },
+    {
+      name: 'measurements that do not parse',
+      req: { measurements: Buffer.from('garbage') },
+      error: /measurements/,
+      code: grpc.status.INVALID_ARGUMENT,
+    },
+    {
+      name: 'bad Kubernetes version',
+      req: { kubernetesVersion: '1.31' },
+      error: /kubernetes_version/,
+      code: grpc.status.INVALID_ARGUMENT,
+    },
+    {
+      name: 'a component that fails to download or hash-check',
+      deps: () => ({
+        installComponents: async () => {
+          throw new Error('sha256 mismatch for kubeadm');
+        },
+      }),
+      error: /kubernetes_components: sha256 mismatch/,
+      code: grpc.status.INVALID_ARGUMENT,
+    },
+  ];
+  for (const r of refusals) {
+    it(`refuses ${r.name}`, async () => {
+      const calls: string[] = [];
+      const f = fixture(r.deps?.({ calls }) ?? {});
+      const w = writer();
+      let caught: unknown;
+      await f.server.init(request(r.req), w).catch((err: unknown) => {
+        caught = err;
+      });
+      assert.ok(caught instanceof Error, 'rejected');
+      assert.match(caught.message, r.error);
+      assert.equal(f.lock.holder, null, 'lock not taken');
+      assert.equal(f.tpm.extends.length, 0, 'PCR 15 untouched');
+      assert.deepEqual(f.state.saved, [], 'no state written');
+      assert.ok(!f.calls.includes('kubeadm-init') && !f.calls.includes('reset'));
+      assert.ok(!kinds(w.out).includes('success') && !kinds(w.out).includes('failure'));
+      // The same refusal through the gRPC handler carries the status code.
+      const status = await callHandler(fixture(r.deps?.({ calls }) ?? {}).server, request(r.req));
+      assert.equal(status.code, r.code);
+      assert.match(status.details, r.error);
+      // The node is still initializable afterwards.
+      if (r.deps === undefined) {
+        const ok = writer();
+        await f.server.init(request(), ok);
+        assert.equal(ok.out.at(-1)?.kind?.$case, 'success');
+      }
+    });
+  }
+
+  it('refuses an init when the join client holds the lock (init vs join)', async () => {
+    const f = fixture();
+    await f.lock.acquire('join', Buffer.alloc(32, 7));
+    const status = await callHandler(f.server, request());
+    assert.equal(status.code, grpc.status.FAILED_PRECONDITION);
+    assert.match(status.details, /node is already joining a cluster/);
+    assert.deepEqual(f.state.saved, []);
+    assert.deepEqual(f.calls, []);
+  });
+
+  it('refuses a second init while the first is still installing components (two inits at once)', async () => {
+    const gate = deferred();
+    const f = fixture({
+      installComponents: async () => {
+        await gate.promise;
+      },
+    });
+    const first = writer();
+    const running = f.server.init(request(), first);
+    await new Promise((r) => setImmediate(r));
+    await assert.rejects(f.server.init(request(), writer()), /node is already being initialized/);
+    gate.resolve();
+    await running;
+    assert.equal(first.out.at(-1)?.kind?.$case, 'success');
+    assert.equal(f.tpm.extends.length, 1, 'only one extend of PCR 15');
+  });
+
+  it('refuses the second of two inits racing to the lock with different secrets, and only one cluster ID lands', async () => {
+    const f = fixture();
+    const [a, b] = [writer(), writer()];
+    const results = await Promise.allSettled([f.server.init(request(), a), f.server.init(request(), b)]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected'],
+    );
+    assert.equal(f.tpm.extends.length, 1);
+    assert.equal(a.out.at(-1)?.kind?.$case, 'success');
+  });
+
+  it('stays initializable when extending PCR 15 fails', async () => {
+    const f = fixture();
+    f.tpm.failExtend = new Error('TPM_RC_FAILURE');
+    await assert.rejects(f.server.init(request(), writer()), /TPM_RC_FAILURE/);
+    assert.equal(f.lock.holder, null);
+    assert.deepEqual(f.state.saved, []);
+    const w = writer();
+    await f.server.init(request(), w);
+    assert.equal(w.out.at(-1)?.kind?.$case, 'success');
+  });
+});
+
+describe('InitServer: a step failing after the lock marks the node for reset', () => {
+  const failures: { step: string; deps?: Partial<InitServerDeps>; failPhase?: string; calls: string[] }[] = [
+    { step: 'persist-state', failPhase: 'initializing', calls: ['install', 'reset'] },
+    {
+      step: 'kubeadm-init',
+      deps: {
+        runKubeadmInit: async () => {
+          throw new Error('kubeadm init failed at phase preflight (exit 1)');
+        },
+      },
+      calls: ['install', 'reset'],
+    },
+    {
+      step: 'kubeconfig',
+      deps: { runKubeadmInit: async () => Buffer.from('not: [yaml') },
+      calls: ['install', 'reset'],
+    },
+    {
+      step: 'join-service',
+      deps: {
+        startJoinService: async () => {
+          throw new Error('EADDRINUSE 0.0.0.0:30090');
+        },
+      },
+      calls: ['install', 'kubeadm-init', 'reset'],
+    },
+    {
+      step: 'persist-state',
+      failPhase: 'bootstrapped',
+      calls: ['install', 'kubeadm-init', 'join-service', 'reset'],
+    },
+  ];
+  for (const c of failures) {
+    it(`${c.step}${c.failPhase ? ` (${c.failPhase})` : ''}`, async () => {
+      const f = fixture(c.deps);
+      if (c.failPhase) f.state.failing.add(c.failPhase);
+      const w = writer();
+      await f.server.init(request(), w);
+      const last = w.out.at(-1)?.kind;
+      assert.equal(last?.$case, 'failure');
+      if (last?.$case !== 'failure') return;
+      assert.equal(last.value.step, c.step);
+      assert.match(last.value.message, new RegExp(`^${c.step}: `));
+      assert.ok(last.value.logs.length > 0, 'the node streams its own logs back');
+      assert.equal(f.state.current?.phase, 'reset-required');
+      assert.equal(f.state.current?.failedStep, c.step);
+      assert.deepEqual(f.calls, c.calls);
+      assert.equal(f.lock.holder, 'init', 'the lock stays taken: this boot can never init again');
+      await assert.rejects(f.server.init(request(), writer()), /node is already being initialized/);
+    });
+  }
+
+  it('still answers with the failure when marking the node for reset and kubeadm reset fail too', async () => {
+    const f = fixture({
+      runKubeadmInit: async () => {
+        throw new Error('boom');
+      },
+      resetKubernetes: async () => {
+        throw new Error('reset failed');
+      },
+    });
+    f.state.failing.add('reset-required');
+    const w = writer();
+    await f.server.init(request(), w);
+    assert.equal(w.out.at(-1)?.kind?.$case, 'failure');
+    assert.ok(f.log.lines.some((l) => /cannot mark node for reset: disk full/.test(l)));
+    assert.ok(f.log.lines.some((l) => /kubeadm reset failed: reset failed/.test(l)));
+  });
+});
+
+describe('InitServer: the gRPC handler', () => {
+  it('streams progress and the answer, then ends the call', async () => {
+    const f = fixture();
+    const call = fakeCall(request());
+    f.server.service().init(call as never);
+    await call.done;
+    assert.equal(call.ended, true);
+    assert.equal(call.messages.at(-1)?.kind?.$case, 'success');
+  });
+
+  it('maps an unexpected error to INTERNAL', async () => {
+    const f = fixture();
+    f.tpm.failExtend = new Error('TPM gone');
+    const status = await callHandler(f.server, request());
+    assert.equal(status.code, grpc.status.INTERNAL);
+    assert.match(status.details, /TPM gone/);
+  });
+});
+
+interface FakeCall {
+  request: InitRequest;
+  messages: InitResponse[];
+  ended: boolean;
+  error?: grpc.ServiceError;
+  done: Promise<void>;
+  write(msg: InitResponse): boolean;
+  end(): void;
+  emit(event: string, err: grpc.ServiceError): boolean;
+}
+
+function fakeCall(req: InitRequest): FakeCall {
+  const settled = deferred();
+  const call: FakeCall = {
+    request: req,
+    messages: [],
+    ended: false,
+    done: settled.promise,
+    write: (msg) => call.messages.push(msg) > 0,
+    end: () => {
+      call.ended = true;
+      settled.resolve();
+    },
+    emit: (_event, err) => {
+      call.error = err;
+      settled.resolve();
+      return true;
+    },
+  };
+  return call;
+}
+
+async function callHandler(
+  server: InitServer,
+  req: InitRequest,
+): Promise<{ code: grpc.status; details: string }> {
+  const call = fakeCall(req);
+  server.service().init(call as never);
+  await call.done;
+  if (!call.error) return { code: grpc.status.OK, details: '' };
+  return { code: call.error.code, details: call.error.details };
+}
