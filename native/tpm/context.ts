@@ -53,6 +53,35 @@ export class EsysContext {
     return context;
   }
 
+  /**
+   * Flushes transient objects and sessions a lost context left loaded. A TPM behind a resource manager
+   * (/dev/tpmrm0) shows a new connection none; a raw one (swtpm, 3 object slots) keeps them until flushed, and a
+   * context reopened after an I/O fault would otherwise run out of slots.
+   */
+  async flushStale(): Promise<number> {
+    let flushed = 0;
+    const ranges = [0x80000000, 0x02000000, 0x03000000];
+    for (const base of ranges) {
+      for (let i = 0; i < 8; i++) {
+        const out: [number] = [0];
+        const rc = await callAsync<number>(
+          fn.Esys_TR_FromTPMPublic,
+          this.ctx,
+          base + i,
+          0xfff,
+          0xfff,
+          0xfff,
+          out,
+        );
+        if (rc !== 0) continue;
+        const frc = await callAsync<number>(fn.Esys_FlushContext, this.ctx, out[0]);
+        if (frc === 0) flushed += 1;
+        else await callAsync<number>(fn.Esys_TR_Close, this.ctx, out);
+      }
+    }
+    return flushed;
+  }
+
   get closed(): boolean {
     return this.closing;
   }

@@ -144,12 +144,26 @@ class EsysTpm implements Tpm {
   }
 }
 
+export interface OpenTpmOptions {
+  /** Flush transient objects and sessions left loaded by an earlier process or a lost context (raw TPMs). */
+  flushStale?: boolean;
+}
+
 /** Opens the TPM behind a TCTI string (default `device:/dev/tpmrm0`) and runs Startup(CLEAR) if needed. */
-export async function openTpm(tcti: string = DEFAULT_TCTI): Promise<Tpm> {
+export async function openTpm(tcti: string = DEFAULT_TCTI, options: OpenTpmOptions = {}): Promise<Tpm> {
   if (typeof tcti !== 'string' || tcti.trim() === '' || tcti.includes('\0')) {
     throw new TypeError(
       `openTpm: tcti must be a TCTI string such as "${DEFAULT_TCTI}", got ${JSON.stringify(tcti)}`,
     );
   }
-  return new EsysTpm(await EsysContext.open(tcti));
+  const context = await EsysContext.open(tcti);
+  if (options.flushStale) {
+    try {
+      await context.run('flushStale', () => context.flushStale());
+    } catch (err) {
+      await context.close().catch(() => {});
+      throw err;
+    }
+  }
+  return new EsysTpm(context);
 }

@@ -109,7 +109,11 @@ describe('audit log faults (issue 12 §2)', () => {
       assert.equal(trail[1]?.error, undefined);
       assert.deepEqual(names(trail[1]!.records), ['<segment>', 'd']);
       const opening = trail[1]!.records[0]!.record;
-      assert.ok('kind' in opening && /new chain: admissions\.log did not verify/.test(opening.reason));
+      assert.ok(
+        'kind' in opening &&
+          opening.kind === 'segment' &&
+          /new chain: admissions\.log did not verify/.test(opening.reason),
+      );
     });
   }
 
