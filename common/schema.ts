@@ -49,14 +49,9 @@ const TYPE_NAMES: Record<string, string> = {
 function detailOf(issue: v.BaseIssue<unknown>, redact: boolean): string {
   const path = issue.path ?? [];
   const last = path[path.length - 1];
-  // A key the object schema names but the input lacks: valibot reports it with the key as "expected".
-  if (
-    issue.kind === 'schema' &&
-    issue.received === 'undefined' &&
-    issue.expected === JSON.stringify(last?.key)
-  )
-    return 'missing';
   let message = issue.message;
+  // A key the object schema names but the input lacks, with no message from strictObject below.
+  if (message.startsWith('Invalid key') && issue.expected === JSON.stringify(last?.key)) return 'missing';
   if (message.startsWith('Invalid ')) {
     // valibot's default wording: say it our way
     message = `expected ${TYPE_NAMES[issue.expected ?? ''] ?? issue.expected}`;
@@ -91,9 +86,16 @@ export function strictObject<E extends v.ObjectEntries>(entries: E, what = 'a ma
       (x) => typeof x === 'object' && x !== null && !Array.isArray(x),
       `expected ${what}`,
     ),
-    v.strictObject(entries, (issue) =>
-      issue.expected === 'never' ? `unknown key (expected one of: ${known})` : `expected ${what}`,
-    ),
+    v.strictObject(entries, (issue) => {
+      if (issue.expected === 'never') return `unknown key (expected one of: ${known})`;
+      if (issue.received !== 'undefined' || !issue.expected?.startsWith('"')) return `expected ${what}`;
+      // a missing key: say what it should have held, from its own schema's message
+      const entry = entries[JSON.parse(issue.expected) as string] as
+        | { message?: unknown; pipe?: { message?: unknown }[] }
+        | undefined;
+      const expected = entry?.message ?? entry?.pipe?.[0]?.message;
+      return typeof expected === 'string' && expected.startsWith('expected ') ? expected : 'missing';
+    }),
   );
 }
 

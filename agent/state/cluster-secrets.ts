@@ -1,23 +1,44 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as v from 'valibot';
 import { writeFileAtomic } from '../../common/atomic-file.js';
-import type { MasterSecret } from '../../common/keys.js';
+import { decodeBase64 } from '../../common/base64.js';
+import { MASTER_SECRET_BYTES, SALT_BYTES } from '../../common/keys.js';
+import { endpointProblem, isDnsLabel } from '../../common/net.js';
+import { checkedString, matching, parseWith, strictObject } from '../../common/schema.js';
+import { componentsSchema } from '../components/spec.js';
+
+const bytes = (n: number) =>
+  v.pipe(
+    v.string(`expected base64 of ${n} bytes`),
+    v.check((s) => decodeBase64(s)?.length === n, `expected base64 of ${n} bytes`),
+    v.transform((s) => decodeBase64(s) as Buffer),
+  );
 
 /**
  * What a control-plane node keeps so its JoinService can admit nodes after a restart: the master secret (keys
  * for every disk), the measurement salt, the measurements nodes are checked against, and what joining nodes
  * install. Lives in the node's state directory (on the encrypted state disk on a real node), mode 0600.
  */
-export interface ClusterSecrets {
-  masterSecret: MasterSecret;
-  measurementSalt: Buffer;
-  measurements: string;
-  kubernetesVersion: string;
-  components: { url: string; sha256: string; installPath: string; extract: boolean }[];
-  apiServerEndpoint: string;
-  clusterName: string;
-}
+const clusterSecretsSchema = strictObject(
+  {
+    masterSecret: strictObject({ key: bytes(MASTER_SECRET_BYTES), salt: bytes(SALT_BYTES) }),
+    measurementSalt: bytes(SALT_BYTES),
+    /** The measurements file (JSON text) joining nodes are checked against; without it nobody could join. */
+    measurements: v.pipe(
+      v.string('expected the measurements (JSON text)'),
+      v.nonEmpty('expected the measurements (JSON text)'),
+    ),
+    kubernetesVersion: matching(/^v\d+\.\d+\.\d+$/, 'vMAJOR.MINOR.PATCH'),
+    components: componentsSchema,
+    apiServerEndpoint: checkedString('host:port', (s) => endpointProblem(s) === undefined),
+    clusterName: checkedString('a DNS label', isDnsLabel),
+  },
+  'a JSON object',
+);
+
+export type ClusterSecrets = v.InferOutput<typeof clusterSecretsSchema>;
 
 /** The file's name in the state directory. */
 const FILE = 'cluster-secrets.json';
@@ -43,25 +64,18 @@ export function serializeClusterSecrets(secrets: ClusterSecrets): string {
 
 /** Parses the serialized form; `source` names it in errors. Never echoes the content: it holds the master secret. */
 export function parseClusterSecrets(source: string, text: string): ClusterSecrets {
-  let raw: Record<string, unknown>;
+  let raw: unknown;
   try {
-    raw = JSON.parse(text) as Record<string, unknown>;
+    raw = JSON.parse(text);
   } catch {
     throw new Error(`${source}: not valid JSON`);
   }
-  const ms = raw.masterSecret as { key?: unknown; salt?: unknown } | undefined;
-  if (typeof ms?.key !== 'string' || typeof ms.salt !== 'string' || typeof raw.measurementSalt !== 'string') {
-    throw new Error(`${source}: masterSecret/measurementSalt missing or malformed`);
+  try {
+    // redacted: the values are secrets
+    return parseWith(clusterSecretsSchema, raw, { redact: true });
+  } catch (err) {
+    throw new Error(`${source}: ${(err as Error).message}`);
   }
-  return {
-    masterSecret: { key: Buffer.from(ms.key, 'base64'), salt: Buffer.from(ms.salt, 'base64') },
-    measurementSalt: Buffer.from(raw.measurementSalt, 'base64'),
-    measurements: String(raw.measurements ?? ''),
-    kubernetesVersion: String(raw.kubernetesVersion ?? ''),
-    components: (raw.components as ClusterSecrets['components']) ?? [],
-    apiServerEndpoint: String(raw.apiServerEndpoint ?? ''),
-    clusterName: String(raw.clusterName ?? ''),
-  };
 }
 
 /** The one owner of the cluster-secrets file in a state directory: written atomically, mode 0600. */

@@ -1,25 +1,35 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as v from 'valibot';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import { NODE_ROLES } from '../../common/contracts/node-role.js';
+import { matching, parseWith, strictObject } from '../../common/schema.js';
 
-/**
- * How far this node got. `bootstrapped` is the only phase a later boot may build on; an interrupted
- * `initializing`/`joining` becomes `reset-required`, so half-made state is never reused.
- */
-export type NodePhase = 'initializing' | 'joining' | 'bootstrapped' | 'reset-required';
+const PHASES = ['initializing', 'joining', 'bootstrapped', 'reset-required'] as const;
+const HEX64 = /^[0-9a-f]{64}$/;
 
-export interface NodeState {
-  version: 1;
-  phase: NodePhase;
-  role: 'control-plane' | 'worker';
-  /** Whether this node ran `kubeadm init` (the first control plane) or joined. */
-  origin: 'init' | 'join';
-  clusterId: string;
-  measurementSalt: string;
-  diskUuid: string;
-  failedStep?: string;
-  updatedAt: string;
-}
+const nodeStateSchema = strictObject(
+  {
+    version: v.literal(1, 'expected 1'),
+    /**
+     * How far this node got. `bootstrapped` is the only phase a later boot may build on; an interrupted
+     * `initializing`/`joining` becomes `reset-required`, so half-made state is never reused.
+     */
+    phase: v.picklist(PHASES, 'expected initializing, joining, bootstrapped or reset-required'),
+    role: v.picklist(NODE_ROLES, 'expected control-plane or worker'),
+    /** Whether this node ran `kubeadm init` (the first control plane) or joined. */
+    origin: v.picklist(['init', 'join'], 'expected init or join'),
+    clusterId: matching(HEX64, '64 hex characters'),
+    measurementSalt: matching(HEX64, '64 hex characters'),
+    diskUuid: v.string('expected a UUID string'),
+    failedStep: v.optional(v.string('expected a string')),
+    updatedAt: v.string('expected an ISO timestamp'),
+  },
+  'a JSON object',
+);
+
+export type NodeState = v.InferOutput<typeof nodeStateSchema>;
+export type NodePhase = NodeState['phase'];
 
 const FILE = 'node-state.json';
 
@@ -31,28 +41,11 @@ export class NodeStateError extends Error {
 }
 
 function validate(path: string, raw: unknown): NodeState {
-  if (!raw || typeof raw !== 'object') throw new NodeStateError(path, 'expected a JSON object');
-  const s = raw as Record<string, unknown>;
-  const fail = (key: string, expected: string): never => {
-    throw new NodeStateError(
-      path,
-      `${key}: expected ${expected}, got ${JSON.stringify(s[key])?.slice(0, 80)}`,
-    );
-  };
-  if (s.version !== 1) fail('version', '1');
-  if (!['initializing', 'joining', 'bootstrapped', 'reset-required'].includes(s.phase as string)) {
-    fail('phase', 'initializing, joining, bootstrapped or reset-required');
+  try {
+    return parseWith(nodeStateSchema, raw);
+  } catch (err) {
+    throw new NodeStateError(path, (err as Error).message);
   }
-  if (s.role !== 'control-plane' && s.role !== 'worker') fail('role', 'control-plane or worker');
-  if (s.origin !== 'init' && s.origin !== 'join') fail('origin', 'init or join');
-  if (typeof s.clusterId !== 'string' || !/^[0-9a-f]{64}$/.test(s.clusterId))
-    fail('clusterId', '64 hex characters');
-  if (typeof s.measurementSalt !== 'string' || !/^[0-9a-f]{64}$/.test(s.measurementSalt)) {
-    fail('measurementSalt', '64 hex characters');
-  }
-  if (typeof s.diskUuid !== 'string') fail('diskUuid', 'a UUID string');
-  if (typeof s.updatedAt !== 'string') fail('updatedAt', 'an ISO timestamp');
-  return s as unknown as NodeState;
 }
 
 /** The node's persistent record, written atomically with mode 0600. */

@@ -1,5 +1,5 @@
 // The operator workspace: one directory per cluster and the files in it.
-export { decodeBase64 } from './base64.js';
+export { decodeBase64 } from '../../common/base64.js';
 export { INIT_SECRET_BYTES, initSecretHash, loadInitSecret, loadOrCreateInitSecret } from './init-secret.js';
 export { loadMasterSecret, loadOrCreateMasterSecret, saveMasterSecret } from './master-secret.js';
 export {

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { link, open, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../common/atomic-file.js';
-import { decodeBase64 } from './base64.js';
+import { decodeBase64 } from '../../common/base64.js';
 import { readOptional, WorkspaceError } from './paths.js';
 
 /** Field name → required length in bytes. */

@@ -4,9 +4,9 @@ import { readFile } from 'node:fs/promises';
 import * as v from 'valibot';
 import { parseDocument } from 'yaml';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import { decodeBase64 } from '../../common/base64.js';
 import { endpointProblem, formatEndpoint, parseEndpoint } from '../../common/net.js';
 import { checkedString, matching, parseWith, SchemaError, strictObject } from '../../common/schema.js';
-import { decodeBase64 } from './base64.js';
 import { STATE_FILE, WorkspaceError, workspacePaths } from './paths.js';
 
 export interface ClusterState {

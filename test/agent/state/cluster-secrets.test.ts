@@ -62,12 +62,25 @@ describe('ClusterSecretsStore', () => {
     {
       name: 'no master secret',
       text: '{"measurementSalt":"AA=="}',
-      error: /masterSecret\/measurementSalt missing/,
+      error: /masterSecret: expected a mapping/,
     },
     {
       name: 'no measurement salt',
-      text: '{"masterSecret":{"key":"AA==","salt":"AA=="}}',
-      error: /masterSecret\/measurementSalt missing/,
+      text: JSON.stringify({ ...JSON.parse(serializeClusterSecrets(secrets())), measurementSalt: undefined }),
+      error: /measurementSalt: expected base64 of 32 bytes$/,
+    },
+    {
+      name: 'without measurements (nobody could be admitted)',
+      text: JSON.stringify({ ...JSON.parse(serializeClusterSecrets(secrets())), measurements: undefined }),
+      error: /measurements: expected the measurements \(JSON text\)$/,
+    },
+    {
+      name: 'a short master key',
+      text: JSON.stringify({
+        ...JSON.parse(serializeClusterSecrets(secrets())),
+        masterSecret: { key: 'AA==', salt: 'AA==' },
+      }),
+      error: /masterSecret\.key: expected base64 of 32 bytes$/,
     },
   ];
   for (const m of malformed) {

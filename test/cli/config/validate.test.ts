@@ -42,7 +42,7 @@ describe('sextant-conf.yaml validation', () => {
         'nodez',
         /^unknown key \(expected one of: version, name, provider/,
       ],
-      ['missing key', (c) => delete c.nodes, 'nodes', /^missing$/],
+      ['missing key', (c) => delete c.nodes, 'nodes', /^expected a mapping, got nothing$/],
       ['version', (c) => (c.version = 'v2'), 'version', /^expected v1, got "v2"$/],
       [
         'name',
