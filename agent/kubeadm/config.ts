@@ -1,12 +1,16 @@
+import { randomInt } from 'node:crypto';
 import { stringify } from 'yaml';
 import {
+  type Cidr,
   cidrProblem,
+  cidrsOverlap,
   endpointProblem,
   isDnsSubdomain,
   isIp,
   isPort,
   isSan,
   parseCidr,
+  parseIp,
 } from '../../common/net.js';
 
 /** Thrown for a bad kubeadm input; `field` names it as the caller passed it. */
@@ -22,6 +26,41 @@ export class KubeadmConfigError extends Error {
 
 export const KUBEADM_API_VERSION = 'kubeadm.k8s.io/v1beta4';
 export const KUBELET_API_VERSION = 'kubelet.config.k8s.io/v1beta1';
+
+/** The node image's container runtime (Debian's containerd), named so kubeadm never has to guess between sockets. */
+export const CRI_SOCKET = 'unix:///run/containerd/containerd.sock';
+/**
+ * Where kubeadm finds the control-plane, etcd, CoreDNS and pause images. No registry: the images come as components
+ * (archives, checked by SHA-256) that the node image's kubeadm wrapper imports into containerd under these names;
+ * the image's containerd config names the pause image the same way (sandbox_image).
+ */
+export const IMAGE_REPOSITORY = 'localhost/sextant';
+/**
+ * kubeadm's waits, sized for a control plane under QEMU's TCG (no KVM on these machines): a static kube-apiserver
+ * measured 16 s to /readyz under TCG against 4 s natively, and a whole control plane starts its pods on two emulated
+ * vCPUs at once; kubeadm's defaults (4 min for the control plane and the kubelet, 5 min for TLS bootstrap and
+ * discovery) fail there. Roughly 3-4x the defaults; the agent's per-command timeout (driver.ts) stays above the sum
+ * of what one command may wait.
+ */
+export const KUBEADM_TIMEOUTS = {
+  controlPlaneComponentHealthCheck: '15m0s',
+  kubeletHealthCheck: '10m0s',
+  kubernetesAPICall: '3m0s',
+  etcdAPICall: '5m0s',
+  tlsBootstrap: '15m0s',
+  discovery: '15m0s',
+} as const;
+/**
+ * The bootstrap token init leaves behind when none is asked for: kubeadm would otherwise create one valid for 24 h.
+ * Joins never use it (each join ticket carries its own short-lived token), so it only has to outlive init itself.
+ */
+export const INIT_TOKEN_TTL = '5m0s';
+/** The controller manager's default per-node pod CIDR sizes (kubeadm sets no --node-cidr-mask-size here). */
+const NODE_MASK = { 4: 24, 6: 64 } as const;
+/** kubeadm's PodSubnetNodeMaskMaxDiff: more than 2^16 node CIDRs overflow the allocator's bitmap. */
+const MAX_NODE_MASK_DIFF = 16;
+/** kubeadm's MinimumAddressesInServiceSubnet. */
+const MIN_SERVICE_ADDRESSES = 10n;
 
 /** v1beta4 replaced string maps with lists so that a flag may repeat. */
 export interface KubeadmArg {
@@ -43,10 +82,15 @@ export interface InitConfigInput {
   apiServerCertSans: string[];
   /** The cluster-wide API endpoint, host or host:port. */
   controlPlaneEndpoint: string;
-  /** Secret. A token that joining nodes may use; kubeadm generates one if absent. */
+  /**
+   * Secret. A token that joining nodes may use. When absent, init still gets one, random and living INIT_TOKEN_TTL,
+   * so kubeadm does not leave its own 24-hour default token behind.
+   */
   bootstrapToken?: string;
-  /** How long bootstrapToken lives, as a Go duration. Default 1h. */
+  /** How long bootstrapToken lives, as a Go duration. Default 1h (INIT_TOKEN_TTL for the random one). */
   bootstrapTokenTtl?: string;
+  /** Default IMAGE_REPOSITORY. */
+  imageRepository?: string;
   /** Secret. Encrypts the control-plane certificates uploaded for control-plane joins. */
   certificateKey?: string;
   kubeletExtraArgs?: KubeadmArg[];
@@ -54,6 +98,8 @@ export interface InitConfigInput {
 
 export interface JoinConfigInput {
   nodeName: string;
+  /** This node's IP, given to kubelet as node-ip: a VM with several interfaces must not register the wrong one. */
+  nodeIp: string;
   /** host:port of an API server of the cluster. */
   apiServerEndpoint: string;
   /** Secret. The bootstrap token from the join ticket. */
@@ -87,19 +133,18 @@ export function initConfiguration(input: InitConfigInput): string {
   const init: Record<string, unknown> = {
     apiVersion: KUBEADM_API_VERSION,
     kind: 'InitConfiguration',
-    nodeRegistration: { name: input.nodeName, kubeletExtraArgs },
+    nodeRegistration: { name: input.nodeName, criSocket: CRI_SOCKET, kubeletExtraArgs },
     localAPIEndpoint: { advertiseAddress: input.advertiseAddress, bindPort: input.bindPort },
-  };
-  if (input.bootstrapToken !== undefined) {
-    init.bootstrapTokens = [
+    bootstrapTokens: [
       {
-        token: input.bootstrapToken,
-        ttl: input.bootstrapTokenTtl ?? '1h0m0s',
+        token: input.bootstrapToken ?? randomToken(),
+        ttl: input.bootstrapTokenTtl ?? (input.bootstrapToken === undefined ? INIT_TOKEN_TTL : '1h0m0s'),
         usages: ['signing', 'authentication'],
         groups: ['system:bootstrappers:kubeadm:default-node-token'],
       },
-    ];
-  }
+    ],
+    timeouts: { ...KUBEADM_TIMEOUTS },
+  };
   if (input.certificateKey !== undefined) init.certificateKey = input.certificateKey;
 
   const networking: Record<string, string> = { serviceSubnet: input.serviceCidr, dnsDomain: 'cluster.local' };
@@ -110,6 +155,7 @@ export function initConfiguration(input: InitConfigInput): string {
     clusterName: input.clusterName,
     kubernetesVersion: input.kubernetesVersion,
     controlPlaneEndpoint: input.controlPlaneEndpoint,
+    imageRepository: input.imageRepository ?? IMAGE_REPOSITORY,
     networking,
     apiServer: { certSANs: [...input.apiServerCertSans] },
   };
@@ -129,9 +175,8 @@ export function initConfiguration(input: InitConfigInput): string {
 /** A JoinConfiguration with bootstrap-token discovery pinned to the CA, plus the control-plane part if asked. */
 export function joinConfiguration(input: JoinConfigInput): string {
   validateJoin(input);
-  const args = normalizeArgs(input.kubeletExtraArgs);
-  const nodeRegistration: Record<string, unknown> = { name: input.nodeName };
-  if (args.length > 0) nodeRegistration.kubeletExtraArgs = args;
+  const args = [{ name: 'node-ip', value: input.nodeIp }, ...normalizeArgs(input.kubeletExtraArgs)];
+  const nodeRegistration = { name: input.nodeName, criSocket: CRI_SOCKET, kubeletExtraArgs: args };
   const join: Record<string, unknown> = {
     apiVersion: KUBEADM_API_VERSION,
     kind: 'JoinConfiguration',
@@ -143,6 +188,7 @@ export function joinConfiguration(input: JoinConfigInput): string {
         caCertHashes: [...input.caCertHashes],
       },
     },
+    timeouts: { ...KUBEADM_TIMEOUTS },
   };
   if (input.controlPlane) {
     const cp: Record<string, unknown> = {
@@ -156,6 +202,15 @@ export function joinConfiguration(input: JoinConfigInput): string {
     join.controlPlane = cp;
   }
   return toYamlDocuments([join]);
+}
+
+const TOKEN_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+/** A bootstrap token in kubeadm's format, from the CSPRNG. */
+function randomToken(): string {
+  const pick = (n: number) =>
+    Array.from({ length: n }, () => TOKEN_ALPHABET[randomInt(TOKEN_ALPHABET.length)]).join('');
+  return `${pick(6)}.${pick(16)}`;
 }
 
 function toYamlDocuments(docs: object[]): string {
@@ -180,14 +235,25 @@ function requireString(v: unknown, field: string): string {
 
 function validateInit(c: InitConfigInput): void {
   validateNodeName(c.nodeName, 'nodeName');
-  validateAddress(c.advertiseAddress, 'advertiseAddress');
+  validateAdvertiseAddress(c.advertiseAddress, 'advertiseAddress');
   if (!isPort(c.bindPort)) fail('bindPort', 'expected an integer port in 1-65535', c.bindPort);
   const clusterName = requireString(c.clusterName, 'clusterName');
   if (!isDnsSubdomain(clusterName)) fail('clusterName', 'expected a lowercase RFC 1123 name', clusterName);
   const version = requireString(c.kubernetesVersion, 'kubernetesVersion');
   if (!VERSION.test(version)) fail('kubernetesVersion', 'expected vX.Y.Z', version);
-  validateCidrs(requireString(c.serviceCidr, 'serviceCidr'), 'serviceCidr', true);
-  if (c.podCidr !== undefined && c.podCidr !== '') validateCidrs(c.podCidr, 'podCidr', false);
+  const services = validateCidrs(requireString(c.serviceCidr, 'serviceCidr'), 'serviceCidr', true);
+  if (c.podCidr !== undefined && c.podCidr !== '') {
+    const pods = validateCidrs(c.podCidr, 'podCidr', false);
+    for (const p of pods) {
+      if (services.some((s) => cidrsOverlap(s, p)))
+        fail('podCidr', `overlaps serviceCidr ${c.serviceCidr}`, c.podCidr);
+    }
+  }
+  if (
+    c.imageRepository !== undefined &&
+    !/^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(\/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$/.test(c.imageRepository)
+  )
+    fail('imageRepository', 'expected a registry/path such as localhost/sextant', c.imageRepository);
   if (!Array.isArray(c.apiServerCertSans)) fail('apiServerCertSans', 'expected a list');
   c.apiServerCertSans.forEach((s, i) => {
     if (typeof s !== 'string' || !isSan(s)) {
@@ -213,6 +279,7 @@ function validateInit(c: InitConfigInput): void {
 
 function validateJoin(c: JoinConfigInput): void {
   validateNodeName(c.nodeName, 'nodeName');
+  validateAdvertiseAddress(c.nodeIp, 'nodeIp');
   const ep = requireString(c.apiServerEndpoint, 'apiServerEndpoint');
   const epProblem = endpointProblem(ep);
   if (epProblem) fail('apiServerEndpoint', epProblem, ep);
@@ -225,9 +292,12 @@ function validateJoin(c: JoinConfigInput): void {
     if (typeof h !== 'string' || !CA_HASH.test(h))
       fail(`caCertHashes[${i}]`, 'expected sha256:<64 hex digits>', h);
   });
-  validateArgs(normalizeArgs(c.kubeletExtraArgs), 'kubeletExtraArgs');
+  const extra = normalizeArgs(c.kubeletExtraArgs);
+  validateArgs(extra, 'kubeletExtraArgs');
+  const nodeIpArg = extra.findIndex((a) => a.name === 'node-ip');
+  if (nodeIpArg >= 0) fail(`kubeletExtraArgs[${nodeIpArg}].name`, 'node-ip is set through nodeIp');
   if (c.controlPlane) {
-    validateAddress(c.controlPlane.advertiseAddress, 'controlPlane.advertiseAddress');
+    validateAdvertiseAddress(c.controlPlane.advertiseAddress, 'controlPlane.advertiseAddress');
     if (!isPort(c.controlPlane.bindPort)) {
       fail('controlPlane.bindPort', 'expected an integer port in 1-65535', c.controlPlane.bindPort);
     }
@@ -242,27 +312,76 @@ function validateNodeName(v: unknown, field: string): void {
   if (!isDnsSubdomain(name)) fail(field, 'expected a lowercase RFC 1123 subdomain', name);
 }
 
-function validateAddress(v: unknown, field: string): void {
+/**
+ * An address kubeadm will advertise (or kubelet register), checked as kubeadm's VerifyAPIServerBindAddress does:
+ * global unicast (Go's net.IP.IsGlobalUnicast: not unspecified, link-local, multicast or the IPv4 broadcast
+ * address) or loopback, which kubeadm translates to the host's own address.
+ */
+function validateAdvertiseAddress(v: unknown, field: string): void {
   const addr = requireString(v, field);
   if (!isIp(addr)) fail(field, 'expected an IPv4 or IPv6 address', addr);
+  if (!isAdvertisable(addr)) {
+    fail(
+      field,
+      'expected a global unicast address (not unspecified, link-local, multicast or broadcast)',
+      addr,
+    );
+  }
 }
 
-function validateCidrs(value: string, field: string, service: boolean): void {
+const NOT_ADVERTISABLE = {
+  4: ['0.0.0.0/32', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'].map(parseCidr),
+  6: ['::/128', 'fe80::/10', 'ff00::/8'].map(parseCidr),
+};
+
+function isAdvertisable(address: string): boolean {
+  const ip = parseIp(address);
+  if (!ip) return false;
+  // an IPv4-mapped IPv6 address is judged as the IPv4 address it maps
+  const v =
+    ip.family === 6 && ip.value >> 32n === 0xffffn
+      ? { family: 4 as const, value: ip.value & 0xffffffffn }
+      : ip;
+  const host: Cidr = { family: v.family, base: v.value, prefix: v.family === 4 ? 32 : 128 };
+  return !NOT_ADVERTISABLE[v.family].some((c) => cidrsOverlap(c, host));
+}
+
+function validateCidrs(value: string, field: string, service: boolean): Cidr[] {
   const parts = value.split(',');
   if (parts.length > 2) fail(field, 'expected one CIDR or an IPv4,IPv6 pair', value);
-  const families = new Set<number>();
+  const cidrs: Cidr[] = [];
   for (const p of parts) {
     const problem = cidrProblem(p);
     if (problem) fail(field, problem, value);
-    const { family, prefix } = parseCidr(p);
-    families.add(family);
-    // The API server refuses service ranges with more than 2^20 addresses.
+    const cidr = parseCidr(p);
+    cidrs.push(cidr);
+    const { family, prefix } = cidr;
     const bits = family === 4 ? 32 : 128;
-    if (service && bits - prefix > 20)
-      fail(field, `service range too large: prefix must be >= /${bits - 20}`, value);
+    if (service) {
+      // The API server refuses service ranges with more than 2^20 addresses; kubeadm wants at least 10.
+      if (bits - prefix > 20) fail(field, `service range too large: prefix must be >= /${bits - 20}`, value);
+      if (1n << BigInt(bits - prefix) < MIN_SERVICE_ADDRESSES)
+        fail(field, `service range too small: at least ${MIN_SERVICE_ADDRESSES} addresses`, value);
+    } else {
+      // kubeadm's ValidatePodSubnetNodeMask: the controller manager cuts one node CIDR per node out of the range.
+      const nodeMask = NODE_MASK[family];
+      if (prefix > nodeMask)
+        fail(
+          field,
+          `pod range /${prefix} is smaller than one node's /${nodeMask} (prefix must be <= /${nodeMask})`,
+          value,
+        );
+      if (nodeMask - prefix > MAX_NODE_MASK_DIFF)
+        fail(
+          field,
+          `pod range /${prefix} holds more than 2^${MAX_NODE_MASK_DIFF} node ranges of /${nodeMask} (prefix must be >= /${nodeMask - MAX_NODE_MASK_DIFF})`,
+          value,
+        );
+    }
   }
-  if (parts.length === 2 && families.size !== 2)
+  if (parts.length === 2 && cidrs[0]?.family === cidrs[1]?.family)
     fail(field, 'a dual-stack pair needs one IPv4 and one IPv6 CIDR', value);
+  return cidrs;
 }
 
 function validateArgs(args: KubeadmArg[], field: string): void {

@@ -27,7 +27,7 @@ export interface KubeadmOptions {
   /** kubeadm's --rootfs: every absolute path kubeadm uses lives under it. */
   rootfs?: string;
   log: Logger;
-  /** Per command. Default 10 minutes. */
+  /** Per command. Default 30 minutes (see DEFAULT_TIMEOUT_MS). */
   timeoutMs?: number;
   /** Added to the agent's environment. */
   env?: NodeJS.ProcessEnv;
@@ -54,7 +54,12 @@ export class KubeadmError extends Error {
   }
 }
 
-const DEFAULT_TIMEOUT_MS = 10 * 60_000;
+/**
+ * A backstop above kubeadm's own waits (config.ts KUBEADM_TIMEOUTS: up to 15 min for the control plane, 10 for the
+ * kubelet), which name the phase that hung; this one only catches a kubeadm that hangs outside them. Ten minutes
+ * (the old value) cut a real init under TCG short.
+ */
+const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 const TAIL_LINES = 40;
 const TOKEN = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
 const CERT_KEY = /^[0-9a-f]{64}$/;

@@ -30,6 +30,7 @@ export function kubeadmJoin(kubeadm: Pick<Kubeadm, 'join'>, req: KubeadmJoinRequ
   return kubeadm.join(
     joinConfiguration({
       nodeName: req.nodeName,
+      nodeIp: req.advertiseAddress,
       apiServerEndpoint: req.apiServerEndpoint,
       token: req.token,
       caCertHashes: [req.caCertHash],

@@ -2,10 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import {
+  IMAGE_REPOSITORY,
+  INIT_TOKEN_TTL,
   type InitConfigInput,
   initConfiguration,
   type JoinConfigInput,
   joinConfiguration,
+  KUBEADM_TIMEOUTS,
   KubeadmConfigError,
 } from '../../../agent/kubeadm/config.js';
 
@@ -29,11 +32,12 @@ const initInput: InitConfigInput = {
 
 const joinInput: JoinConfigInput = {
   nodeName: 'worker-1',
+  nodeIp: '10.0.0.3',
   apiServerEndpoint: '10.0.0.2:6443',
   token: TOKEN,
   caCertHashes: [HASH],
-  kubeletExtraArgs: { 'node-ip': '10.0.0.3' },
 };
+const CRI = 'unix:///run/containerd/containerd.sock';
 
 const docs = (yaml: string) =>
   parseAllDocuments(yaml).map((d) => {
@@ -48,7 +52,11 @@ describe('initConfiguration', () => {
     assert.deepEqual(init, {
       apiVersion: 'kubeadm.k8s.io/v1beta4',
       kind: 'InitConfiguration',
-      nodeRegistration: { name: 'cp-0', kubeletExtraArgs: [{ name: 'node-ip', value: '10.0.0.2' }] },
+      nodeRegistration: {
+        name: 'cp-0',
+        criSocket: CRI,
+        kubeletExtraArgs: [{ name: 'node-ip', value: '10.0.0.2' }],
+      },
       localAPIEndpoint: { advertiseAddress: '10.0.0.2', bindPort: 6443 },
       bootstrapTokens: [
         {
@@ -58,6 +66,14 @@ describe('initConfiguration', () => {
           groups: ['system:bootstrappers:kubeadm:default-node-token'],
         },
       ],
+      timeouts: {
+        controlPlaneComponentHealthCheck: '15m0s',
+        kubeletHealthCheck: '10m0s',
+        kubernetesAPICall: '3m0s',
+        etcdAPICall: '5m0s',
+        tlsBootstrap: '15m0s',
+        discovery: '15m0s',
+      },
       certificateKey: CERT_KEY,
     });
     assert.deepEqual(cluster, {
@@ -66,6 +82,7 @@ describe('initConfiguration', () => {
       clusterName: 'sextant',
       kubernetesVersion: 'v1.31.2',
       controlPlaneEndpoint: '10.0.0.2:6443',
+      imageRepository: 'localhost/sextant',
       networking: { serviceSubnet: '10.96.0.0/12', podSubnet: '10.244.0.0/16', dnsDomain: 'cluster.local' },
       apiServer: { certSANs: ['10.0.0.2', 'api.sextant.example', '*.sextant.example', 'fd00::1'] },
     });
@@ -77,15 +94,59 @@ describe('initConfiguration', () => {
   it('omits optional secrets and pod CIDR when absent, and takes extra kubelet args', () => {
     const { bootstrapToken: _t, certificateKey: _k, podCidr: _p, ...rest } = initInput;
     const [init, cluster] = docs(
-      initConfiguration({ ...rest, bootstrapTokenTtl: '15m', kubeletExtraArgs: [{ name: 'v', value: '2' }] }),
+      initConfiguration({ ...rest, kubeletExtraArgs: [{ name: 'v', value: '2' }] }),
     );
-    assert.equal('bootstrapTokens' in (init ?? {}), false);
     assert.equal('certificateKey' in (init ?? {}), false);
     assert.deepEqual((cluster!.networking as Record<string, unknown>).podSubnet, undefined);
     assert.deepEqual((init!.nodeRegistration as { kubeletExtraArgs: unknown }).kubeletExtraArgs, [
       { name: 'node-ip', value: '10.0.0.2' },
       { name: 'v', value: '2' },
     ]);
+  });
+
+  it('leaves no long-lived token: without one, init gets a random token living minutes, not 24 h', () => {
+    const { bootstrapToken: _t, ...rest } = initInput;
+    const tokens = [1, 2].map(() => {
+      const [init] = docs(initConfiguration(rest));
+      const [token, ...more] = init!.bootstrapTokens as { token: string; ttl: string }[];
+      assert.equal(more.length, 0);
+      assert.equal(token!.ttl, INIT_TOKEN_TTL);
+      assert.match(token!.token, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+      return token!.token;
+    });
+    assert.notEqual(tokens[0], tokens[1], 'a fresh token each time');
+  });
+
+  it('names the CRI socket, the local image repository and TCG-sized timeouts', () => {
+    const [init, cluster] = docs(
+      initConfiguration({ ...initInput, imageRepository: 'registry.example/k8s' }),
+    );
+    assert.equal((init!.nodeRegistration as Record<string, unknown>).criSocket, CRI);
+    assert.deepEqual(init!.timeouts, KUBEADM_TIMEOUTS);
+    assert.equal(cluster!.imageRepository, 'registry.example/k8s');
+    assert.equal(IMAGE_REPOSITORY, 'localhost/sextant');
+  });
+
+  it('accepts loopback as kubeadm does (it translates it to the host address)', () => {
+    assert.doesNotThrow(() =>
+      initConfiguration({
+        ...initInput,
+        advertiseAddress: '127.0.0.1',
+        controlPlaneEndpoint: '127.0.0.1:6443',
+      }),
+    );
+  });
+
+  it('accepts pod ranges from one node mask to 16 bits wider, per family', () => {
+    for (const podCidr of [
+      '10.244.0.0/24',
+      '172.16.0.0/12',
+      '11.0.0.0/8',
+      'fd00:10:244::/48',
+      'fd00:10:244::/64',
+    ]) {
+      assert.doesNotThrow(() => initConfiguration({ ...initInput, podCidr }), podCidr);
+    }
   });
 
   it('accepts IPv6 and dual-stack inputs', () => {
@@ -104,6 +165,14 @@ describe('initConfiguration', () => {
     [{ nodeName: 'CP_0' }, 'nodeName', /RFC 1123/],
     [{ advertiseAddress: 'cp.example' }, 'advertiseAddress', /IPv4 or IPv6/],
     [{ advertiseAddress: '10.0.0.256' }, 'advertiseAddress', /IPv4 or IPv6/],
+    [{ advertiseAddress: '0.0.0.0' }, 'advertiseAddress', /global unicast/],
+    [{ advertiseAddress: '169.254.10.1' }, 'advertiseAddress', /global unicast/],
+    [{ advertiseAddress: '224.0.0.251' }, 'advertiseAddress', /global unicast/],
+    [{ advertiseAddress: '255.255.255.255' }, 'advertiseAddress', /global unicast/],
+    [{ advertiseAddress: '::' }, 'advertiseAddress', /global unicast/],
+    [{ advertiseAddress: 'fe80::1' }, 'advertiseAddress', /global unicast/],
+    [{ advertiseAddress: 'ff02::1' }, 'advertiseAddress', /global unicast/],
+    [{ advertiseAddress: '::ffff:169.254.0.1' }, 'advertiseAddress', /global unicast/],
     [{ bindPort: 0 }, 'bindPort', /1-65535/],
     [{ bindPort: 70000 }, 'bindPort', /1-65535/],
     [{ bindPort: 6443.5 }, 'bindPort', /1-65535/],
@@ -119,6 +188,14 @@ describe('initConfiguration', () => {
     [{ serviceCidr: '10.96.0.0/12,10.97.0.0/16' }, 'serviceCidr', /one IPv4 and one IPv6/],
     [{ serviceCidr: '10.96.0.0/12,fd00::/112,10.1.0.0/16' }, 'serviceCidr', /pair/],
     [{ podCidr: 'fd00::1/64' }, 'podCidr', /host bits/],
+    [{ podCidr: '10.244.0.0/25' }, 'podCidr', /smaller than one node's \/24/],
+    [{ podCidr: '10.0.0.0/7' }, 'podCidr', /more than 2\^16 node ranges .* >= \/8/],
+    [{ podCidr: 'fd00:10:244::/65' }, 'podCidr', /smaller than one node's \/64/],
+    [{ podCidr: 'fd00::/47' }, 'podCidr', /prefix must be >= \/48/],
+    [{ podCidr: '10.96.0.0/16' }, 'podCidr', /overlaps serviceCidr/],
+    [{ serviceCidr: '10.96.0.0/29' }, 'serviceCidr', /too small/],
+    [{ imageRepository: 'Bad Repo' }, 'imageRepository', /registry\/path/],
+    [{ controlPlaneEndpoint: 'fd00::2:6443' }, 'controlPlaneEndpoint', /needs \[ \]/],
     [{ apiServerCertSans: ['ok.example', 'not_valid!'] }, 'apiServerCertSans[1]', /IP address or a DNS name/],
     [{ apiServerCertSans: 'x' }, 'apiServerCertSans', /list/],
     [{ controlPlaneEndpoint: 'host:99999' }, 'controlPlaneEndpoint', /port/],
@@ -156,18 +233,31 @@ describe('joinConfiguration', () => {
     assert.deepEqual(join, {
       apiVersion: 'kubeadm.k8s.io/v1beta4',
       kind: 'JoinConfiguration',
-      nodeRegistration: { name: 'worker-1', kubeletExtraArgs: [{ name: 'node-ip', value: '10.0.0.3' }] },
+      nodeRegistration: {
+        name: 'worker-1',
+        criSocket: CRI,
+        kubeletExtraArgs: [{ name: 'node-ip', value: '10.0.0.3' }],
+      },
       discovery: {
         bootstrapToken: { apiServerEndpoint: '10.0.0.2:6443', token: TOKEN, caCertHashes: [HASH] },
       },
+      timeouts: KUBEADM_TIMEOUTS,
     });
+  });
+
+  it('puts node-ip first, before extra kubelet args', () => {
+    const [join] = docs(joinConfiguration({ ...joinInput, nodeIp: 'fd00::3', kubeletExtraArgs: { v: '2' } }));
+    assert.deepEqual((join!.nodeRegistration as Record<string, unknown>).kubeletExtraArgs, [
+      { name: 'node-ip', value: 'fd00::3' },
+      { name: 'v', value: '2' },
+    ]);
   });
 
   it('adds the control-plane section for control-plane joins', () => {
     const [join] = docs(
       joinConfiguration({
         ...joinInput,
-        kubeletExtraArgs: [{ name: 'node-ip', value: 'fd00::3' }],
+        nodeIp: 'fd00::3',
         controlPlane: { advertiseAddress: 'fd00::3', bindPort: 6444, certificateKey: CERT_KEY },
       }),
     );
@@ -185,11 +275,25 @@ describe('joinConfiguration', () => {
     assert.deepEqual(noKey?.controlPlane, {
       localAPIEndpoint: { advertiseAddress: '10.0.0.4', bindPort: 6443 },
     });
-    assert.deepEqual(noKey?.nodeRegistration, { name: 'worker-1' });
+    assert.deepEqual(noKey?.nodeRegistration, {
+      name: 'worker-1',
+      criSocket: CRI,
+      kubeletExtraArgs: [{ name: 'node-ip', value: '10.0.0.3' }],
+    });
   });
 
   const bad: [Record<string, unknown>, string, RegExp][] = [
     [{ nodeName: 'Worker 1' }, 'nodeName', /RFC 1123/],
+    [{ nodeIp: undefined }, 'nodeIp', /required/],
+    [{ nodeIp: 'worker-1' }, 'nodeIp', /IPv4 or IPv6/],
+    [{ nodeIp: '169.254.0.3' }, 'nodeIp', /global unicast/],
+    [{ kubeletExtraArgs: { 'node-ip': '10.0.0.9' } }, 'kubeletExtraArgs[0].name', /set through nodeIp/],
+    [
+      { controlPlane: { advertiseAddress: 'fe80::3', bindPort: 6443 } },
+      'controlPlane.advertiseAddress',
+      /global unicast/,
+    ],
+    [{ apiServerEndpoint: 'fd00::2:6443' }, 'apiServerEndpoint', /needs \[ \]/],
     [{ apiServerEndpoint: '10.0.0.2' }, 'apiServerEndpoint', /missing ":port"/],
     [{ apiServerEndpoint: '[fd00::2' }, 'apiServerEndpoint', /missing "\]"/],
     [{ apiServerEndpoint: '10.0.0.2:0' }, 'apiServerEndpoint', /1-65535/],

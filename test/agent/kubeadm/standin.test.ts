@@ -125,10 +125,10 @@ describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
     await worker.kubeadm.join(
       joinConfiguration({
         nodeName: 'worker-1',
+        nodeIp: '127.0.0.1',
         apiServerEndpoint: `127.0.0.1:${port}`,
         token,
         caCertHashes: [hash],
-        kubeletExtraArgs: { 'node-ip': '127.0.0.1' },
       }),
     );
     assert.ok(existsSync(join(worker.rootfs, 'etc/kubernetes/kubelet.conf')));
@@ -140,6 +140,7 @@ describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
       .join(
         joinConfiguration({
           nodeName: 'worker-2',
+          nodeIp: '127.0.0.1',
           apiServerEndpoint: `127.0.0.1:${port}`,
           token,
           caCertHashes: [`sha256:${'0'.repeat(64)}`],
@@ -164,6 +165,7 @@ describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
     await cp2.kubeadm.join(
       joinConfiguration({
         nodeName: 'cp-1',
+        nodeIp: '127.0.0.1',
         apiServerEndpoint: `127.0.0.1:${port}`,
         token,
         caCertHashes: [hash],
