@@ -5,6 +5,7 @@ import {
   attestedServerCredentials,
   createEphemeralIdentity,
 } from '../../attestation/atls/index.js';
+import { bindServer, shutdownServer } from '../../common/grpc.js';
 import { AttestationServiceService } from '../../gen/proto/attestation.js';
 import { type InitServiceServer, InitServiceService } from '../../gen/proto/init.js';
 
@@ -31,24 +32,6 @@ export async function serveNode(
   const server = new grpc.Server();
   server.addService(AttestationServiceService, attestationService(options.attester, identity));
   if (init) server.addService(InitServiceService, init);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.address}:${options.port}`, attestedServerCredentials(identity), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
-  );
-  return { port, close: () => shutdown(server) };
-}
-
-/** Lets calls in flight finish for two seconds, then cuts them. */
-async function shutdown(server: grpc.Server): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, 2000);
-    server.tryShutdown(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+  const port = await bindServer(server, options.address, options.port, attestedServerCredentials(identity));
+  return { port, close: () => shutdownServer(server) };
 }

@@ -13,6 +13,7 @@ import {
   toPem,
 } from '../../attestation/atls/index.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import { type UnaryMethod, unaryCall } from '../../common/grpc.js';
 import { deriveClusterId } from '../../common/keys.js';
 import { formatEndpoint } from '../../common/net.js';
 import type { AttestationDocument } from '../../gen/proto/attestation.js';
@@ -98,21 +99,11 @@ export class JoinStopped extends Error {
   }
 }
 
-function call<Req, Res>(
-  fn: (
-    req: Req,
-    md: grpc.Metadata,
-    opts: Partial<grpc.CallOptions>,
-    cb: grpc.requestCallback<Res>,
-  ) => unknown,
-  req: Req,
-  timeoutMs: number,
-): Promise<Res> {
-  return new Promise((resolve, reject) =>
-    fn(req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
-      err || res === undefined ? reject(new Error(grpcMessage(err))) : resolve(res),
-    ),
-  );
+/** A unary call whose failure reads as one line ("CODE: details"). */
+function call<Req, Res>(fn: UnaryMethod<Req, Res>, req: Req, timeoutMs: number): Promise<Res> {
+  return unaryCall(fn, req, timeoutMs).catch((err: unknown) => {
+    throw new Error(grpcMessage(err));
+  });
 }
 
 /**

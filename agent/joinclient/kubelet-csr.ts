@@ -1,10 +1,7 @@
-import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
-import * as x509 from '@peculiar/x509';
 import { toPem } from '../../attestation/atls/index.js';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+import { x509 } from '../../common/x509.js';
 
 export interface KubeletKey {
   csrDer: Buffer;

@@ -9,7 +9,9 @@ import {
   type PendingChallenge,
   type VerifiedAttestation,
 } from '../../attestation/atls/index.js';
+import { bindServer, shutdownServer } from '../../common/grpc.js';
 import { deriveDiskKey, deriveMeasurementSecret } from '../../common/keys.js';
+import { isDnsSubdomain } from '../../common/net.js';
 import type { Challenge } from '../../gen/proto/attestation.js';
 import { AttestationServiceService } from '../../gen/proto/attestation.js';
 import {
@@ -116,11 +118,7 @@ export class JoinService {
         this.#unary('rejoin', call, cb, () => this.issueRejoinTicket(call.request, call.getPeer())),
     };
     server.addService(JoinServiceService, handlers);
-    const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${address}:${port}`, attestedServerCredentials(this.deps.identity), (err, p) =>
-        err ? reject(err) : resolve(p),
-      ),
-    );
+    const bound = await bindServer(server, address, port, attestedServerCredentials(this.deps.identity));
     this.#server = server;
     this.deps.measurements.watch();
     return bound;
@@ -131,16 +129,7 @@ export class JoinService {
     const server = this.#server;
     this.#server = null;
     if (!server) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, 2000);
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await shutdownServer(server);
   }
 
   #unary<Res>(
@@ -221,7 +210,7 @@ export class JoinService {
   async issueJoinTicket(req: IssueJoinTicketRequest, peer: string): Promise<IssueJoinTicketResponse> {
     const { secrets } = this.deps;
     const nodeName = req.nodeName;
-    if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(nodeName)) {
+    if (!isDnsSubdomain(nodeName)) {
       throw new Refusal(
         grpc.status.INVALID_ARGUMENT,
         `node_name: expected a DNS subdomain, got ${JSON.stringify(nodeName.slice(0, 64))}`,

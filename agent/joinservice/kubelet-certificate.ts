@@ -1,11 +1,8 @@
-import 'reflect-metadata';
 import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../common/x509.js';
 
 type SignAlgorithm = webcrypto.EcdsaParams | webcrypto.RsaHashedImportParams;
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 export class CsrError extends Error {
   constructor(message: string) {

@@ -1,6 +1,5 @@
 import { randomBytes, webcrypto, X509Certificate } from 'node:crypto';
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../common/x509.js';
 
 /**
  * The name every attested-TLS certificate carries. Identity comes from the attestation bound to the key,
@@ -25,8 +24,6 @@ export interface EphemeralIdentity {
  */
 export const EPHEMERAL_NOT_BEFORE = new Date(Date.UTC(1970, 0, 1));
 export const EPHEMERAL_NOT_AFTER = new Date(Date.UTC(9999, 11, 31, 23, 59, 59));
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 /** Creates a fresh P-256 key and a self-signed certificate for it. The key never leaves memory. */
 export async function createEphemeralIdentity(commonName = 'sextant-atls'): Promise<EphemeralIdentity> {

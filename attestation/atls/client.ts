@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { connect, createSecureContext, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { grpcMessage, unaryCall } from '../../common/grpc.js';
 import { type Endpoint, formatEndpoint } from '../../common/net.js';
 import { AttestationServiceClient } from '../../gen/proto/attestation.js';
 import { channelUserData } from './binding.js';
@@ -8,6 +9,8 @@ import { ATLS_SERVER_NAME, spkiOf } from './certificate.js';
 import type { PeerVerifier, VerifiedAttestation } from './verifier.js';
 
 export type { Endpoint };
+/** Kept here for the modules that already import it with the channel. */
+export { grpcMessage };
 
 export interface AttestedChannel {
   readonly endpoint: Endpoint;
@@ -82,24 +85,6 @@ export function pinnedCredentials(serverCertDer: Buffer): grpc.ChannelCredential
   });
 }
 
-function unary<Req, Res>(
-  call: (
-    req: Req,
-    metadata: grpc.Metadata,
-    options: Partial<grpc.CallOptions>,
-    cb: grpc.requestCallback<Res>,
-  ) => unknown,
-  req: Req,
-  deadlineMs: number,
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    call(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
-      if (err || res === undefined) reject(err ?? new Error('empty response'));
-      else resolve(res);
-    });
-  });
-}
-
 /**
  * Opens a gRPC channel to an attested server: pins its TLS certificate, challenges its TPM on that very channel,
  * and verifies that the document is bound to the pinned key. Only then is the channel returned, so nothing
@@ -121,7 +106,7 @@ export async function openAttestedChannel(
   const clientOptions: grpc.ClientOptions = { channelOverride: channel };
   const attestation = new AttestationServiceClient(formatEndpoint(endpoint), credentials, clientOptions);
   try {
-    const identity = await unary(attestation.identify.bind(attestation), {}, timeoutMs).catch((err) => {
+    const identity = await unaryCall(attestation.identify.bind(attestation), {}, timeoutMs).catch((err) => {
       throw new AttestedChannelError(endpoint, 'identify', grpcMessage(err), { cause: err });
     });
     const pending = await options.verifier.challenge(identity).catch((err) => {
@@ -134,11 +119,13 @@ export async function openAttestedChannel(
         },
       );
     });
-    const document = await unary(attestation.attest.bind(attestation), pending.challenge, timeoutMs).catch(
-      (err) => {
-        throw new AttestedChannelError(endpoint, 'attest', grpcMessage(err), { cause: err });
-      },
-    );
+    const document = await unaryCall(
+      attestation.attest.bind(attestation),
+      pending.challenge,
+      timeoutMs,
+    ).catch((err) => {
+      throw new AttestedChannelError(endpoint, 'attest', grpcMessage(err), { cause: err });
+    });
     const verified = await pending
       .verify(document, channelUserData('server', spkiOf(serverCertificate)))
       .catch((err) => {
@@ -159,12 +146,4 @@ export async function openAttestedChannel(
     channel.close();
     throw err;
   }
-}
-
-export function grpcMessage(err: unknown): string {
-  if (err && typeof err === 'object' && 'details' in err && typeof err.details === 'string' && err.details) {
-    const code = 'code' in err && typeof err.code === 'number' ? grpc.status[err.code] : undefined;
-    return code ? `${code}: ${err.details}` : err.details;
-  }
-  return err instanceof Error ? err.message : String(err);
 }
