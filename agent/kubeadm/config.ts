@@ -26,6 +26,7 @@ export class KubeadmConfigError extends Error {
 
 export const KUBEADM_API_VERSION = 'kubeadm.k8s.io/v1beta4';
 export const KUBELET_API_VERSION = 'kubelet.config.k8s.io/v1beta1';
+export const KUBE_PROXY_API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
 
 /** The node image's container runtime (Debian's containerd), named so kubeadm never has to guess between sockets. */
 export const CRI_SOCKET = 'unix:///run/containerd/containerd.sock';
@@ -122,7 +123,7 @@ const CERT_KEY = /^[0-9a-f]{64}$/;
 const CA_HASH = /^sha256:[0-9a-f]{64}$/;
 const GO_DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
 
-/** Multi-document YAML: InitConfiguration, ClusterConfiguration, KubeletConfiguration. */
+/** Multi-document YAML: InitConfiguration, ClusterConfiguration, KubeletConfiguration, KubeProxyConfiguration. */
 export function initConfiguration(input: InitConfigInput): string {
   validateInit(input);
   const kubeletExtraArgs = [
@@ -169,7 +170,9 @@ export function initConfiguration(input: InitConfigInput): string {
     authentication: { anonymous: { enabled: false }, webhook: { enabled: true } },
     authorization: { mode: 'Webhook' },
   };
-  return toYamlDocuments([init, cluster, kubelet]);
+  // nftables (GA since 1.33): the kube-proxy image carries nft and its libraries only, not iptables' variants.
+  const kubeProxy = { apiVersion: KUBE_PROXY_API_VERSION, kind: 'KubeProxyConfiguration', mode: 'nftables' };
+  return toYamlDocuments([init, cluster, kubelet, kubeProxy]);
 }
 
 /** A JoinConfiguration with bootstrap-token discovery pinned to the CA, plus the control-plane part if asked. */

@@ -47,8 +47,13 @@ const docs = (yaml: string) =>
 
 describe('initConfiguration', () => {
   it('produces the exact v1beta4 shape', () => {
-    const [init, cluster, kubelet, ...rest] = docs(initConfiguration(initInput));
+    const [init, cluster, kubelet, kubeProxy, ...rest] = docs(initConfiguration(initInput));
     assert.equal(rest.length, 0);
+    assert.deepEqual(kubeProxy, {
+      apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
+      kind: 'KubeProxyConfiguration',
+      mode: 'nftables',
+    });
     assert.deepEqual(init, {
       apiVersion: 'kubeadm.k8s.io/v1beta4',
       kind: 'InitConfiguration',
