@@ -7,7 +7,7 @@ import { createTrust } from '../attestation/ek-chain.js';
 import { createIssuer } from '../attestation/issuer.js';
 import { parseMeasurementsFile } from '../attestation/measurements.js';
 import { notify } from '../native/systemd/notify.js';
-import { openTpm } from '../native/tpm/index.js';
+import { openResilientTpm, type Tpm } from '../native/tpm/index.js';
 import { installComponents } from './components/install.js';
 import { type AgentConfig, loadAgentConfig } from './config/agent-config.js';
 import { discoverAll, joinServiceSources } from './discovery/index.js';
@@ -21,6 +21,12 @@ import { loadMetadata } from './metadata/instance-metadata.js';
 import { type Agent, type Platform, startAgent } from './start.js';
 import { ClusterSecretsStore } from './state/cluster-secrets.js';
 import { NodeStateStore } from './state/node-state.js';
+
+/** Exit status when the TPM failed beyond what reopening its context can cure. */
+export const EXIT_TPM_UNAVAILABLE = 70;
+/** What follows a failed start, said with every reason so the journal explains a reboot before it happens. */
+const RESTART_NOTE =
+  'exiting; systemd restarts the agent and reboots the node after 5 failed starts within 10 minutes';
 
 /**
  * sextant-agent: the first service of a Sextant node. Runs until stopped; on a failure to start it exits
@@ -42,7 +48,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   try {
     agent = await run(process.env, abort.signal);
   } catch (err) {
-    process.stderr.write(`sextant-agent: ${(err as Error).message}\n`);
+    process.stderr.write(`sextant-agent: ${(err as Error).message}; ${RESTART_NOTE}\n`);
     return 1;
   }
   await new Promise<void>((resolve) => {
@@ -58,7 +64,15 @@ async function run(env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<Agent> 
   const log = createLogger({ identifier: 'sextant-agent' });
   const config = await loadAgentConfig(env);
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-  const tpm = await openTpm(config.tcti);
+  // A TPM I/O fault reopens the context; one that cannot be recovered ends the process, so systemd restarts
+  // the agent (and, after a bounded number of failed starts, reboots the node: see sextant-agent.service).
+  const tpm = await openResilientTpm(config.tcti, {
+    notice: (level, message) => (level === 'error' ? log.error(message) : log.warn(message)),
+    onFatal: (err) => {
+      log.error(`${err.message}; ${RESTART_NOTE}`);
+      process.exit(EXIT_TPM_UNAVAILABLE);
+    },
+  });
   const closing: (() => Promise<void>)[] = [() => tpm.close()];
   const close = async () => {
     for (const fn of closing.reverse()) await fn().catch(() => {});
@@ -83,7 +97,7 @@ async function run(env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<Agent> 
 async function nodePlatform(
   config: AgentConfig,
   log: Logger,
-  tpm: Awaited<ReturnType<typeof openTpm>>,
+  tpm: Tpm,
   closing: (() => Promise<void>)[],
 ): Promise<Platform> {
   const trust = createTrust({
