@@ -38,6 +38,7 @@ export const echoVerifier: PeerVerifier = {
           warnings: [],
           akName: Buffer.from('ak'),
           ekCertificateHash: Buffer.alloc(32),
+          ekPublicHash: Buffer.alloc(32),
         };
       },
     };
