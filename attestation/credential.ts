@@ -7,6 +7,7 @@ import {
   publicEncrypt,
   randomBytes,
 } from 'node:crypto';
+import { tpm2b } from '../native/tpm/mu.js';
 import { hashAlgorithm, TPM_ALG, type TpmPublic } from './tpm-structures.js';
 
 /** A credential wrapped to an EK for one object name: exactly what TPM2_ActivateCredential takes. */
@@ -17,18 +18,10 @@ export interface WrappedCredential {
   encryptedSecret: Buffer;
 }
 
-function u16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n);
-  return b;
-}
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n);
   return b;
-}
-function tpm2b(data: Buffer): Buffer {
-  return Buffer.concat([u16(data.length), data]);
 }
 /** TPM labels are NUL-terminated and the NUL is part of what is hashed. */
 function label(s: string): Buffer {

@@ -3,8 +3,6 @@ import type { Backends, NodeProvider } from '../commands/backends.js';
 import { runInit } from './init.js';
 import { runVerify } from './verify.js';
 
-export { buildInitRequest } from './init.js';
-
 async function qemuProvider(): Promise<NodeProvider> {
   const qemu = await import('../provider/qemu/index.js');
   return {

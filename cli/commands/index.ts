@@ -7,9 +7,7 @@ import { terminateCommand } from './terminate.js';
 import { verifyCommand } from './verify.js';
 import { versionCommand } from './version.js';
 
-export type { Backends, InitOptions, NodeProvider, VerifyOptions } from './backends.js';
 export type { Command } from './command.js';
-export { type CommandContext, createContext, UsageError, type Writer } from './context.js';
 
 export const COMMANDS: readonly Command[] = [
   configGenerateCommand,

@@ -160,7 +160,6 @@ export const configSchema = v.pipe(
 );
 
 export type SextantConfig = v.InferOutput<typeof configSchema>;
-export type AttestationConfig = SextantConfig['attestation'];
 export type { Component as ComponentConfig } from '../../common/contracts/component.js';
 
 export const DEFAULT_KUBERNETES_VERSION = 'v1.31.2';

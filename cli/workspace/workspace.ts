@@ -1,5 +1,5 @@
 // The workspace as a whole: where it is, whether it already holds a cluster, the admin kubeconfig.
-import { access, mkdir, stat } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { ADMIN_CONF_FILE, STATE_FILE, WorkspaceError, workspacePaths } from './paths.js';
@@ -29,23 +29,6 @@ export async function assertNotInitialized(dir: string, force: boolean, what: st
     STATE_FILE,
     `${resolve(dir)} already holds an initialized cluster; refusing to ${what} (use --force to override, or a new workspace directory)`,
   );
-}
-
-/** Checks that `dir` is a usable workspace directory, creating it if asked. */
-export async function openWorkspace(dir: string, options: { create?: boolean } = {}): Promise<string> {
-  const abs = resolve(dir);
-  if (options.create) await mkdir(abs, { recursive: true });
-  let info: Awaited<ReturnType<typeof stat>>;
-  try {
-    info = await stat(abs);
-  } catch (err) {
-    throw new WorkspaceError(
-      abs,
-      `workspace directory not accessible (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-  if (!info.isDirectory()) throw new WorkspaceError(abs, 'the workspace is not a directory');
-  return abs;
 }
 
 /** Writes the cluster's admin kubeconfig, 0600: it holds a client key with cluster-admin rights. */

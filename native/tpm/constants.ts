@@ -31,8 +31,6 @@ export const EK_RSA_PERSISTENT_HANDLE = 0x81010001;
 export const EK_RSA_CERT_NV_INDEX = 0x01c00002;
 
 export const PCR_COUNT = 24;
-/** The TPM answers at most this many digests per PCR_Read (TPML_DIGEST holds 8). */
-export const PCRS_PER_READ = 8;
 export const SHA256_SIZE = 32;
 export const MAX_QUALIFYING_DATA = 64;
 export const MAX_EVENT_DATA = 1024;

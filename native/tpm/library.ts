@@ -80,8 +80,6 @@ for (const [type, size] of EXPECTED_SIZES) {
 
 /** A C pointer as koffi 3 hands it out. */
 export type Pointer = bigint | null;
-/** A 1-element array koffi fills with an output value. */
-export type Out<T> = [T];
 
 // Output parameters are `T **` allocated by ESYS: declared as `void **`, read back as BigInt, freed with Esys_Free.
 export const fn = {

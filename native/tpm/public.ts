@@ -58,25 +58,3 @@ export function publicKeyFromTpmt(tpmtPublic: Buffer): KeyObject {
 function pad(b: Buffer, size: number): Buffer {
   return b.length >= size ? b : Buffer.concat([Buffer.alloc(size - b.length), b]);
 }
-
-/** TPMT_SIGNATURE -> the signature bytes node:crypto verifies (RSASSA as is; ECDSA as IEEE P1363 r||s). */
-export function signatureBytes(tpmtSignature: Buffer): {
-  algorithm: 'rsassa' | 'ecdsa';
-  hash: number;
-  signature: Buffer;
-} {
-  const sigAlg = tpmtSignature.readUInt16BE(0);
-  const hash = tpmtSignature.readUInt16BE(2);
-  if (sigAlg === ALG.RSASSA) {
-    const size = tpmtSignature.readUInt16BE(4);
-    return { algorithm: 'rsassa', hash, signature: Buffer.from(tpmtSignature.subarray(6, 6 + size)) };
-  }
-  if (sigAlg === ALG.ECDSA) {
-    const rSize = tpmtSignature.readUInt16BE(4);
-    const r = tpmtSignature.subarray(6, 6 + rSize);
-    const sSize = tpmtSignature.readUInt16BE(6 + rSize);
-    const s = tpmtSignature.subarray(8 + rSize, 8 + rSize + sSize);
-    return { algorithm: 'ecdsa', hash, signature: Buffer.concat([pad(r, 32), pad(s, 32)]) };
-  }
-  throw new TypeError(`TPMT_SIGNATURE: algorithm 0x${sigAlg.toString(16)} is neither RSASSA nor ECDSA`);
-}

@@ -1,3 +1,0 @@
-export { JOURNAL_SOCKET, journalAvailable, journalUnavailableReason, sendJournal } from './journal.js';
-export { loadSystemd } from './library.js';
-export { notify } from './notify.js';
