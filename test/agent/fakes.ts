@@ -6,7 +6,7 @@ import type { NodeState, NodeStateStore } from '../../agent/state/node-state.js'
 import { Challenge } from '../../gen/proto/attestation.js';
 import {
   type IssueJoinTicketRequest,
-  type IssueJoinTicketResponse,
+  IssueJoinTicketResponse,
   type IssueRejoinTicketResponse,
   JoinServiceService,
 } from '../../gen/proto/join.js';
@@ -171,4 +171,27 @@ export class FakeJoinService {
 
 export function refused(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+/**
+ * A join ticket for the cluster of `measurementSecret`/`measurementSalt`. Built on the message's defaults, so
+ * fields added to the contract later need no change here.
+ */
+export function ticketFor(
+  cluster: { measurementSecret: Buffer; measurementSalt: Buffer },
+  overrides: Partial<IssueJoinTicketResponse> = {},
+): IssueJoinTicketResponse {
+  return {
+    ...IssueJoinTicketResponse.fromPartial({}),
+    stateDiskKey: Buffer.alloc(32, 0x11),
+    measurementSalt: cluster.measurementSalt,
+    measurementSecret: cluster.measurementSecret,
+    kubeletCert: Buffer.from('kubelet-cert'),
+    apiServerEndpoint: '10.0.0.1:6443',
+    token: 'abcdef.0123456789abcdef',
+    discoveryTokenCaCertHash: `sha256:${'ab'.repeat(32)}`,
+    kubernetesVersion: 'v1.31.2',
+    caCert: Buffer.from('ca-cert'),
+    ...overrides,
+  };
 }

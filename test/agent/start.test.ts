@@ -23,7 +23,7 @@ import { deriveClusterId, deriveMeasurementSecret } from '../../common/keys.js';
 import { AttestationDocument, AttesterIdentity } from '../../gen/proto/attestation.js';
 import type { InitRequest, InitResponse } from '../../gen/proto/init.js';
 import { recordingLog } from '../harness/recording-log.js';
-import { deferred, FakeJoinService, FakeKubeadm, FakeStateStore, FakeTpm } from './fakes.js';
+import { deferred, FakeJoinService, FakeKubeadm, FakeStateStore, FakeTpm, ticketFor } from './fakes.js';
 
 const initSecret = randomBytes(32);
 let service: FakeJoinService;
@@ -295,22 +295,16 @@ describe('startAgent: a fresh node', () => {
     const secrets = clusterSecrets();
     const measurementSecret = deriveMeasurementSecret(secrets.masterSecret);
     const clusterId = clusterIdOf(secrets);
-    service.ticket = () => ({
-      stateDiskKey: randomBytes(32),
-      measurementSalt: secrets.measurementSalt,
-      measurementSecret,
-      kubeletCert: Buffer.from('cert'),
-      apiServerEndpoint: '10.0.0.1:6443',
-      token: 'abcdef.0123456789abcdef',
-      discoveryTokenCaCertHash: `sha256:${'ab'.repeat(32)}`,
-      controlPlaneFiles: [
-        { path: 'sextant/cluster-secrets.json', data: Buffer.from(serializeClusterSecrets(secrets)) },
-      ],
-      kubernetesVersion: 'v1.31.2',
-      kubernetesComponents: [],
-      certificateKey: 'cd'.repeat(32),
-      caCert: Buffer.from('ca'),
-    });
+    service.ticket = () =>
+      ticketFor(
+        { measurementSecret, measurementSalt: secrets.measurementSalt },
+        {
+          controlPlaneFiles: [
+            { path: 'sextant/cluster-secrets.json', data: Buffer.from(serializeClusterSecrets(secrets)) },
+          ],
+          certificateKey: 'cd'.repeat(32),
+        },
+      );
     const served = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
     served.set(15, clusterPcrValue(clusterId));
     const endpoint = { host: '127.0.0.1', port: service.port };
@@ -347,20 +341,11 @@ describe('startAgent: a fresh node', () => {
   it('a join that fails after the lock marks the node for reset; the agent stays up and refuses init', async () => {
     const secrets = clusterSecrets();
     const clusterId = clusterIdOf(secrets);
-    service.ticket = () => ({
-      stateDiskKey: randomBytes(32),
-      measurementSalt: secrets.measurementSalt,
-      measurementSecret: deriveMeasurementSecret(secrets.masterSecret),
-      kubeletCert: Buffer.from('cert'),
-      apiServerEndpoint: '10.0.0.1:6443',
-      token: 'abcdef.0123456789abcdef',
-      discoveryTokenCaCertHash: `sha256:${'ab'.repeat(32)}`,
-      controlPlaneFiles: [],
-      kubernetesVersion: 'v1.31.2',
-      kubernetesComponents: [],
-      certificateKey: '',
-      caCert: Buffer.from('ca'),
-    });
+    service.ticket = () =>
+      ticketFor({
+        measurementSecret: deriveMeasurementSecret(secrets.masterSecret),
+        measurementSalt: secrets.measurementSalt,
+      });
     const h = harness(joinServiceAt(clusterId), 'worker');
     h.kubeadm.fail.join = new Error('kubeadm join failed at phase kubelet-start (exit 1)');
     const agent = await startAgent(h.platform);

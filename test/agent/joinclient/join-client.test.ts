@@ -27,7 +27,7 @@ import { deriveClusterId } from '../../../common/keys.js';
 import { AttestationDocument, AttesterIdentity } from '../../../gen/proto/attestation.js';
 import type { IssueJoinTicketResponse } from '../../../gen/proto/join.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { FakeJoinService, FakeStateStore, FakeTpm, refused } from '../fakes.js';
+import { FakeJoinService, FakeStateStore, FakeTpm, refused, ticketFor } from '../fakes.js';
 
 const ownBoot = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
 
@@ -58,24 +58,6 @@ function cluster(): Cluster {
     measurementSecret,
     measurementSalt,
     clusterId: deriveClusterId(measurementSecret, measurementSalt),
-  };
-}
-
-function ticketFor(c: Cluster, overrides: Partial<IssueJoinTicketResponse> = {}): IssueJoinTicketResponse {
-  return {
-    stateDiskKey: randomBytes(32),
-    measurementSalt: c.measurementSalt,
-    measurementSecret: c.measurementSecret,
-    kubeletCert: Buffer.from('kubelet-cert'),
-    apiServerEndpoint: '10.0.0.1:6443',
-    token: 'abcdef.0123456789abcdef',
-    discoveryTokenCaCertHash: `sha256:${'ab'.repeat(32)}`,
-    controlPlaneFiles: [],
-    kubernetesVersion: 'v1.31.2',
-    kubernetesComponents: [],
-    certificateKey: '',
-    caCert: Buffer.from('ca-cert'),
-    ...overrides,
   };
 }
 
