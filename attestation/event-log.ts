@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ByteReader } from './byte-reader.js';
 import { ParseError } from './errors.js';
 import { hashAlgorithm, TPM_ALG } from './tpm-structures.js';
 
@@ -79,49 +80,12 @@ export interface EventLog {
   events: LogEvent[];
 }
 
-/** Little-endian cursor; errors carry the byte offset. */
-class LogReader {
-  offset = 0;
-  /** `base`: where `buf` starts in the whole log, so offsets in errors are log offsets */
-  constructor(
-    readonly buf: Buffer,
-    readonly base = 0,
-  ) {}
-  need(n: number, field: string): void {
-    if (this.offset + n > this.buf.length) {
-      throw new ParseError(
-        'event log',
-        this.base + this.offset,
-        `${field}: needs ${n} bytes, only ${this.buf.length - this.offset} left (truncated log)`,
-      );
-    }
-  }
-  u8(field: string): number {
-    this.need(1, field);
-    return this.buf.readUInt8(this.offset++);
-  }
-  u16(field: string): number {
-    this.need(2, field);
-    const v = this.buf.readUInt16LE(this.offset);
-    this.offset += 2;
-    return v;
-  }
-  u32(field: string): number {
-    this.need(4, field);
-    const v = this.buf.readUInt32LE(this.offset);
-    this.offset += 4;
-    return v;
-  }
-  bytes(n: number, field: string): Buffer {
-    this.need(n, field);
-    const v = this.buf.subarray(this.offset, this.offset + n);
-    this.offset += n;
-    return v;
-  }
-}
-
 function parseSpecId(data: Buffer, base: number): SpecIdEvent {
-  const r = new LogReader(data, base);
+  const r = new ByteReader(data, 'event log', {
+    littleEndian: true,
+    base,
+    truncatedHint: ' (truncated log)',
+  });
   const signature = r.bytes(16, 'Spec ID signature').toString('latin1');
   if (signature !== `${SPEC_ID_SIGNATURE}\0`) {
     throw new ParseError(
@@ -158,7 +122,7 @@ function parseSpecId(data: Buffer, base: number): SpecIdEvent {
  * naming the byte offset.
  */
 export function parseEventLog(buf: Buffer): EventLog {
-  const r = new LogReader(buf);
+  const r = new ByteReader(buf, 'event log', { littleEndian: true, truncatedHint: ' (truncated log)' });
   // Header: SHA-1 format record (pcrIndex, eventType, digest[20], eventSize, event).
   const pcr = r.u32('header.pcrIndex');
   const type = r.u32('header.eventType');

@@ -1,4 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { ByteReader } from './byte-reader.js';
 import { ParseError } from './errors.js';
 
 /** TPM algorithm identifiers used here (TPM 2.0 Part 2, TPM_ALG_ID). */
@@ -51,67 +52,6 @@ export function hashAlgorithm(alg: number): { name: string; size: number } | und
   return HASHES.get(alg);
 }
 
-/** Big-endian cursor over TPM wire bytes; every read names the field so errors say what was truncated. */
-export class WireReader {
-  offset = 0;
-  constructor(
-    readonly buf: Buffer,
-    readonly structure: string,
-  ) {}
-
-  private need(n: number, field: string): void {
-    if (this.offset + n > this.buf.length) {
-      throw new ParseError(
-        this.structure,
-        this.offset,
-        `${field}: needs ${n} bytes, only ${this.buf.length - this.offset} left`,
-      );
-    }
-  }
-  u8(field: string): number {
-    this.need(1, field);
-    return this.buf.readUInt8(this.offset++);
-  }
-  u16(field: string): number {
-    this.need(2, field);
-    const v = this.buf.readUInt16BE(this.offset);
-    this.offset += 2;
-    return v;
-  }
-  u32(field: string): number {
-    this.need(4, field);
-    const v = this.buf.readUInt32BE(this.offset);
-    this.offset += 4;
-    return v;
-  }
-  u64(field: string): bigint {
-    this.need(8, field);
-    const v = this.buf.readBigUInt64BE(this.offset);
-    this.offset += 8;
-    return v;
-  }
-  bytes(n: number, field: string): Buffer {
-    this.need(n, field);
-    const v = this.buf.subarray(this.offset, this.offset + n);
-    this.offset += n;
-    return v;
-  }
-  /** A TPM2B: u16 size, then that many bytes. */
-  tpm2b(field: string): Buffer {
-    const size = this.u16(`${field}.size`);
-    return this.bytes(size, field);
-  }
-  end(): void {
-    if (this.offset !== this.buf.length) {
-      throw new ParseError(
-        this.structure,
-        this.offset,
-        `${this.buf.length - this.offset} unexpected trailing bytes`,
-      );
-    }
-  }
-}
-
 export interface TpmPublic {
   type: 'rsa' | 'ecc';
   nameAlg: number;
@@ -128,7 +68,7 @@ export interface TpmPublic {
   key: KeyObject;
 }
 
-function readSymDefObject(r: WireReader): TpmPublic['symmetric'] {
+function readSymDefObject(r: ByteReader): TpmPublic['symmetric'] {
   const algorithm = r.u16('parameters.symmetric.algorithm');
   if (algorithm === TPM_ALG.NULL) return { algorithm, keyBits: 0, mode: TPM_ALG.NULL };
   return {
@@ -138,7 +78,7 @@ function readSymDefObject(r: WireReader): TpmPublic['symmetric'] {
   };
 }
 
-function readScheme(r: WireReader, field: string): TpmPublic['scheme'] {
+function readScheme(r: ByteReader, field: string): TpmPublic['scheme'] {
   const scheme = r.u16(`${field}.scheme`);
   if (scheme === TPM_ALG.NULL) return { scheme, hashAlg: TPM_ALG.NULL };
   const hashAlg = r.u16(`${field}.hashAlg`);
@@ -163,7 +103,7 @@ export function objectName(tpmtPublic: Buffer, nameAlg = TPM_ALG.SHA256 as numbe
 
 /** Parses TPMT_PUBLIC wire bytes (no TPM2B size prefix) of an RSA or ECC key into its fields and a KeyObject. */
 export function parseTpmtPublic(buf: Buffer, structure = 'TPMT_PUBLIC'): TpmPublic {
-  const r = new WireReader(buf, structure);
+  const r = new ByteReader(buf, structure);
   const typeAlg = r.u16('type');
   const nameAlg = r.u16('nameAlg');
   const attributes = r.u32('objectAttributes');
@@ -253,7 +193,7 @@ export interface TpmsAttest {
   quote?: { pcrSelect: PcrSelection[]; pcrDigest: Buffer };
 }
 
-export function readPcrSelections(r: WireReader, field: string): PcrSelection[] {
+export function readPcrSelections(r: ByteReader, field: string): PcrSelection[] {
   const count = r.u32(`${field}.count`);
   if (count > 16) throw new ParseError(r.structure, r.offset - 4, `${field}.count ${count} exceeds 16`);
   const out: PcrSelection[] = [];
@@ -276,7 +216,7 @@ export function readPcrSelections(r: WireReader, field: string): PcrSelection[] 
  * the quote body is parsed only when type says it is a quote.
  */
 export function parseTpmsAttest(buf: Buffer): TpmsAttest {
-  const r = new WireReader(buf, 'TPMS_ATTEST');
+  const r = new ByteReader(buf, 'TPMS_ATTEST');
   const magic = r.u32('magic');
   const type = r.u16('type');
   const qualifiedSigner = r.tpm2b('qualifiedSigner');
@@ -317,7 +257,7 @@ export interface TpmtSignature {
 
 /** Parses TPMT_SIGNATURE wire bytes (RSASSA, RSAPSS, ECDSA). `curveSize` pads ECDSA r/s for ieee-p1363. */
 export function parseTpmtSignature(buf: Buffer, curveSize = 32): TpmtSignature {
-  const r = new WireReader(buf, 'TPMT_SIGNATURE');
+  const r = new ByteReader(buf, 'TPMT_SIGNATURE');
   const sigAlg = r.u16('sigAlg');
   let out: TpmtSignature;
   if (sigAlg === TPM_ALG.RSASSA || sigAlg === TPM_ALG.RSAPSS) {
