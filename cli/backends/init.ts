@@ -1,7 +1,9 @@
 // `sextant init` against a real node: secrets from the workspace, the node attested against the config, the
 // request sent only over that attested channel, and the workspace written only after the node said success.
 import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
 import { AttestedChannelError } from '../../attestation/atls/index.js';
+import { removeStaleTempFiles } from '../../common/atomic-file.js';
 import {
   deriveClusterId,
   deriveMeasurementSecret,
@@ -16,8 +18,17 @@ import type { InitOptions } from '../commands/backends.js';
 import type { CommandContext } from '../commands/context.js';
 import { loadConfig } from '../config/file.js';
 import type { SextantConfig } from '../config/schema.js';
-import { InitFailedError, InitRefusedError, initCluster } from '../init/init-cluster.js';
+import {
+  InitConnectionLostError,
+  InitFailedError,
+  InitInterruptedError,
+  InitRefusedError,
+  InitTimeoutError,
+  initCluster,
+} from '../init/init-cluster.js';
+import { clearPendingInit, loadPendingInit, savePendingInit } from '../workspace/init-pending.js';
 import { loadInitSecret } from '../workspace/init-secret.js';
+import { lockWorkspace } from '../workspace/lock.js';
 import { loadOrCreateMasterSecret } from '../workspace/master-secret.js';
 import { INIT_SECRET_FILE } from '../workspace/paths.js';
 import { saveState } from '../workspace/state.js';
@@ -51,7 +62,35 @@ export function buildInitRequest(
   };
 }
 
-export async function runInit(ctx: CommandContext, options: InitOptions): Promise<number> {
+/** Where the CLI hears Ctrl-C; tests emit on their own emitter. */
+export interface InterruptSource {
+  on(event: 'SIGINT', listener: () => void): unknown;
+  off(event: 'SIGINT', listener: () => void): unknown;
+}
+
+/** gRPC refusals that come before the node changed anything: nothing to fetch later. */
+const CLEAN_REFUSALS = new Set([
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.UNIMPLEMENTED,
+]);
+
+/** What the operator can do next when the node's words ask for it. */
+function hintFor(message: string): string | undefined {
+  if (/reboot/i.test(message)) {
+    return 'hint: the node asks to be rebooted (its TPM state can only be reset by a reboot): reboot or recreate the node, then run init again';
+  }
+  if (/already being initialized|already initialized/i.test(message)) {
+    return 'hint: the node is initializing or initialized already; if this workspace sent that init, run init again later to fetch the result';
+  }
+  return undefined;
+}
+
+export async function runInit(
+  ctx: CommandContext,
+  options: InitOptions,
+  interrupts: InterruptSource = process,
+): Promise<number> {
   const config = await loadConfig(ctx.workspace);
   const { verifier, measurements } = await configuredVerifier(ctx.workspace, config);
   const initSecret = await loadInitSecret(ctx.workspace);
@@ -60,16 +99,77 @@ export async function runInit(ctx: CommandContext, options: InitOptions): Promis
       `${INIT_SECRET_FILE} missing: the nodes were not created from this workspace ("sextant create" writes it)`,
     );
   }
-  const endpointText = options.endpoint ?? (await firstControlPlane(ctx.workspace, config.initPort));
+  // One init per workspace at a time; the lock goes with the process however it ends.
+  const lock = await lockWorkspace(ctx.workspace, 'init');
+  try {
+    const stale = await removeStaleTempFiles(ctx.workspace);
+    if (stale.length > 0) {
+      ctx.progress(`removed ${stale.length} temp file(s) an interrupted run left behind`);
+    }
+    return await initLocked(ctx, options, interrupts, { config, verifier, measurements, initSecret });
+  } finally {
+    await lock.release();
+  }
+}
+
+async function initLocked(
+  ctx: CommandContext,
+  options: InitOptions,
+  interrupts: InterruptSource,
+  setup: {
+    config: SextantConfig;
+    verifier: Awaited<ReturnType<typeof configuredVerifier>>['verifier'];
+    measurements: Awaited<ReturnType<typeof configuredVerifier>>['measurements'];
+    initSecret: Buffer;
+  },
+): Promise<number> {
+  const { config, verifier, measurements, initSecret } = setup;
+  const pending = await loadPendingInit(ctx.workspace);
+  if (pending && options.endpoint !== undefined && options.endpoint !== pending.node && !options.force) {
+    ctx.stderr.write(
+      `an init sent to ${pending.node} (${pending.startedAt.toISOString()}) has no result in this workspace yet; run init without --endpoint (or --endpoint ${pending.node}) to fetch it, or --force to start over elsewhere\n`,
+    );
+    return 1;
+  }
+  const resuming =
+    pending !== undefined && (options.endpoint === undefined || options.endpoint === pending.node);
+  const endpointText = resuming
+    ? pending.node
+    : (options.endpoint ?? (await firstControlPlane(ctx.workspace, config.initPort)));
   let endpoint: Endpoint;
   try {
     endpoint = parseEndpoint(endpointText, config.initPort);
   } catch (err) {
     throw new Error(`init endpoint ${endpointText}: ${(err as Error).message}`);
   }
+  if (resuming) {
+    ctx.progress(
+      `an init sent to ${pending.node} at ${pending.startedAt.toISOString()} has no result here yet: asking the node for it`,
+    );
+  }
 
-  const measurementSalt = randomBytes(SALT_BYTES);
+  const measurementSalt = resuming ? pending.measurementSalt : randomBytes(SALT_BYTES);
   let master: MasterSecret | undefined;
+  let sent = false;
+  const stopWaiting = new AbortController();
+  let interruptions = 0;
+  const onInterrupt = () => {
+    interruptions += 1;
+    if (!sent) {
+      // Nothing left this process yet: stop as any command would (the exit hooks remove lock and temp files).
+      ctx.stderr.write('interrupted before the init request was sent: nothing was changed on the node\n');
+      process.exit(130);
+    }
+    if (interruptions === 1) {
+      ctx.stderr.write(
+        `init is running on ${endpointText}: the node finishes it whether or not this command waits. Waiting for its answer to write sextant-admin.conf; press Ctrl-C again to stop waiting (then run init again to fetch the result)\n`,
+      );
+      return;
+    }
+    stopWaiting.abort();
+  };
+  interrupts.on('SIGINT', onInterrupt);
+
   // Made once the node's attestation checked out, so a refused node leaves no new master secret behind.
   const request = async () => {
     const loaded = await loadOrCreateMasterSecret(ctx.workspace);
@@ -77,6 +177,11 @@ export async function runInit(ctx: CommandContext, options: InitOptions): Promis
     ctx.progress(
       `${loaded.created ? 'created' : 'reusing'} the master secret (sextant-mastersecret.json, 0600)`,
     );
+    // Recorded before anything is sent: an answer lost from here on can be fetched by the next init.
+    if (!resuming) {
+      await savePendingInit(ctx.workspace, { node: endpointText, measurementSalt, startedAt: new Date() });
+    }
+    sent = true;
     return buildInitRequest(
       config,
       { initSecret, masterKey: master.key, masterSalt: master.salt, measurementSalt },
@@ -92,25 +197,44 @@ export async function runInit(ctx: CommandContext, options: InitOptions): Promis
       endpoint,
       verifier,
       request,
+      signal: stopWaiting.signal,
       onLog: (line) => ctx.progress(`node: ${line}`),
       onRetry: (attempt, reason) => ctx.progress(`node not reachable yet (attempt ${attempt}): ${reason}`),
       ...(timeoutMs !== undefined ? { connectTimeoutMs: timeoutMs, initTimeoutMs: timeoutMs } : {}),
     });
   } catch (err) {
     if (err instanceof InitFailedError) {
+      // The node marked itself for reset: there is no result to fetch later.
+      await clearPendingInit(ctx.workspace);
       ctx.stderr.write(`init failed at step "${err.step}": ${err.message}\nthe node's log:\n`);
       for (const line of err.logs) ctx.stderr.write(`  ${line}\n`);
+      const hint = hintFor([err.message, ...err.logs].join('\n'));
+      if (hint) ctx.stderr.write(`${hint}\n`);
       return 1;
     }
     if (err instanceof InitRefusedError) {
+      if (!resuming && CLEAN_REFUSALS.has(err.code)) await clearPendingInit(ctx.workspace);
       ctx.stderr.write(`the node refused init: ${err.message}\n`);
+      const hint = hintFor(err.message);
+      if (hint) ctx.stderr.write(`${hint}\n`);
       return 1;
     }
+    if (err instanceof InitConnectionLostError || err instanceof InitTimeoutError) {
+      ctx.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    if (err instanceof InitInterruptedError) {
+      ctx.stderr.write(`${err.message}\n`);
+      return 130;
+    }
     if (err instanceof AttestedChannelError) {
+      if (!resuming) await clearPendingInit(ctx.workspace);
       ctx.stderr.write(`nothing was sent: ${err.message}\n`);
       return 1;
     }
     throw err;
+  } finally {
+    interrupts.off('SIGINT', onInterrupt);
   }
 
   if (!master) throw new Error('init succeeded without a request being sent');
@@ -131,6 +255,7 @@ export async function runInit(ctx: CommandContext, options: InitOptions): Promis
     initNode: endpointText,
     createdAt: new Date(),
   });
+  await clearPendingInit(ctx.workspace);
   ctx.stdout.write(
     [
       `cluster ID: ${clusterId.toString('hex')}`,

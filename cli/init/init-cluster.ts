@@ -32,6 +32,8 @@ export interface InitClusterOptions {
   /** How long the whole init may take once connected. */
   initTimeoutMs?: number;
   retryDelayMs?: number;
+  /** Stops waiting for the node's answer (the operator's second Ctrl-C): rejects with InitInterruptedError. */
+  signal?: AbortSignal;
 }
 
 /** The node answered, but init failed there; `logs` are the agent's own recent lines. */
@@ -56,6 +58,44 @@ export class InitRefusedError extends Error {
     this.name = 'InitRefusedError';
   }
 }
+
+/** What to do after an init whose outcome this CLI did not see: the node may well have finished it. */
+export const FETCH_RESULT_HINT = 'the node may be initialized; run init again to fetch the result';
+
+/**
+ * The request was sent but the connection ended without the node's answer: the node may have finished init (it
+ * keeps its answer for its owner), so this is no refusal.
+ */
+export class InitConnectionLostError extends Error {
+  constructor(
+    readonly code: grpc.status | undefined,
+    detail: string,
+  ) {
+    super(`connection lost during init (${detail}): ${FETCH_RESULT_HINT}`);
+    this.name = 'InitConnectionLostError';
+  }
+}
+
+/** The node did not answer within the init deadline; it may still be running kubeadm. */
+export class InitTimeoutError extends Error {
+  constructor(seconds: number) {
+    super(
+      `no answer from the node within ${seconds} s (--timeout): it may still be initializing; ${FETCH_RESULT_HINT}`,
+    );
+    this.name = 'InitTimeoutError';
+  }
+}
+
+/** The operator stopped waiting; the node goes on with init regardless. */
+export class InitInterruptedError extends Error {
+  constructor() {
+    super(`stopped waiting for the node's answer: ${FETCH_RESULT_HINT}`);
+    this.name = 'InitInterruptedError';
+  }
+}
+
+// Codes that mean "the answer did not come back", not "the node said no".
+const LOST = new Set([grpc.status.UNAVAILABLE, grpc.status.CANCELLED, grpc.status.UNKNOWN]);
 
 /**
  * Opens an attested channel to the node, retrying while it is not reachable yet (a booting VM), but never past
@@ -93,10 +133,19 @@ export async function initCluster(options: InitClusterOptions): Promise<InitSucc
       channel.clientOptions,
     );
     const request = typeof options.request === 'function' ? await options.request() : options.request;
+    const initTimeoutMs = options.initTimeoutMs ?? 20 * 60_000;
     return await new Promise<InitSuccess>((resolve, reject) => {
       const stream = client.init(request, new grpc.Metadata(), {
-        deadline: Date.now() + (options.initTimeoutMs ?? 20 * 60_000),
+        deadline: Date.now() + initTimeoutMs,
       });
+      let interrupted = false;
+      const onAbort = () => {
+        interrupted = true;
+        stream.cancel();
+      };
+      if (options.signal?.aborted) onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      stream.on('close', () => options.signal?.removeEventListener('abort', onAbort));
       let result: InitSuccess | InitFailedError | undefined;
       stream.on('data', (msg: InitResponse) => {
         switch (msg.kind?.$case) {
@@ -111,13 +160,19 @@ export async function initCluster(options: InitClusterOptions): Promise<InitSucc
             break;
         }
       });
-      stream.on('error', (err: grpc.ServiceError) =>
-        reject(new InitRefusedError(err.code, grpcMessage(err))),
-      );
+      stream.on('error', (err: grpc.ServiceError) => {
+        // The answer arrived before the connection broke: that is all init needs.
+        if (result !== undefined && !(result instanceof InitFailedError)) resolve(result);
+        else if (interrupted) reject(new InitInterruptedError());
+        else if (err.code === grpc.status.DEADLINE_EXCEEDED)
+          reject(new InitTimeoutError(initTimeoutMs / 1000));
+        else if (LOST.has(err.code)) reject(new InitConnectionLostError(err.code, grpcMessage(err)));
+        else reject(new InitRefusedError(err.code, grpcMessage(err)));
+      });
       stream.on('end', () => {
         if (result instanceof InitFailedError) reject(result);
         else if (result) resolve(result);
-        else reject(new Error('the node closed the init stream without an answer'));
+        else reject(new InitConnectionLostError(undefined, 'the stream ended without an answer'));
       });
     });
   } finally {

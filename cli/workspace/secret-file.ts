@@ -2,8 +2,8 @@
 // secret), validated on every read, and never quoted in an error.
 import { randomBytes } from 'node:crypto';
 import { link, open, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { writeFileAtomic } from '../../common/atomic-file.js';
+import { basename, dirname } from 'node:path';
+import { trackTempFile, writeFileAtomic } from '../../common/atomic-file.js';
 import { decodeBase64 } from '../../common/base64.js';
 import { readOptional, WorkspaceError } from './paths.js';
 
@@ -63,9 +63,10 @@ export async function readSecretFile(
  * name via link(2), which fails rather than replace. Returns false when another writer got there first.
  */
 export async function createSecretFileExclusive(path: string, contents: string): Promise<boolean> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.new`);
-  await writeFileAtomic(tmp, contents, { mode: 0o600 });
+  // Tracked so that an exit mid-create (a Ctrl-C) removes it: it holds the secret.
+  const { tmp, release } = trackTempFile(path, 'new');
   try {
+    await writeFileAtomic(tmp, contents, { mode: 0o600 });
     await link(tmp, path);
     const dir = await open(dirname(path), 'r');
     try {
@@ -82,6 +83,7 @@ export async function createSecretFileExclusive(path: string, contents: string):
     );
   } finally {
     await rm(tmp, { force: true });
+    release();
   }
 }
 
