@@ -1,15 +1,12 @@
 // Test harness: one software TPM (swtpm) per call, on loopback, with its own state directory.
 // Certificates come from a PRIVATE swtpm-localca CA so the system CA under /var/lib/swtpm-localca is never touched.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-
-const execFileAsync = promisify(execFile);
+import { ensureLocalCa, manufactureTpm } from '../../cli/provider/qemu/swtpm.js';
 
 /** The private swtpm-localca CA (root + intermediate PEM text). */
 export interface SwtpmCa {
@@ -75,100 +72,15 @@ function forgetTempDir(dir: string): void {
   tempDirs.delete(dir);
 }
 
-function caFiles(dir: string) {
-  const stateDir = join(dir, 'localca');
-  return {
-    stateDir,
-    localcaConf: join(dir, 'swtpm-localca.conf'),
-    localcaOptions: join(dir, 'swtpm-localca.options'),
-    setupConf: join(dir, 'swtpm_setup.conf'),
-    rootCert: join(stateDir, 'swtpm-localca-rootca-cert.pem'),
-    issuerCert: join(stateDir, 'issuercert.pem'),
-  };
-}
-
 /**
- * Creates (or reuses, when `dir` already holds one) a private swtpm-localca CA. One CA can sign the EK
- * certificates of many TPMs, which keeps a 50-node setup from paying for 50 CAs.
+ * Creates (or reuses, when `dir` already holds one) a private swtpm-localca CA: the QEMU provider's own
+ * (cli/provider/qemu/swtpm.ts), so tests and VMs trust EK certificates made the same way.
  * A CA made in a temporary directory (no `dir`) is removed when the process exits, or by `removeSwtpmCa`.
  */
 export async function createSwtpmCa(dir?: string): Promise<SwtpmCa> {
   const caDir = dir === undefined ? await makeTempDir('sextant-swtpm-ca-') : resolve(dir);
-  mkdirSync(caDir, { recursive: true });
-  const f = caFiles(caDir);
-  if (!existsSync(f.rootCert) || !existsSync(f.issuerCert)) {
-    await writeFile(
-      f.localcaConf,
-      [
-        `statedir = ${f.stateDir}`,
-        `signingkey = ${join(f.stateDir, 'signkey.pem')}`,
-        `issuercert = ${f.issuerCert}`,
-        `certserial = ${join(f.stateDir, 'certserial')}`,
-        '',
-      ].join('\n'),
-    );
-    await writeFile(
-      f.localcaOptions,
-      '--platform-manufacturer Sextant\n--platform-version 2.1\n--platform-model swtpm\n',
-    );
-    await writeFile(
-      f.setupConf,
-      [
-        'create_certs_tool = /usr/bin/swtpm_localca',
-        `create_certs_tool_config = ${f.localcaConf}`,
-        `create_certs_tool_options = ${f.localcaOptions}`,
-        'active_pcr_banks = sha256',
-        '',
-      ].join('\n'),
-    );
-    // swtpm_localca creates its root and intermediate on first use; issuing one throw-away EK certificate for a
-    // random modulus is the cheapest way to make it do so (~0.2 s) without a TPM.
-    const modulus = randomBytes(256);
-    modulus[0] = (modulus[0] ?? 0) | 0x80;
-    const scratch = join(caDir, 'bootstrap');
-    mkdirSync(scratch, { recursive: true });
-    try {
-      await execFileAsync('swtpm_localca', [
-        '--type',
-        'ek',
-        '--ek',
-        modulus.toString('hex'),
-        '--dir',
-        scratch,
-        '--configfile',
-        f.localcaConf,
-        '--optsfile',
-        f.localcaOptions,
-        '--tpm2',
-        '--tpm-spec-family',
-        '2.0',
-        '--tpm-spec-revision',
-        '164',
-        '--tpm-spec-level',
-        '0',
-        '--tpm-manufacturer',
-        'id:00001014',
-        '--tpm-model',
-        'swtpm',
-        '--tpm-version',
-        'id:20191023',
-        '--vmid',
-        'sextant-ca-bootstrap',
-        '--logfile',
-        join(caDir, 'localca.log'),
-      ]);
-    } catch (err) {
-      const log = await readFile(join(caDir, 'localca.log'), 'utf8').catch(() => '');
-      throw new Error(`swtpm_localca could not create the CA in ${caDir}: ${(err as Error).message}\n${log}`);
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
-    }
-  }
-  return {
-    dir: caDir,
-    rootPem: await readFile(f.rootCert, 'utf8'),
-    issuerPem: await readFile(f.issuerCert, 'utf8'),
-  };
+  const { rootPem, issuerPem } = await ensureLocalCa(caDir);
+  return { dir: caDir, rootPem, issuerPem };
 }
 
 /** Removes a CA made by `createSwtpmCa()` (also done at process exit for temporary ones). */
@@ -206,24 +118,8 @@ async function freePortPair(): Promise<[number, number]> {
   }
 }
 
-/** swtpm_setup: EKs (RSA 0x81010001, ECC 0x81010016), EK and platform certificates, SHA-256 bank only. */
 async function manufacture(stateDir: string, ca: SwtpmCa): Promise<void> {
-  const f = caFiles(ca.dir);
-  try {
-    await execFileAsync('swtpm_setup', [
-      '--tpm2',
-      '--tpmstate',
-      stateDir,
-      '--config',
-      f.setupConf,
-      '--create-ek-cert',
-      '--create-platform-cert',
-      '--overwrite',
-    ]);
-  } catch (err) {
-    const e = err as Error & { stdout?: string; stderr?: string };
-    throw new Error(`swtpm_setup failed for ${stateDir}: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-  }
+  await manufactureTpm(stateDir, ca.dir);
 }
 
 function isManufactured(stateDir: string): boolean {

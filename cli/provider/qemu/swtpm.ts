@@ -1,6 +1,7 @@
 // One swtpm per VM, manufactured with EK + platform certificates from a PRIVATE swtpm-localca CA that lives in
 // the workspace (the system CA under /var/lib/swtpm-localca is never touched).
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { run } from './exec.js';
@@ -13,47 +14,89 @@ export interface LocalCa {
   issuerPem: string;
 }
 
-/** Creates the CA configuration in `dir` (idempotent); the CA itself is made by swtpm_localca on first use. */
-export function localCaConfig(dir: string): { setupConf: string; stateDir: string } {
+/** The CA's files in `dir`: its swtpm_localca state and the configuration swtpm_setup is pointed at. */
+function caFiles(dir: string) {
   const abs = resolve(dir);
   const stateDir = join(abs, 'localca');
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const conf = join(abs, 'swtpm-localca.conf');
-  const options = join(abs, 'swtpm-localca.options');
-  const setupConf = join(abs, 'swtpm_setup.conf');
-  if (!existsSync(setupConf)) {
-    writeFileSync(
-      conf,
-      `statedir = ${stateDir}\nsigningkey = ${stateDir}/signkey.pem\nissuercert = ${stateDir}/issuercert.pem\ncertserial = ${stateDir}/certserial\n`,
-    );
-    writeFileSync(
-      options,
-      '--platform-manufacturer Sextant\n--platform-version 2.1\n--platform-model swtpm\n',
-    );
-    writeFileSync(
-      setupConf,
-      `create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = ${conf}\ncreate_certs_tool_options = ${options}\nactive_pcr_banks = sha256\n`,
-    );
-  }
-  return { setupConf, stateDir };
-}
-
-/** Reads the CA certificates once at least one TPM has been manufactured. */
-export async function readLocalCa(dir: string): Promise<LocalCa> {
-  const { setupConf, stateDir } = localCaConfig(dir);
   return {
-    dir: resolve(dir),
-    setupConf,
-    rootPem: await readFile(join(stateDir, 'swtpm-localca-rootca-cert.pem'), 'utf8'),
-    issuerPem: await readFile(join(stateDir, 'issuercert.pem'), 'utf8'),
+    dir: abs,
+    stateDir,
+    localcaConf: join(abs, 'swtpm-localca.conf'),
+    localcaOptions: join(abs, 'swtpm-localca.options'),
+    setupConf: join(abs, 'swtpm_setup.conf'),
+    rootCert: join(stateDir, 'swtpm-localca-rootca-cert.pem'),
+    issuerCert: join(stateDir, 'issuercert.pem'),
   };
 }
 
-/** Manufactures a TPM in `stateDir`: EKs, EK certificate and platform certificate signed by the local CA. */
-export async function manufactureTpm(stateDir: string, caDir: string, vmId: string): Promise<void> {
-  const { setupConf } = localCaConfig(caDir);
+/** Writes the CA configuration in `dir` (idempotent); the CA itself is made by swtpm_localca on first use. */
+function writeCaConfig(dir: string): ReturnType<typeof caFiles> {
+  const f = caFiles(dir);
+  mkdirSync(f.stateDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(f.setupConf)) {
+    writeFileSync(
+      f.localcaConf,
+      `statedir = ${f.stateDir}\nsigningkey = ${f.stateDir}/signkey.pem\nissuercert = ${f.issuerCert}\ncertserial = ${f.stateDir}/certserial\n`,
+    );
+    writeFileSync(
+      f.localcaOptions,
+      '--platform-manufacturer Sextant\n--platform-version 2.1\n--platform-model swtpm\n',
+    );
+    writeFileSync(
+      f.setupConf,
+      `create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = ${f.localcaConf}\ncreate_certs_tool_options = ${f.localcaOptions}\nactive_pcr_banks = sha256\n`,
+    );
+  }
+  return f;
+}
+
+/**
+ * Creates the private CA in `dir` now (or reuses the one there): swtpm_localca makes its root and intermediate on
+ * first use, and issuing one throw-away EK certificate for a random modulus is the cheapest way to make it do so
+ * (~0.2 s) without a TPM. One CA signs the EK certificates of many TPMs.
+ */
+export async function ensureLocalCa(dir: string): Promise<LocalCa> {
+  const f = writeCaConfig(dir);
+  if (!existsSync(f.rootCert) || !existsSync(f.issuerCert)) {
+    const modulus = randomBytes(256);
+    modulus[0] = (modulus[0] ?? 0) | 0x80;
+    const scratch = join(f.dir, 'bootstrap');
+    mkdirSync(scratch, { recursive: true });
+    try {
+      // biome-ignore format: the flags read best as pairs
+      await run(`create the swtpm-localca CA in ${f.dir}`, 'swtpm_localca', [
+        '--type', 'ek', '--ek', modulus.toString('hex'), '--dir', scratch,
+        '--configfile', f.localcaConf, '--optsfile', f.localcaOptions,
+        '--tpm2', '--tpm-spec-family', '2.0', '--tpm-spec-revision', '164', '--tpm-spec-level', '0',
+        '--tpm-manufacturer', 'id:00001014', '--tpm-model', 'swtpm', '--tpm-version', 'id:20191023',
+        '--vmid', 'sextant-ca-bootstrap', '--logfile', join(f.dir, 'localca.log'),
+      ]);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+  return readLocalCa(f.dir);
+}
+
+/** Reads the CA certificates once at least one TPM has been manufactured (or ensureLocalCa ran). */
+export async function readLocalCa(dir: string): Promise<LocalCa> {
+  const f = writeCaConfig(dir);
+  return {
+    dir: f.dir,
+    setupConf: f.setupConf,
+    rootPem: await readFile(f.rootCert, 'utf8'),
+    issuerPem: await readFile(f.issuerCert, 'utf8'),
+  };
+}
+
+/**
+ * Manufactures a TPM in `stateDir`: EKs (RSA 0x81010001, ECC 0x81010016), EK certificate and platform certificate
+ * signed by the CA in `caDir`, SHA-256 bank only.
+ */
+export async function manufactureTpm(stateDir: string, caDir: string, vmId?: string): Promise<void> {
+  const { setupConf } = writeCaConfig(caDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  await run(`manufacture TPM for ${vmId}`, 'swtpm_setup', [
+  await run(`manufacture TPM${vmId ? ` for ${vmId}` : ''}`, 'swtpm_setup', [
     '--tpm2',
     '--tpmstate',
     resolve(stateDir),
@@ -61,8 +104,7 @@ export async function manufactureTpm(stateDir: string, caDir: string, vmId: stri
     setupConf,
     '--create-ek-cert',
     '--create-platform-cert',
-    '--vmid',
-    vmId,
+    ...(vmId ? ['--vmid', vmId] : []),
     '--overwrite',
   ]);
 }
