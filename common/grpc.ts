@@ -63,3 +63,30 @@ export function shutdownServer(server: grpc.Server, graceMs = 2000): Promise<voi
     });
   });
 }
+
+/**
+ * An error that carries the gRPC status it is answered with (server side) or was answered with (client side):
+ * refusals name their code here, so one mapping serves every service.
+ */
+export class StatusError extends Error {
+  override name = 'StatusError';
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The ServiceError a handler hands to grpc-js: a StatusError keeps its code, `classify` may name one for other
+ * errors (e.g. a lock already taken → FAILED_PRECONDITION), anything else is INTERNAL with its message.
+ */
+export function toServiceError(
+  err: unknown,
+  classify: (err: unknown) => grpc.status | undefined = () => undefined,
+): grpc.ServiceError {
+  const details = err instanceof Error ? err.message : String(err);
+  const code = err instanceof StatusError ? err.code : (classify(err) ?? grpc.status.INTERNAL);
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}

@@ -1,5 +1,6 @@
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { StatusError, toServiceError } from '../../common/grpc.js';
 import type { AttestationServiceServer } from '../../gen/proto/attestation.js';
 import { channelUserData } from './binding.js';
 import type { EphemeralIdentity } from './certificate.js';
@@ -26,18 +27,18 @@ export function attestationService(
     identify: (_call, callback) => {
       attester.identity().then(
         (res) => callback(null, res),
-        (err: unknown) => callback({ code: grpc.status.INTERNAL, details: `identify: ${messageOf(err)}` }),
+        (err: unknown) => callback(toServiceError(new Error(`identify: ${messageOf(err)}`))),
       );
     },
     attest: (call, callback) => {
       const challenge = call.request;
       if (challenge.nonce.length !== 32) {
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: 'nonce: expected 32 bytes' });
+        callback(toServiceError(new StatusError(grpc.status.INVALID_ARGUMENT, 'nonce: expected 32 bytes')));
         return;
       }
       attester.attest(challenge, userData).then(
         (res) => callback(null, res),
-        (err: unknown) => callback({ code: grpc.status.INTERNAL, details: `attest: ${messageOf(err)}` }),
+        (err: unknown) => callback(toServiceError(new Error(`attest: ${messageOf(err)}`))),
       );
     },
   };
