@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { StatusError, toServiceError } from '../../common/grpc.js';
 import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../common/keys.js';
 import { secretsEqual } from '../../common/secrets.js';
 import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/proto/init.js';
@@ -74,7 +75,7 @@ export class InitServer {
       await this.init(call.request, call);
     } catch (err) {
       // grpc-js turns an 'error' event carrying a code into the call's status.
-      call.emit('error', toServiceError(err));
+      call.emit('error', toServiceError(err, statusOf));
       return;
     }
     call.end();
@@ -197,28 +198,15 @@ function kubeadmInput(
   };
 }
 
-export class InitRefusedError extends Error {
-  constructor(
-    readonly code: grpc.status,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'InitRefusedError';
-  }
+export class InitRefusedError extends StatusError {
+  override name = 'InitRefusedError';
 }
 
-function serviceError(code: grpc.status, details: string): grpc.ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
-}
-
-function toServiceError(err: unknown): grpc.ServiceError {
-  if (err instanceof InitRefusedError) return serviceError(err.code, err.message);
-  if (err instanceof NodeLockedError) return serviceError(grpc.status.FAILED_PRECONDITION, err.message);
+/** The status of what the init steps throw besides refusals. */
+function statusOf(err: unknown): grpc.status | undefined {
+  if (err instanceof NodeLockedError) return grpc.status.FAILED_PRECONDITION;
   if (err instanceof InitRequestError) {
-    return serviceError(
-      err.unsupported ? grpc.status.UNIMPLEMENTED : grpc.status.INVALID_ARGUMENT,
-      err.message,
-    );
+    return err.unsupported ? grpc.status.UNIMPLEMENTED : grpc.status.INVALID_ARGUMENT;
   }
-  return serviceError(grpc.status.INTERNAL, err instanceof Error ? err.message : String(err));
+  return undefined;
 }
