@@ -1,8 +1,13 @@
 // The VM cluster end to end, as an operator drives it: build the image (cached), config generate, create
 // 1 control plane + 1 worker (QEMU/TCG, OVMF measured boot, one swtpm each), init, the worker joins; then a
 // tampered image (one changed kernel command line) is refused by the CLI with the PCR named; terminate leaves
-// nothing behind. kubeadm is the stand-in from test/kubeadm, served to the VMs as a component over HTTP by URL +
-// SHA-256 (never part of the image).
+// nothing behind. Kubernetes reaches the VMs as components over HTTP by URL + SHA-256 (never part of the image):
+//   SEXTANT_E2E_KUBERNETES=real     the real thing, built by scripts/build-kubernetes.sh and
+//                                   scripts/build-kubernetes-images.sh (cached by version): kubeadm, kubelet, the
+//                                   control plane and CoreDNS as images imported into containerd. Both nodes turn
+//                                   Ready, a pod on the worker reaches a pod on the control plane across the pod
+//                                   network, and CoreDNS resolves a service.
+//   SEXTANT_E2E_KUBERNETES=standin  (default) the kubeadm stand-in from test/kubeadm: the attested flow only.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,9 +22,141 @@ import { loadConfig, saveConfig } from '../../cli/config/file.js';
 import { loadState } from '../../cli/workspace/state.js';
 import { clusterPcrValue } from '../../common/cluster-pcr.js';
 import { kubeadmStandin } from '../harness/cluster-kit.js';
+import { realKubernetesPayload, servePayload, TEST_IMAGE } from './kubernetes-payload.js';
 
 const run = promisify(execFile);
 const repo = join(import.meta.dirname, '..', '..');
+const REAL = process.env.SEXTANT_E2E_KUBERNETES === 'real';
+
+/** The Kubernetes build (cached by version: seconds when it exists): binaries dir, images dir, version. */
+async function kubernetesBuild(): Promise<{ dir: string; images: string; version: string }> {
+  const opts = { maxBuffer: 64 * 1024 * 1024, timeout: 90 * 60_000 };
+  const last = (out: string) => out.trim().split('\n').pop() ?? '';
+  const dir = last((await run('bash', [join(repo, 'scripts/build-kubernetes.sh')], opts)).stdout);
+  const images = last(
+    (await run('bash', [join(repo, 'scripts/build-kubernetes-images.sh'), dir], opts)).stdout,
+  );
+  const env = await readFile(join(dir, 'versions.env'), 'utf8');
+  const version = /^KUBERNETES_VERSION=["']?(v[0-9.]+)/m.exec(env)?.[1];
+  assert.ok(version, `KUBERNETES_VERSION in ${dir}/versions.env`);
+  return { dir, images, version };
+}
+
+type Kubectl = (args: string[], input?: string) => Promise<string>;
+
+function kubectlFor(binary: string, kubeconfig: string): Kubectl {
+  return (args, input) =>
+    new Promise((resolve, reject) => {
+      const child = execFile(
+        binary,
+        ['--kubeconfig', kubeconfig, '--request-timeout=60s', ...args],
+        { maxBuffer: 16 * 1024 * 1024 },
+        (err, stdout, stderr) =>
+          err ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
+      );
+      if (input !== undefined) child.stdin?.end(input);
+    });
+}
+
+/** Polls `probe` every 5 s until it returns a value; the error names what was awaited and the last failure. */
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last: ${last})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 5000));
+  }
+}
+
+interface NodeList {
+  items: {
+    metadata: { name: string };
+    spec: { podCIDR?: string };
+    status: { conditions?: { type: string; status: string }[] };
+  }[];
+}
+
+const readyNodes = (list: NodeList) =>
+  list.items
+    .filter((n) => n.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+    .map((n) => n.metadata.name);
+
+interface PodStatus {
+  spec: { nodeName?: string };
+  status: { phase?: string; podIP?: string };
+}
+
+/** The workload: a web pod on the control plane (the test image, never pulled) and its service. */
+function workload(cpName: string): string {
+  return `apiVersion: v1
+kind: Pod
+metadata: {name: e2e-web, labels: {app: e2e-web}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: ${cpName}}
+  tolerations: [{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}]
+  containers:
+  - name: web
+    image: ${TEST_IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, 'mkdir -p /www && echo "served by $(hostname)" > /www/index.html && exec httpd -f -p 8080 -h /www']
+    ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: e2e-web}
+spec:
+  selector: {app: e2e-web}
+  ports: [{port: 80, targetPort: 8080}]
+`;
+}
+
+/** A client pod on the worker: the web pod by its IP (pod network), the service by name (CoreDNS), then by name. */
+function clientPod(workerName: string, webIp: string): string {
+  // Retries inside the pod: the route to the other node's pod range appears within seconds of its pod CIDR.
+  const script = [
+    `i=0; until wget -qO- -T 5 http://${webIp}:8080/; do i=$((i+1)); [ $i -lt 30 ] || exit 1; sleep 2; done`,
+    'echo ---',
+    'i=0; until nslookup e2e-web.default.svc.cluster.local; do i=$((i+1)); [ $i -lt 30 ] || exit 2; sleep 2; done',
+    'echo ---',
+    'wget -qO- -T 10 http://e2e-web.default.svc.cluster.local/',
+  ].join('\n');
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'e2e-client' },
+    spec: {
+      nodeSelector: { 'kubernetes.io/hostname': workerName },
+      restartPolicy: 'Never',
+      containers: [
+        { name: 'client', image: TEST_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', script] },
+      ],
+    },
+  });
+}
+
+/** Seconds kubeadm took on a node, from its agent's journal entry ("kubeadm done", durationMs) on the console. */
+async function kubeadmSeconds(consoleLog: string, command: string): Promise<number | undefined> {
+  const text = await readFile(consoleLog, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('kubeadm done')) continue;
+    try {
+      const e = JSON.parse(line) as Record<string, string>;
+      if (e.MESSAGE === 'kubeadm done' && e.COMMAND === command && e.DURATIONMS)
+        return Number(e.DURATIONMS) / 1000;
+    } catch {
+      // a line cut by other console output
+    }
+  }
+  return undefined;
+}
 
 async function buildImage(env: NodeJS.ProcessEnv = {}): Promise<{ dir: string; seconds: number }> {
   const t0 = Date.now();
@@ -99,8 +236,8 @@ async function leftovers(ws: string): Promise<string[]> {
   return stdout.split('\n').filter((l) => l.includes(ws) && /qemu|swtpm/.test(l));
 }
 
-test('VM cluster: create, init, the worker joins; a tampered image is refused; terminate cleans up', {
-  timeout: 40 * 60_000,
+test(`VM cluster (${REAL ? 'real Kubernetes' : 'kubeadm stand-in'}): create, init, the worker joins${REAL ? ' and turns Ready, pods reach each other, CoreDNS resolves' : ''}; a tampered image is refused; terminate cleans up`, {
+  timeout: (REAL ? 80 : 40) * 60_000,
 }, async (t) => {
   const work = await mkdtemp(join(tmpdir(), 'sextant-e2e-'));
   const ws = join(work, 'cluster');
@@ -115,6 +252,8 @@ test('VM cluster: create, init, the worker joins; a tampered image is refused; t
     await rm(work, { recursive: true, force: true });
   });
 
+  const k8s = REAL ? await kubernetesBuild() : undefined;
+  if (k8s) console.log(`kubernetes ${k8s.version}: ${k8s.dir}, images ${k8s.images}`);
   const image = await buildImage();
   console.log(`image ${image.dir} in ${image.seconds.toFixed(1)} s`);
   const t0 = Date.now();
@@ -131,6 +270,7 @@ test('VM cluster: create, init, the worker joins; a tampered image is refused; t
   const config = await loadConfig(ws);
   config.nodes = { controlPlanes: 1, workers: 1 };
   config.provider.qemu.image = image.dir;
+  if (k8s) config.kubernetes.version = k8s.version;
   await saveConfig(ws, config);
 
   const tCreate = Date.now();
@@ -146,27 +286,92 @@ test('VM cluster: create, init, the worker joins; a tampered image is refused; t
   const cluster = JSON.parse(await readFile(join(ws, 'qemu/cluster.json'), 'utf8')) as {
     hostAddress: string;
   };
-  const tarball = await kubeadmTarball(work);
-  const server = await serve(tarball, cluster.hostAddress);
-  servers.push(server);
   const withComponent = await loadConfig(ws);
-  withComponent.kubernetes.components = [
-    {
-      url: `http://${cluster.hostAddress}:${(server.address() as AddressInfo).port}/kubeadm.tar.gz`,
-      sha256: createHash('sha256').update(tarball).digest('hex'),
-      installPath: '/usr/local',
-      extract: true,
-    },
-  ];
+  if (k8s) {
+    const payload = await realKubernetesPayload(k8s.dir, k8s.images, work);
+    const { server, baseUrl } = await servePayload(payload, cluster.hostAddress);
+    servers.push(server);
+    withComponent.kubernetes.components = await payload.components(baseUrl);
+  } else {
+    const tarball = await kubeadmTarball(work);
+    const server = await serve(tarball, cluster.hostAddress);
+    servers.push(server);
+    withComponent.kubernetes.components = [
+      {
+        url: `http://${cluster.hostAddress}:${(server.address() as AddressInfo).port}/kubeadm.tar.gz`,
+        sha256: createHash('sha256').update(tarball).digest('hex'),
+        installPath: '/usr/local',
+        extract: true,
+      },
+    ];
+  }
   await saveConfig(ws, withComponent);
 
   const tInit = Date.now();
-  const init = await sextant(ws, ['init', '--timeout', '900']);
+  const init = await sextant(ws, ['init', '--timeout', REAL ? '2700' : '900']);
   assert.equal(init.code, 0, init.stderr);
   const initSeconds = (Date.now() - tInit) / 1000;
   const state = await loadState(ws);
   assert.ok(state);
   const pcr15 = clusterPcrValue(state.clusterId).toString('hex');
+  const cpName = cpLine!.split('\t')[0]!;
+  const cpConsole = join(ws, 'qemu', cpName, 'console.log');
+  const workerConsole = join(ws, 'qemu', workerName, 'console.log');
+  if (k8s) {
+    console.log(
+      `init: ${initSeconds.toFixed(1)} s (kubeadm init on the node: ${await kubeadmSeconds(cpConsole, 'init')} s)`,
+    );
+  }
+
+  if (k8s) {
+    // Real Kubernetes: both nodes Ready (kubelet up, CNI config from sextant-podnet), then the workload.
+    const kubectl = kubectlFor(join(k8s.dir, 'bin/kubectl'), join(ws, 'sextant-admin.conf'));
+    const tReadyWait = Date.now();
+    const ready = await until('both nodes Ready', 30 * 60_000, async () => {
+      const list = JSON.parse(await kubectl(['get', 'nodes', '-o', 'json'])) as NodeList;
+      const names = readyNodes(list);
+      return names.includes(cpName) && names.includes(workerName) ? list : undefined;
+    });
+    console.log(
+      `both nodes Ready ${((Date.now() - tReadyWait) / 1000).toFixed(1)} s after init returned ` +
+        `(${((Date.now() - tInit) / 1000).toFixed(1)} s after init started); ` +
+        `kubeadm join on the worker: ${await kubeadmSeconds(workerConsole, 'join')} s`,
+    );
+    console.log(await kubectl(['get', 'nodes', '-o', 'wide']));
+    const cidrs = new Map(ready.items.map((n) => [n.metadata.name, n.spec.podCIDR]));
+    assert.ok(cidrs.get(cpName) && cidrs.get(workerName), 'both nodes have a pod CIDR');
+
+    const tPods = Date.now();
+    await kubectl(['apply', '-f', '-'], workload(cpName));
+    const web = await until('e2e-web Running', 10 * 60_000, async () => {
+      const pod = JSON.parse(await kubectl(['get', 'pod', 'e2e-web', '-o', 'json'])) as PodStatus;
+      return pod.status.phase === 'Running' && pod.status.podIP ? pod : undefined;
+    });
+    assert.equal(web.spec.nodeName, cpName);
+    await kubectl(['apply', '-f', '-'], clientPod(workerName, web.status.podIP!));
+    const client = await until('e2e-client finished', 10 * 60_000, async () => {
+      const pod = JSON.parse(await kubectl(['get', 'pod', 'e2e-client', '-o', 'json'])) as PodStatus;
+      return pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed' ? pod : undefined;
+    });
+    const logs = await kubectl(['logs', 'e2e-client']);
+    console.log(`workload done in ${((Date.now() - tPods) / 1000).toFixed(1)} s; client output:\n${logs}`);
+    assert.equal(client.status.phase, 'Succeeded', logs);
+    assert.equal(client.spec.nodeName, workerName, 'the client ran on the worker');
+    const [direct, lookup, viaService] = logs.split('---\n');
+    assert.match(
+      direct ?? '',
+      /served by e2e-web/,
+      'a pod on the worker reached the pod on the control plane',
+    );
+    const clusterIp = (
+      await kubectl(['get', 'service', 'e2e-web', '-o', 'jsonpath={.spec.clusterIP}'])
+    ).trim();
+    assert.ok(
+      clusterIp && (lookup ?? '').includes(clusterIp),
+      `CoreDNS resolved the service to ${clusterIp}`,
+    );
+    assert.match(viaService ?? '', /served by e2e-web/, 'the service name reaches the pod');
+  }
 
   // The worker joined: the control plane's API server knows it (asked with the admin kubeconfig init wrote).
   let nodes: string[] = [];
@@ -206,7 +411,7 @@ test('VM cluster: create, init, the worker joins; a tampered image is refused; t
   }
 
   // The journal inside the control plane holds the agent's structured lines (forwarded to its serial console).
-  const consoleLog = await readFile(join(ws, 'qemu', cpLine!.split('\t')[0]!, 'console.log'), 'utf8');
+  const consoleLog = await readFile(cpConsole, 'utf8');
   const entries = consoleLog
     .split('\n')
     .filter((l) => l.startsWith('{'))

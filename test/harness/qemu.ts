@@ -20,7 +20,7 @@ export interface BootOptions {
   name?: string;
   /** image/build/<hash> (scripts/image-build.sh prints it). */
   imageDir: string;
-  /** 'ovmf' = measured boot from disk.img (~50 s to multi-user); 'direct' = SeaBIOS + kernel/initrd/root.ext4 (~25 s). */
+  /** 'ovmf' = measured boot from disk.img (~50 s to multi-user); 'direct' = SeaBIOS + kernel/initrd + the same disk (~25 s). */
   mode: 'ovmf' | 'direct';
   /** Where console.log and the VM's files go; default a temp dir removed by stop() unless keepDir. */
   dir?: string;
@@ -128,8 +128,9 @@ export async function bootVm(options: BootOptions): Promise<BootedVm> {
             kind: 'direct' as const,
             kernel: join(img, 'vmlinuz'),
             initrd: join(img, 'initrd.img'),
-            cmdline: options.cmdline ?? readFileSync(join(img, 'cmdline'), 'utf8').trim(),
-            root: join(img, 'root.ext4'),
+            // the file is the UKI's .cmdline section as measured, NUL-terminated
+            cmdline: options.cmdline ?? readFileSync(join(img, 'cmdline'), 'utf8').replace(/\0/g, '').trim(),
+            root: join(img, 'disk.img'),
             snapshot: true,
           };
     const startedAt = Date.now();

@@ -29,10 +29,12 @@ export interface QemuClusterSpec {
   initSecretHash: string;
   joinServicePort?: number;
   /**
-   * vCPUs per VM (default 1). It is part of the machine's shape, which the firmware measures (PCR 0), so it
-   * must match the shape the image's measurements were taken with (scripts/image-measurements.sh).
+   * vCPUs per VM (default 2: kubeadm's preflight refuses a control plane with fewer). It is part of the machine's
+   * shape, which the firmware measures (PCR 0), so it must match the shape the image's measurements were taken
+   * with (scripts/image-measurements.sh boots the provider's defaults).
    */
   cpus?: number;
+  /** Default 3072 MiB: a control plane runs etcd, the API server, controller manager, scheduler and kubelet. */
   memoryMiB?: number;
   /** Wait for every agent's ready marker (default true). */
   waitForAgent?: boolean;
@@ -63,6 +65,9 @@ export interface QemuCluster {
 }
 
 export const READY_MARKER = /SEXTANT-AGENT-READY/;
+/** The machine shape nodes (and the reference boot for the image's measurements) get unless told otherwise. */
+export const DEFAULT_VM_CPUS = 2;
+export const DEFAULT_VM_MEMORY_MIB = 3072;
 
 export function providerDir(workspaceDir: string): string {
   return join(resolve(workspaceDir), 'qemu');
@@ -108,8 +113,8 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
     throw new Error(`qemu provider: ${dir} already holds a cluster; terminate it first`);
   }
   const port = spec.joinServicePort ?? 30090;
-  const cpus = spec.cpus ?? 1;
-  const memoryMiB = spec.memoryMiB ?? 2048;
+  const cpus = spec.cpus ?? DEFAULT_VM_CPUS;
+  const memoryMiB = spec.memoryMiB ?? DEFAULT_VM_MEMORY_MIB;
   const disk = resolve(spec.imageDir, 'disk.img');
   const rt = runtimeDir(ws);
   mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -1,0 +1,174 @@
+// What the VM end to end hands the nodes as components (URL + SHA-256, served from the host over HTTP), never baked
+// into the measured image:
+//   - the Kubernetes node binaries (kubeadm, kubelet, kubectl, crictl) -> /usr/local/bin
+//   - the CNI plugins (bridge, host-local, loopback, portmap)          -> /opt/cni/bin
+//   - the container images as archives                                 -> /opt/sextant/images (the image's kubeadm
+//     wrapper imports them into containerd before init/join: there is no registry)
+// plus the e2e's own test image, built here from the host's static busybox (no registry, no base image).
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { ComponentConfig } from '../../cli/config/schema.js';
+
+const run = promisify(execFile);
+
+/** The e2e's own workload image: static busybox (httpd, wget, nslookup, sh). */
+export const TEST_IMAGE = 'localhost/sextant/e2e-busybox:1';
+const BUSYBOX = '/bin/busybox';
+
+export interface Payload {
+  /** name -> file served at /<name> */
+  files: Map<string, string>;
+  components(baseUrl: string): Promise<ComponentConfig[]>;
+}
+
+const sha256File = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+
+async function tarGz(dir: string, out: string, entries: string[]): Promise<void> {
+  await run(
+    'tar',
+    ['-C', dir, '--owner=0', '--group=0', '--numeric-owner', '-I', 'gzip -1', '-cf', out, ...entries],
+    {
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
+}
+
+/**
+ * A docker-archive (what `docker save` writes, which `ctr images import` names by RepoTags) holding one layer:
+ * /bin/busybox and the applet links the test pods use.
+ */
+export async function buildTestImage(work: string): Promise<string> {
+  const root = join(work, 'test-image');
+  const rootfs = join(root, 'rootfs');
+  await mkdir(join(rootfs, 'bin'), { recursive: true });
+  await mkdir(join(rootfs, 'tmp'), { recursive: true });
+  await copyFile(BUSYBOX, join(rootfs, 'bin/busybox'));
+  await run('chmod', ['755', join(rootfs, 'bin/busybox')]);
+  const { stdout: applets } = await run(BUSYBOX, ['--list']);
+  for (const applet of applets.split('\n').filter((a) => /^[a-z0-9[]+$/.test(a) && a !== 'busybox')) {
+    await symlink('busybox', join(rootfs, 'bin', applet)).catch(() => undefined);
+  }
+  const layer = join(root, 'layer.tar');
+  await run('tar', [
+    '-C',
+    rootfs,
+    '--owner=0',
+    '--group=0',
+    '--numeric-owner',
+    '--mtime=@0',
+    '-cf',
+    layer,
+    'bin',
+    'tmp',
+  ]);
+  const layerDigest = await sha256File(layer);
+  const config = JSON.stringify({
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Env: ['PATH=/bin'], Cmd: ['/bin/sh'] },
+    rootfs: { type: 'layers', diff_ids: [`sha256:${layerDigest}`] },
+    history: [{ created: '1970-01-01T00:00:00Z', created_by: 'sextant e2e' }],
+  });
+  const configDigest = createHash('sha256').update(config).digest('hex');
+  const archiveDir = join(root, 'archive');
+  await mkdir(archiveDir, { recursive: true });
+  await copyFile(layer, join(archiveDir, `${layerDigest}.tar`));
+  await writeFile(join(archiveDir, `${configDigest}.json`), config);
+  await writeFile(
+    join(archiveDir, 'manifest.json'),
+    JSON.stringify([
+      { Config: `${configDigest}.json`, RepoTags: [TEST_IMAGE], Layers: [`${layerDigest}.tar`] },
+    ]),
+  );
+  const out = join(root, 'e2e-busybox.tar');
+  await run('tar', ['-C', archiveDir, '--owner=0', '--group=0', '--mtime=@0', '-cf', out, '.']);
+  return out;
+}
+
+/**
+ * Packs the Kubernetes build and the test image into three component tarballs: `kubernetesDir` is what
+ * scripts/build-kubernetes.sh prints (bin/ with the node binaries, bin/cni/ with the plugins), `imagesDir` what
+ * scripts/build-kubernetes-images.sh prints (one archive per image, *.tar).
+ */
+export async function realKubernetesPayload(
+  kubernetesDir: string,
+  imagesDir: string,
+  work: string,
+): Promise<Payload> {
+  const bin = join(kubernetesDir, 'bin');
+  const stage = join(work, 'payload');
+  const files = new Map<string, string>();
+
+  const k8s = join(stage, 'kubernetes');
+  await mkdir(join(k8s, 'bin'), { recursive: true });
+  for (const b of ['kubeadm', 'kubelet', 'kubectl', 'crictl'])
+    await copyFile(join(bin, b), join(k8s, 'bin', b));
+  await run('chmod', ['755', ...['kubeadm', 'kubelet', 'kubectl', 'crictl'].map((b) => join(k8s, 'bin', b))]);
+  await tarGz(k8s, join(stage, 'kubernetes.tar.gz'), ['bin']);
+  files.set('kubernetes.tar.gz', join(stage, 'kubernetes.tar.gz'));
+
+  const cniSource = join(bin, 'cni');
+  const cni = join(stage, 'cni');
+  await mkdir(cni, { recursive: true });
+  for (const p of ['bridge', 'host-local', 'loopback', 'portmap'])
+    await copyFile(join(cniSource, p), join(cni, p));
+  await run('chmod', ['755', ...['bridge', 'host-local', 'loopback', 'portmap'].map((p) => join(cni, p))]);
+  await tarGz(cni, join(stage, 'cni.tar.gz'), ['bridge', 'host-local', 'loopback', 'portmap']);
+  files.set('cni.tar.gz', join(stage, 'cni.tar.gz'));
+
+  const images = join(stage, 'images');
+  await mkdir(images, { recursive: true });
+  const archives = (await readdir(imagesDir)).filter((f) => f.endsWith('.tar'));
+  if (archives.length === 0) throw new Error(`${imagesDir} holds no image archives`);
+  for (const a of archives) await copyFile(join(imagesDir, a), join(images, a));
+  await copyFile(await buildTestImage(work), join(images, 'e2e-busybox.tar'));
+  await tarGz(images, join(stage, 'images.tar.gz'), await readdir(images));
+  files.set('images.tar.gz', join(stage, 'images.tar.gz'));
+
+  return {
+    files,
+    async components(baseUrl) {
+      const spec: [string, string][] = [
+        ['kubernetes.tar.gz', '/usr/local'],
+        ['cni.tar.gz', '/opt/cni/bin'],
+        ['images.tar.gz', '/opt/sextant/images'],
+      ];
+      return Promise.all(
+        spec.map(async ([name, installPath]) => ({
+          url: `${baseUrl}/${name}`,
+          sha256: await sha256File(files.get(name)!),
+          installPath,
+          extract: true,
+        })),
+      );
+    },
+  };
+}
+
+/** Serves the payload's files by name (GET /<name>) on host:0; streams, so large archives stay on disk. */
+export async function servePayload(
+  payload: Payload,
+  host: string,
+): Promise<{ server: Server; baseUrl: string }> {
+  const { createReadStream } = await import('node:fs');
+  const server = createServer(async (req, res) => {
+    const file = payload.files.get((req.url ?? '/').slice(1));
+    if (!file) {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    res.setHeader('content-length', String((await stat(file)).size));
+    createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
+  return { server, baseUrl: `http://${host}:${(server.address() as AddressInfo).port}` };
+}
