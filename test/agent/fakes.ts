@@ -1,6 +1,8 @@
+import 'reflect-metadata';
 // Fakes for the agent's neighbours, shared by the in-process tables: no root, no swtpm, no network namespace.
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import * as x509 from '@peculiar/x509';
 import type { Kubeadm } from '../../agent/kubeadm/driver.js';
 import type { NodeState, NodeStateStore } from '../../agent/state/node-state.js';
 import { Challenge } from '../../gen/proto/attestation.js';
@@ -194,4 +196,27 @@ export function ticketFor(
     caCert: Buffer.from('ca-cert'),
     ...overrides,
   };
+}
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+/** A cluster CA as kubeadm makes one (self-signed, CA:TRUE, P-256), valid for an hour: PEM certificate and key. */
+export async function clusterCa(): Promise<{ certPem: string; keyPem: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=kubernetes',
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3600_000),
+    keys,
+    signingAlgorithm: alg,
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8
+    .toString('base64')
+    .match(/.{1,64}/g)
+    ?.join('\n')}\n-----END PRIVATE KEY-----\n`;
+  return { certPem: cert.toString('pem'), keyPem };
 }

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type JoinServiceSetup, launchJoinService } from '../../../agent/joinservice/launch.js';
+import {
+  type ClusterSecrets,
+  ClusterSecretsStore,
+  serializeClusterSecrets,
+} from '../../../agent/state/cluster-secrets.js';
+import { fetchServerCertificate } from '../../../attestation/atls/client.js';
+import { createTrust } from '../../../attestation/ek-chain.js';
+import { AttestationDocument, AttesterIdentity } from '../../../gen/proto/attestation.js';
+import { recordingLog } from '../../harness/recording-log.js';
+import { clusterCa, FakeKubeadm } from '../fakes.js';
+
+let dir: string;
+let caPem: string;
+let caKeyPem: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sextant-launch-'));
+  ({ certPem: caPem, keyPem: caKeyPem } = await clusterCa());
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+/** A measurements file of the shape a release ships: every boot PCR enforced. */
+const measurements = JSON.stringify({
+  measurements: Object.fromEntries(
+    [0, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14].map((i) => [
+      i,
+      { expected: 'ab'.repeat(32), warnOnly: false },
+    ]),
+  ),
+});
+
+function secrets(text = measurements): ClusterSecrets {
+  return {
+    masterSecret: { key: randomBytes(32), salt: randomBytes(32) },
+    measurementSalt: randomBytes(32),
+    measurements: text,
+    kubernetesVersion: 'v1.31.2',
+    components: [],
+    apiServerEndpoint: '10.0.0.1:6443',
+    clusterName: 'c',
+  };
+}
+
+let seq = 0;
+async function setup(withPki = true): Promise<JoinServiceSetup> {
+  const node = join(dir, `node-${seq++}`);
+  const stateDir = join(node, 'state');
+  const rootfs = join(node, 'rootfs');
+  if (withPki) {
+    await mkdir(join(rootfs, 'etc/kubernetes/pki'), { recursive: true });
+    await writeFile(join(rootfs, 'etc/kubernetes/pki/ca.crt'), caPem);
+    await writeFile(join(rootfs, 'etc/kubernetes/pki/ca.key'), caKeyPem, { mode: 0o600 });
+  }
+  return {
+    log: recordingLog(),
+    trust: createTrust({ ekCaCertificates: [caPem] }),
+    attester: {
+      identity: async () => AttesterIdentity.fromPartial({}),
+      attest: async () => AttestationDocument.fromPartial({}),
+    },
+    kubeadm: new FakeKubeadm(),
+    secretsStore: new ClusterSecretsStore(stateDir),
+    stateDir,
+    rootfs,
+    variant: 'qemu-vtpm',
+    listenAddress: '127.0.0.1',
+    port: 0,
+    burstPerPeer: 10,
+  };
+}
+
+describe('launchJoinService', () => {
+  it('persists the secrets (0600) and measurements, listens on attested TLS, and closes', async () => {
+    const s = await setup();
+    const cs = secrets();
+    const running = await launchJoinService(s, cs);
+    try {
+      assert.ok(running.port > 0);
+      assert.ok((await fetchServerCertificate({ host: '127.0.0.1', port: running.port })).length > 0);
+      assert.equal(await readFile(s.secretsStore.path, 'utf8'), serializeClusterSecrets(cs));
+      assert.equal((await stat(s.secretsStore.path)).mode & 0o777, 0o600);
+      assert.equal(await readFile(join(s.stateDir, 'measurements.json'), 'utf8'), measurements);
+    } finally {
+      await running.close();
+    }
+    await assert.rejects(fetchServerCertificate({ host: '127.0.0.1', port: running.port }, 1000));
+  });
+
+  const refusals: {
+    name: string;
+    setup: () => Promise<JoinServiceSetup>;
+    secrets: () => ClusterSecrets;
+    error: RegExp;
+  }[] = [
+    {
+      name: 'the cluster CA kubeadm should have made is missing',
+      setup: () => setup(false),
+      secrets: () => secrets(),
+      error: /etc\/kubernetes\/pki\/ca\.crt/,
+    },
+    {
+      name: 'the measurements do not parse',
+      setup: () => setup(),
+      secrets: () => secrets('{"no":"measurements"}'),
+      error: /measurements\.json: expected a JSON object with a "measurements" field/,
+    },
+  ];
+  for (const r of refusals) {
+    it(`refuses to start when ${r.name}`, async () => {
+      await assert.rejects(launchJoinService(await r.setup(), r.secrets()), r.error);
+    });
+  }
+});
