@@ -1,7 +1,9 @@
+import * as v from 'valibot';
 import { MASTER_SECRET_BYTES, type MasterSecret, SALT_BYTES } from '../../common/keys.js';
-import { cidrProblem, isSan } from '../../common/net.js';
+import { cidrProblem, isDnsLabel, isSan } from '../../common/net.js';
+import { checkedString, matching, parseWith, SchemaError } from '../../common/schema.js';
 import type { InitRequest } from '../../gen/proto/init.js';
-import { type Component, validateComponents } from '../components/spec.js';
+import { type Component, componentsSchema } from '../components/spec.js';
 
 /** A request that passed every check: what the init steps work from. */
 export interface InitPlan {
@@ -29,11 +31,48 @@ export class InitRequestError extends Error {
   }
 }
 
-const VERSION = /^v\d+\.\d+\.\d+$/;
+const buffer = (what: string) => v.custom<Buffer>((b) => Buffer.isBuffer(b), `expected ${what}`);
+const bytes = (n: number) =>
+  v.pipe(
+    buffer(`${n} bytes`),
+    v.check((b) => b.length === n, `expected ${n} bytes`),
+  );
+
+const initRequestSchema = v.object({
+  initSecret: v.pipe(
+    buffer('the init secret'),
+    v.check((b) => b.length > 0, 'must not be empty'),
+  ),
+  // the kms_uri case is refused before the schema runs
+  keySource: v.object({
+    $case: v.literal('masterSecret'),
+    value: v.object({ key: bytes(MASTER_SECRET_BYTES), salt: bytes(SALT_BYTES) }),
+  }),
+  measurementSalt: bytes(SALT_BYTES),
+  kubernetesVersion: matching(/^v\d+\.\d+\.\d+$/, 'vMAJOR.MINOR.PATCH'),
+  kubernetesComponents: v.pipe(componentsSchema, v.minLength(1, 'at least kubeadm is required')),
+  clusterName: checkedString('a DNS label', isDnsLabel),
+  apiserverCertSans: v.array(checkedString('a DNS name or IP address', isSan)),
+  serviceCidr: checkedString('a CIDR', (s) => cidrProblem(s) === undefined, cidrProblem),
+  // empty: the default pod network
+  podCidr: v.pipe(
+    v.string(),
+    v.transform((s) => s || '10.244.0.0/16'),
+    checkedString('a CIDR', (s) => cidrProblem(s) === undefined, cidrProblem),
+  ),
+  measurements: v.pipe(
+    buffer('the measurements'),
+    v.check((b) => b.length > 0, 'the JoinService needs measurements'),
+  ),
+});
+
+/** The request's own field names (proto snake_case), so an error names what the operator's tooling sent. */
+function protoPath(keyPath: string): string {
+  return keyPath.replace(/^keySource\.value/, 'masterSecret').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
 
 /** Checks every field before the node changes in any way. */
 export function validateInitRequest(req: InitRequest, checkMeasurements: (text: string) => void): InitPlan {
-  if (req.initSecret.length === 0) throw new InitRequestError('init_secret', 'must not be empty');
   if (!req.keySource)
     throw new InitRequestError('master_secret', 'one of master_secret or kms_uri is required');
   if (req.keySource.$case === 'kmsUri') {
@@ -43,76 +82,29 @@ export function validateInitRequest(req: InitRequest, checkMeasurements: (text: 
       true,
     );
   }
-  const master = req.keySource.value;
-  if (master.key.length !== MASTER_SECRET_BYTES) {
-    throw new InitRequestError(
-      'master_secret.key',
-      `expected ${MASTER_SECRET_BYTES} bytes, got ${master.key.length}`,
-    );
-  }
-  if (master.salt.length !== SALT_BYTES) {
-    throw new InitRequestError(
-      'master_secret.salt',
-      `expected ${SALT_BYTES} bytes, got ${master.salt.length}`,
-    );
-  }
-  if (req.measurementSalt.length !== SALT_BYTES) {
-    throw new InitRequestError(
-      'measurement_salt',
-      `expected ${SALT_BYTES} bytes, got ${req.measurementSalt.length}`,
-    );
-  }
-  if (!VERSION.test(req.kubernetesVersion)) {
-    throw new InitRequestError(
-      'kubernetes_version',
-      `expected vMAJOR.MINOR.PATCH, got ${JSON.stringify(req.kubernetesVersion)}`,
-    );
-  }
-  let components: Component[];
+  let r: v.InferOutput<typeof initRequestSchema>;
   try {
-    components = validateComponents(req.kubernetesComponents);
+    r = parseWith(initRequestSchema, req);
   } catch (err) {
-    throw new InitRequestError('kubernetes_components', (err as Error).message);
+    if (!(err instanceof SchemaError)) throw err;
+    throw new InitRequestError(protoPath(err.keyPath), err.detail);
   }
-  if (components.length === 0)
-    throw new InitRequestError('kubernetes_components', 'at least kubeadm is required');
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(req.clusterName)) {
-    throw new InitRequestError(
-      'cluster_name',
-      `expected a DNS label, got ${JSON.stringify(req.clusterName)}`,
-    );
-  }
-  req.apiserverCertSans.forEach((san, i) => {
-    if (!isSan(san)) {
-      throw new InitRequestError(
-        `apiserver_cert_sans[${i}]`,
-        `expected a DNS name or IP address, got ${JSON.stringify(san)}`,
-      );
-    }
-  });
-  const serviceProblem = cidrProblem(req.serviceCidr);
-  if (serviceProblem) throw new InitRequestError('service_cidr', serviceProblem);
-  const podCidr = req.podCidr || '10.244.0.0/16';
-  const podProblem = cidrProblem(podCidr);
-  if (podProblem) throw new InitRequestError('pod_cidr', podProblem);
-  if (req.measurements.length === 0)
-    throw new InitRequestError('measurements', 'the JoinService needs measurements');
-  const measurements = req.measurements.toString('utf8');
+  const measurements = r.measurements.toString('utf8');
   try {
     checkMeasurements(measurements);
   } catch (err) {
     throw new InitRequestError('measurements', (err as Error).message);
   }
   return {
-    initSecret: req.initSecret,
-    masterSecret: { key: master.key, salt: master.salt },
-    measurementSalt: req.measurementSalt,
-    kubernetesVersion: req.kubernetesVersion,
-    components,
-    clusterName: req.clusterName,
-    apiServerCertSans: [...req.apiserverCertSans],
-    serviceCidr: req.serviceCidr,
-    podCidr,
+    initSecret: r.initSecret,
+    masterSecret: { key: r.keySource.value.key, salt: r.keySource.value.salt },
+    measurementSalt: r.measurementSalt,
+    kubernetesVersion: r.kubernetesVersion,
+    components: r.kubernetesComponents,
+    clusterName: r.clusterName,
+    apiServerCertSans: r.apiserverCertSans,
+    serviceCidr: r.serviceCidr,
+    podCidr: r.podCidr,
     measurements,
   };
 }
