@@ -90,7 +90,7 @@ async function* openSource(url: string, maxBytes: number, signal: AbortSignal): 
   }
   if (!res.body) return;
   // Web streams are async iterable in Node 20.
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) yield chunk;
+  for await (const chunk of res.body) yield chunk;
 }
 
 /** fetch() hides the useful part (ECONNREFUSED, ENOTFOUND …) in err.cause. */

@@ -67,7 +67,7 @@ const COMMENTS: Record<string, string> = {
 
 /** Renders a config as commented YAML; measurements keys are PCR numbers, hex values stay quoted strings. */
 export function formatConfig(config: SextantConfig): string {
-  const plain: Record<string, unknown> = structuredClone(config) as unknown as Record<string, unknown>;
+  const plain: Record<string, unknown> = { ...structuredClone(config) };
   const attestation = plain.attestation as Record<string, unknown>;
   if (config.attestation.measurements) {
     const pcrs = new Map<number, unknown>();
