@@ -1,11 +1,20 @@
 // Test harness: one Sextant agent process with its own swtpm, state directory, rootfs and metadata.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stopStandinDaemons } from './cluster-kit.js';
+import { parseTpmtPublic } from '../../attestation/tpm-structures.js';
+import {
+  deriveOwnerSeed,
+  ekKeyHash,
+  type InventoryNode,
+  ownerPublicKeyText,
+  signInventory,
+} from '../../common/contracts/owner.js';
+import { openTpm } from '../../native/tpm/index.js';
+import { prepareStandinNode, stopStandinDaemons } from './cluster-kit.js';
 import { type NodeNamespace, waitForTcp } from './netns.js';
 import { createSwtpmCa, type SwtpmCa, startSwtpm } from './swtpm.js';
 
@@ -13,6 +22,8 @@ import { createSwtpmCa, type SwtpmCa, startSwtpm } from './swtpm.js';
 export interface NodeTpm {
   tcti: string;
   stateDir: string;
+  /** SHA-256 of the EK's public key: what the operator's inventory and the JoinService know the node by. */
+  ek: string;
   stop(): Promise<void>;
   restart(): Promise<void>;
 }
@@ -29,6 +40,9 @@ export interface AgentNode {
   netns?: NodeNamespace;
   address: string;
   initSecret: Buffer;
+  /** The node's role as its metadata says it. */
+  role: 'control-plane' | 'worker';
+  metadataFile: string;
   initPort: number;
   joinServicePort: number;
   apiServerPort: number;
@@ -62,6 +76,13 @@ export interface AgentNodeOptions {
   mdns?: boolean;
   /** The init secret whose hash the node's metadata carries (default: a fresh random one). */
   initSecret?: Buffer;
+  /**
+   * The operator commitment in the metadata (base64 owner key); default: the key derived from the init secret, as
+   * `sextant create` writes it. `null` leaves it out.
+   */
+  owner?: string | null;
+  /** Runs once the node's TPM and metadata exist, before its agent starts (e.g. to publish an inventory). */
+  beforeStart?: (node: AgentNode) => Promise<void>;
   /** Wait until the init server listens (default) or return right after spawning. */
   waitReady?: boolean;
 }
@@ -89,11 +110,12 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
   const name = options.name ?? `node-${randomBytes(3).toString('hex')}`;
   const dir = await mkdtemp(join(tmpdir(), `sextant-${name}-`));
   const ca = options.ca ?? (await testCa());
-  const tpm = options.netns ? await swtpmInNamespace(options.netns, dir, ca) : await startSwtpm({ ca });
+  const tpm = options.netns ? await swtpmInNamespace(options.netns, dir, ca) : await loopbackTpm(ca);
   const initSecret = options.initSecret ?? randomBytes(32);
   const caFile = join(dir, 'ek-ca.pem');
   await writeFile(caFile, ca.rootPem + ca.issuerPem);
   const metadataFile = join(dir, 'metadata.json');
+  const owner = options.owner === undefined ? ownerPublicKeyText(deriveOwnerSeed(initSecret)) : options.owner;
   await writeFile(
     metadataFile,
     JSON.stringify({
@@ -103,6 +125,7 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
       advertiseAddress: options.advertiseAddress ?? options.netns?.address ?? '127.0.0.1',
       peers: [],
       joinEndpoints: options.joinEndpoints ?? [],
+      ...(owner === null ? {} : { owner }),
     }),
   );
   // In a namespace of its own a node uses the real default ports; on the shared loopback, free ones.
@@ -118,6 +141,8 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
     ...(options.netns ? { netns: options.netns } : {}),
     address: options.netns?.address ?? '127.0.0.1',
     initSecret,
+    role: options.role ?? 'control-plane',
+    metadataFile,
     initPort,
     joinServicePort,
     apiServerPort,
@@ -130,6 +155,9 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
     restart: async () => {},
     stop: async () => {},
   };
+  // The node image's part the kubeadm stand-in's preflight checks: forwarding on, a kubelet on PATH.
+  prepareStandinNode(node.rootfs);
+  await options.beforeStart?.(node);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     SEXTANT_TCTI: tpm.tcti,
@@ -248,7 +276,7 @@ async function swtpmInNamespace(ns: NodeNamespace, dir: string, ca: SwtpmCa): Pr
   const stateDir = join(dir, 'tpm');
   await mkdir(stateDir, { recursive: true });
   const maker = await startSwtpm({ stateDir, ca });
-  await maker.stop();
+  const ek = await ekOf(maker.tcti).finally(() => maker.stop());
   let child: ChildProcess | undefined;
   const start = async () => {
     child = ns.spawn(
@@ -280,10 +308,53 @@ async function swtpmInNamespace(ns: NodeNamespace, dir: string, ca: SwtpmCa): Pr
   return {
     tcti: 'swtpm:host=127.0.0.1,port=2321',
     stateDir,
+    ek,
     stop,
     restart: async () => {
       await stop();
       await start();
     },
   };
+}
+
+/** The EK hash of the TPM behind `tcti`, read before the agent holds the TPM. */
+async function ekOf(tcti: string): Promise<string> {
+  process.env.TSS2_LOG ??= 'all+none';
+  const tpm = await openTpm(tcti);
+  try {
+    const ek = await tpm.readEndorsementKey();
+    return ekKeyHash(parseTpmtPublic(ek.public).key.export({ type: 'spki', format: 'der' }));
+  } finally {
+    await tpm.close();
+  }
+}
+
+/** A swtpm on the shared loopback, with its EK hash. */
+async function loopbackTpm(ca: SwtpmCa): Promise<NodeTpm> {
+  const swtpm = await startSwtpm({ ca });
+  try {
+    return { ...swtpm, ek: await ekOf(swtpm.tcti) };
+  } catch (err) {
+    await swtpm.stop();
+    throw err;
+  }
+}
+
+/**
+ * What `sextant create` hands the cluster: the inventory of `nodes` (name, role, EK) signed with the owner key of
+ * `initSecret`, written into every given node's metadata (the JoinService reads it anew for each join).
+ */
+export async function publishInventory(
+  nodes: Pick<AgentNode, 'name' | 'role' | 'tpm' | 'metadataFile'>[],
+  initSecret: Buffer,
+  extra: InventoryNode[] = [],
+): Promise<void> {
+  const inventory = signInventory(
+    [...nodes.map((n) => ({ name: n.name, role: n.role, ek: n.tpm.ek })), ...extra],
+    deriveOwnerSeed(initSecret),
+  );
+  for (const n of nodes) {
+    const metadata = JSON.parse(await readFile(n.metadataFile, 'utf8')) as Record<string, unknown>;
+    await writeFile(n.metadataFile, JSON.stringify({ ...metadata, inventory }));
+  }
 }

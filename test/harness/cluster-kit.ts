@@ -1,7 +1,7 @@
 // Test harness: what an operator's CLI sends to init a node, built for test clusters.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -30,6 +30,22 @@ export function kubeadmStandin(): { url: string; sha256: string; path: string } 
   }
   const sha256 = createHash('sha256').update(readFileSync(STANDIN)).digest('hex');
   return { url: `file://${STANDIN}`, sha256, path: STANDIN };
+}
+
+/**
+ * What a node image gives kubeadm that a test's rootfs directory lacks, so the stand-in's preflight
+ * (which, like kubeadm after its chroot into --rootfs, reads them there) passes: IPv4 forwarding on, and
+ * a kubelet on PATH — a shell stand-in that only answers `--version`; the kubeadm stand-in starts none.
+ */
+export function prepareStandinNode(rootfs: string, kubeletVersion = 'v1.31.4'): void {
+  mkdirSync(join(rootfs, 'proc/sys/net/ipv4'), { recursive: true });
+  writeFileSync(join(rootfs, 'proc/sys/net/ipv4/ip_forward'), '1\n');
+  mkdirSync(join(rootfs, 'usr/bin'), { recursive: true });
+  writeFileSync(
+    join(rootfs, 'usr/bin/kubelet'),
+    `#!/bin/sh\n# kubelet stand-in for the kubeadm stand-in's preflight: version only.\n[ "$1" = --version ] && { echo "Kubernetes ${kubeletVersion}"; exit 0; }\necho "kubelet stand-in: only --version" >&2\nexit 1\n`,
+    { mode: 0o755 },
+  );
 }
 
 /** A swtpm boots with PCRs 0–14 zero: these are the "measurements" of a node without measured boot. */

@@ -9,13 +9,18 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { installComponents } from '../../../agent/components/install.js';
 import { caCertHash } from '../../../agent/kubeadm/ca-hash.js';
 import { initConfiguration, joinConfiguration } from '../../../agent/kubeadm/config.js';
 import { createKubeadm, type Kubeadm, KubeadmError } from '../../../agent/kubeadm/driver.js';
 import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
-import { type ServedComponent, serveKubeadmStandin, stopStandinDaemons } from '../../harness/cluster-kit.js';
+import {
+  prepareStandinNode,
+  type ServedComponent,
+  serveKubeadmStandin,
+  stopStandinDaemons,
+} from '../../harness/cluster-kit.js';
 import { recordingLog } from '../../harness/recording-log.js';
 
 async function freePort(): Promise<number> {
@@ -45,10 +50,14 @@ describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  /** A node: its own rootfs with kubeadm installed as a component, plain or from the tarball. */
-  async function node(name: string, opts: { tarball?: boolean; env?: NodeJS.ProcessEnv } = {}) {
+  /** A node: its own rootfs (prepared as a node image would be, unless `bare`) with kubeadm as a component. */
+  async function node(
+    name: string,
+    opts: { tarball?: boolean; env?: NodeJS.ProcessEnv; bare?: boolean } = {},
+  ) {
     const rootfs = await mkdtemp(join(work, `${name}-`));
     rootfses.push(rootfs);
+    if (!opts.bare) prepareStandinNode(rootfs, VERSION);
     const log = recordingLog();
     await installComponents(
       [
@@ -68,28 +77,51 @@ describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
     return { rootfs, log, kubeadm };
   }
 
-  async function initCluster(k: Kubeadm, port: number, extra: { certificateKey?: string } = {}) {
-    await k.init(
-      initConfiguration({
-        nodeName: 'cp-0',
-        advertiseAddress: '127.0.0.1',
-        bindPort: port,
-        clusterName: 'sextant',
-        kubernetesVersion: VERSION,
-        serviceCidr: '10.96.0.0/12',
-        podCidr: '10.244.0.0/16',
-        apiServerCertSans: ['127.0.0.1', 'api.sextant.test'],
-        controlPlaneEndpoint: `127.0.0.1:${port}`,
-        ...extra,
-      }),
-      { uploadCerts: extra.certificateKey !== undefined },
-    );
+  async function initCluster(
+    k: Kubeadm,
+    port: number,
+    extra: { certificateKey?: string; ignorePreflightErrors?: string[] } = {},
+  ) {
+    const { ignorePreflightErrors, ...input } = extra;
+    let yaml = initConfiguration({
+      nodeName: 'cp-0',
+      advertiseAddress: '127.0.0.1',
+      bindPort: port,
+      clusterName: 'sextant',
+      kubernetesVersion: VERSION,
+      serviceCidr: '10.96.0.0/12',
+      podCidr: '10.244.0.0/16',
+      apiServerCertSans: ['127.0.0.1', 'api.sextant.test'],
+      controlPlaneEndpoint: `127.0.0.1:${port}`,
+      ...input,
+    });
+    if (ignorePreflightErrors) {
+      const docs = parseAllDocuments(yaml);
+      const init = docs.find((d) => d.get('kind') === 'InitConfiguration')!;
+      init.setIn(['nodeRegistration', 'ignorePreflightErrors'], ignorePreflightErrors);
+      yaml = docs.map((d) => d.toString()).join('');
+    }
+    await k.init(yaml, { uploadCerts: extra.certificateKey !== undefined });
   }
 
   it('init, admin kubeconfig, token, and a worker join pinned to the CA hash', async () => {
     const cp = await node('cp');
     const port = await freePort();
     await initCluster(cp.kubeadm, port);
+
+    // The stand-in prints only what it did: no kubelet, no static Pods, no add-ons, no RBAC objects.
+    const printed = cp.log.lines.join('\n');
+    for (const untrue of [
+      'The kubelet is healthy',
+      'Starting the kubelet',
+      'boot up the control plane as static Pods',
+      'Applied essential addon',
+      'Configured RBAC rules',
+      'Pulling images',
+    ]) {
+      assert.ok(!printed.includes(untrue), `the stand-in claims "${untrue}"`);
+    }
+    assert.ok(printed.includes('does not start a kubelet'), printed);
 
     const admin = await cp.kubeadm.adminKubeconfig();
     const rewritten = rewriteKubeconfigServer(admin, `api.sextant.test:${port}`);
@@ -133,6 +165,23 @@ describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
     );
     assert.ok(existsSync(join(worker.rootfs, 'etc/kubernetes/kubelet.conf')));
     assert.ok(!worker.log.lines.join('\n').includes(token));
+    // The Node exists because the join registered it with the kubelet's new credentials (said so), not
+    // because the API server made one up when it signed the CSR.
+    assert.ok(worker.log.lines.some((l) => l.includes('registered Node "worker-1" as the kubelet would')));
+    const nodes = JSON.parse(
+      execFileSync('kubectl', [
+        'get',
+        '--raw',
+        '/api/v1/nodes',
+        '--kubeconfig',
+        conf,
+        '--server',
+        `https://127.0.0.1:${port}`,
+        '--request-timeout',
+        '10s',
+      ]).toString(),
+    ) as { items: { metadata: { name: string } }[] };
+    assert.deepEqual(nodes.items.map((n) => n.metadata.name).sort(), ['cp-0', 'worker-1']);
 
     // A wrong pin is refused by discovery.
     const intruder = await node('intruder');
@@ -177,6 +226,35 @@ describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
       hash,
       'the control-plane certificates were copied',
     );
+  });
+
+  it("a node without forwarding or a kubelet fails kubeadm's preflight; ignorePreflightErrors makes them warnings", async () => {
+    const bare = await node('bare', { bare: true });
+    const port = await freePort();
+    const err = await initCluster(bare.kubeadm, port).catch((e: unknown) => e);
+    assert.ok(err instanceof KubeadmError, String(err));
+    assert.equal(err.phase, 'preflight');
+    const tail = err.outputTail.join('\n');
+    assert.ok(
+      tail.includes(
+        '[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward does not exist',
+      ),
+      tail,
+    );
+    assert.ok(
+      tail.includes(
+        `[ERROR KubeletVersion]: couldn't get kubelet version: cannot execute 'kubelet --version': exec: "kubelet": executable file not found in $PATH`,
+      ),
+      tail,
+    );
+    assert.ok(!existsSync(join(bare.rootfs, 'etc/kubernetes/pki/ca.crt')), 'nothing done past preflight');
+
+    await initCluster(bare.kubeadm, port, {
+      ignorePreflightErrors: ['FileContent--proc-sys-net-ipv4-ip_forward', 'KubeletVersion'],
+    });
+    const printed = bare.log.lines.join('\n');
+    assert.ok(printed.includes('[WARNING KubeletVersion]'), printed);
+    assert.ok(existsSync(join(bare.rootfs, 'etc/kubernetes/admin.conf')));
   });
 
   it('an injected phase failure surfaces as KubeadmError with the phase', async () => {

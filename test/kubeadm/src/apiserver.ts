@@ -200,7 +200,6 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
       await csr.publicKey.export(),
     );
     const name = body.metadata?.name || `csr-${Math.random().toString(36).slice(2, 7)}`;
-    const nodeName = cn.slice('system:node:'.length);
     const obj: Obj = {
       apiVersion: 'certificates.k8s.io/v1',
       kind: 'CertificateSigningRequest',
@@ -219,15 +218,6 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
       },
     };
     store.csrs[name] = obj;
-    store.nodes[nodeName] ??= {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: {
-        name: nodeName,
-        labels: { 'kubernetes.io/hostname': nodeName },
-        creationTimestamp: new Date().toISOString(),
-      },
-    };
     persist();
     return obj;
   };

@@ -9,6 +9,7 @@ import {
   any,
   bool,
   DecodeError,
+  decode,
   duration,
   int32,
   list,
@@ -16,7 +17,6 @@ import {
   obj,
   type Schema,
   str,
-  strictDecode,
 } from './schema.js';
 import { TOKEN_RE } from './tokens.js';
 import { standinVersion } from './version.js';
@@ -145,6 +145,121 @@ const schemas: Record<string, Schema> = {
   }),
 };
 
+// ---- v1beta3 schema (cmd/kubeadm/app/apis/kubeadm/v1beta3/types.go): deprecated, still read by 1.3x ----
+// What differs from v1beta4: extraArgs are maps, no timeouts (apiServer.timeoutForControlPlane and
+// discovery.timeout instead), no dryRun, encryptionAlgorithm, validity periods, extraEnvs, dns.disabled,
+// proxy, imagePullSerial, ResetConfiguration.
+const ArgMap = map(str);
+const v1beta3Component = obj('ControlPlaneComponent', {
+  extraArgs: ArgMap,
+  extraVolumes: list(HostPathMount),
+});
+const v1beta3NodeReg = obj('NodeRegistrationOptions', {
+  name: str,
+  criSocket: str,
+  taints: list(Taint),
+  kubeletExtraArgs: ArgMap,
+  ignorePreflightErrors: list(str),
+  imagePullPolicy: str,
+});
+const v1beta3Schemas: Record<string, Schema> = {
+  InitConfiguration: obj('InitConfiguration', {
+    ...typeMeta,
+    bootstrapTokens: list(BootstrapToken),
+    nodeRegistration: v1beta3NodeReg,
+    localAPIEndpoint: APIEndpoint,
+    certificateKey: str,
+    skipPhases: list(str),
+    patches: Patches,
+  }),
+  ClusterConfiguration: obj('ClusterConfiguration', {
+    ...typeMeta,
+    etcd: obj('Etcd', {
+      local: obj('LocalEtcd', {
+        ...imageMeta,
+        dataDir: str,
+        extraArgs: ArgMap,
+        serverCertSANs: list(str),
+        peerCertSANs: list(str),
+      }),
+      external: obj('ExternalEtcd', { endpoints: list(str), caFile: str, certFile: str, keyFile: str }),
+    }),
+    networking: obj('Networking', { serviceSubnet: str, podSubnet: str, dnsDomain: str }),
+    kubernetesVersion: str,
+    controlPlaneEndpoint: str,
+    apiServer: obj('APIServer', {
+      extraArgs: ArgMap,
+      extraVolumes: list(HostPathMount),
+      certSANs: list(str),
+      timeoutForControlPlane: duration,
+    }),
+    controllerManager: v1beta3Component,
+    scheduler: v1beta3Component,
+    dns: obj('DNS', imageMeta),
+    certificatesDir: str,
+    imageRepository: str,
+    featureGates: map(bool),
+    clusterName: str,
+  }),
+  JoinConfiguration: obj('JoinConfiguration', {
+    ...typeMeta,
+    nodeRegistration: v1beta3NodeReg,
+    caCertPath: str,
+    discovery: obj('Discovery', {
+      bootstrapToken: obj('BootstrapTokenDiscovery', {
+        token: str,
+        apiServerEndpoint: str,
+        caCertHashes: list(str),
+        unsafeSkipCAVerification: bool,
+      }),
+      file: obj('FileDiscovery', { kubeConfigPath: str }),
+      tlsBootstrapToken: str,
+      timeout: duration,
+    }),
+    controlPlane: obj('JoinControlPlane', { localAPIEndpoint: APIEndpoint, certificateKey: str }),
+    skipPhases: list(str),
+    patches: Patches,
+  }),
+};
+
+/** v1beta3 extraArgs map → v1beta4 list, sorted by name as kubeadm's convertToArgs does. */
+function argList(m: unknown): ArgT[] | undefined {
+  if (!m) return undefined;
+  return Object.keys(m as Record<string, string>)
+    .sort()
+    .map((name) => ({ name, value: (m as Record<string, string>)[name] }));
+}
+
+/**
+ * A decoded v1beta3 document in v1beta4 shape (v1beta3/conversion.go). Returns the document and, for a
+ * ClusterConfiguration, apiServer.timeoutForControlPlane (which v1beta4 moved to InitConfiguration.timeouts).
+ */
+function fromV1beta3(
+  kind: string,
+  d: Record<string, unknown>,
+): { doc: Record<string, unknown>; cpTimeout?: number } {
+  // biome-ignore lint/suspicious/noExplicitAny: reshaping a decoded YAML document field by field
+  const doc = structuredClone(d) as Record<string, any>;
+  doc.apiVersion = KUBEADM_GV;
+  if (doc.nodeRegistration?.kubeletExtraArgs)
+    doc.nodeRegistration.kubeletExtraArgs = argList(doc.nodeRegistration.kubeletExtraArgs);
+  if (kind === 'ClusterConfiguration') {
+    for (const c of [doc.apiServer, doc.controllerManager, doc.scheduler, doc.etcd?.local]) {
+      if (c?.extraArgs) c.extraArgs = argList(c.extraArgs);
+    }
+    const cpTimeout = doc.apiServer?.timeoutForControlPlane as number | undefined;
+    if (doc.apiServer) delete doc.apiServer.timeoutForControlPlane;
+    // v1beta3 has no encryptionAlgorithm; its conversion fixes RSA-2048.
+    doc.encryptionAlgorithm = 'RSA-2048';
+    return { doc, cpTimeout: cpTimeout || undefined };
+  }
+  if (kind === 'JoinConfiguration' && doc.discovery && 'timeout' in doc.discovery) {
+    doc.timeouts = { discovery: doc.discovery.timeout };
+    delete doc.discovery.timeout;
+  }
+  return { doc };
+}
+
 // ---- decoded shapes (only what the stand-in reads) ----
 export interface ArgT {
   name?: string;
@@ -233,15 +348,36 @@ export interface LoadedConfig {
   kubeProxy?: Record<string, unknown>;
 }
 
+export const KUBEADM_V1BETA3 = 'kubeadm.k8s.io/v1beta3';
+
 const KNOWN_KINDS: Record<string, string[]> = {
   [KUBEADM_GV]: Object.keys(schemas),
+  [KUBEADM_V1BETA3]: Object.keys(v1beta3Schemas),
   [KUBELET_GV]: ['KubeletConfiguration'],
   [KUBEPROXY_GV]: ['KubeProxyConfiguration'],
 };
 
-const OLD_KUBEADM = /^kubeadm\.k8s\.io\/v1(alpha\d+|beta[123])$/;
+/** Removed API versions and the kubeadm release that last read each (util/config/common.go). */
+const OLD_KUBEADM: Record<string, string> = {
+  'kubeadm.k8s.io/v1alpha1': 'v1.11',
+  'kubeadm.k8s.io/v1alpha2': 'v1.12',
+  'kubeadm.k8s.io/v1alpha3': 'v1.14',
+  'kubeadm.k8s.io/v1beta1': 'v1.15',
+  'kubeadm.k8s.io/v1beta2': 'v1.22',
+};
+const DEPRECATED_KUBEADM = new Set([KUBEADM_V1BETA3]);
 
-/** Parses a multi-document kubeadm config file as `kubeadm --config` does, strictly. */
+/** How Go's %#v prints a schema.GroupVersionKind, as kubeadm's warnings show it. */
+function gvkString(apiVersion: string, kind: string): string {
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
+  return `schema.GroupVersionKind{Group:"${group}", Version:"${version}", Kind:"${kind}"}`;
+}
+
+/**
+ * Parses a multi-document kubeadm config file as `kubeadm --config` does: a removed API version or a
+ * wrong type is an error; a deprecated API version (v1beta3) and unknown fields are warnings, and the
+ * unknown fields are dropped (documentMapTo{Init,Join}Configuration with strictErrors=false).
+ */
 export function loadConfigFile(path: string, forCommand: 'init' | 'join'): LoadedConfig {
   let text: string;
   try {
@@ -255,6 +391,8 @@ export function loadConfigFile(path: string, forCommand: 'init' | 'join'): Loade
 export function parseConfig(text: string, forCommand: 'init' | 'join', source = 'config'): LoadedConfig {
   const docs = parseAllDocuments(text, { uniqueKeys: true, version: '1.2' });
   const seen = new Map<string, unknown>();
+  const groupVersionOf = new Map<string, string>();
+  let v1beta3ControlPlaneTimeout: number | undefined;
   docs.forEach((doc, i) => {
     if (doc.errors.length > 0) {
       throw new KubeadmError(
@@ -280,9 +418,10 @@ export function parseConfig(text: string, forCommand: 'init' | 'join', source = 
         `failed to load configuration from "${source}": document ${i} (kind ${kind}): Object 'apiVersion' is missing`,
       );
     }
-    if (OLD_KUBEADM.test(apiVersion)) {
+    const lastReader = OLD_KUBEADM[apiVersion];
+    if (lastReader) {
       throw new KubeadmError(
-        `failed to load configuration from "${source}": your configuration file uses an old API spec: "${apiVersion}" (kind "${kind}"). This kubeadm stand-in accepts only "${KUBEADM_GV}"; use "kubeadm config migrate" to convert it`,
+        `your configuration file uses an old API spec: "${apiVersion}" (kind: "${kind}"). Please use kubeadm ${lastReader} instead and run 'kubeadm config migrate --old-config old-config-file --new-config new-config-file', which will write the new, similar spec using a newer API version.`,
       );
     }
     const kinds = KNOWN_KINDS[apiVersion];
@@ -296,12 +435,25 @@ export function parseConfig(text: string, forCommand: 'init' | 'join', source = 
         `failed to load configuration from "${source}": invalid configuration: kind "${kind}" is specified twice in YAML file`,
       );
     }
-    if (apiVersion !== KUBEADM_GV) {
+    groupVersionOf.set(kind, apiVersion);
+    if (apiVersion !== KUBEADM_GV && apiVersion !== KUBEADM_V1BETA3) {
       seen.set(kind, v);
       return;
     }
+    // A join reads only its JoinConfiguration; the other documents are ignored (with a warning below).
+    if (forCommand === 'join' && kind !== 'JoinConfiguration') {
+      seen.set(kind, v);
+      return;
+    }
+    if (DEPRECATED_KUBEADM.has(apiVersion)) {
+      warn(
+        `your configuration file uses a deprecated API spec: "${apiVersion}" (kind: "${kind}"). Please use 'kubeadm config migrate --old-config old-config-file --new-config new-config-file', which will write the new, similar spec using a newer API version.`,
+      );
+    }
+    const schema = apiVersion === KUBEADM_V1BETA3 ? v1beta3Schemas[kind]! : schemas[kind]!;
+    let decoded: { value: unknown; unknownFields: string[] };
     try {
-      seen.set(kind, strictDecode(kind, schemas[kind]!, v));
+      decoded = decode(kind, schema, v, apiVersion.split('/')[1]!);
     } catch (e) {
       if (e instanceof DecodeError) {
         throw new KubeadmError(
@@ -309,6 +461,18 @@ export function parseConfig(text: string, forCommand: 'init' | 'join', source = 
         );
       }
       throw e;
+    }
+    if (decoded.unknownFields.length > 0) {
+      warn(
+        `error unmarshaling configuration ${gvkString(apiVersion, kind)}: strict decoding error: ${decoded.unknownFields.map((f) => `unknown field "${f}"`).join(', ')}`,
+      );
+    }
+    if (apiVersion === KUBEADM_V1BETA3) {
+      const converted = fromV1beta3(kind, decoded.value as Record<string, unknown>);
+      if (converted.cpTimeout !== undefined) v1beta3ControlPlaneTimeout = converted.cpTimeout;
+      seen.set(kind, converted.doc);
+    } else {
+      seen.set(kind, decoded.value);
     }
   });
 
@@ -327,10 +491,13 @@ export function parseConfig(text: string, forCommand: 'init' | 'join', source = 
     }
     if (joinDoc)
       warn(
-        `[config] WARNING: Ignored configuration document with GroupVersionKind ${KUBEADM_GV}, Kind=JoinConfiguration`,
+        `[config] WARNING: Ignored configuration document with GroupVersionKind ${groupVersionOf.get('JoinConfiguration')}, Kind=JoinConfiguration`,
       );
     out.init = defaultInit(initDoc ?? {});
     out.cluster = defaultCluster(clusterDoc ?? {});
+    // v1beta3's apiServer.timeoutForControlPlane wins over the default, as kubeadm's conversion workaround does.
+    if (v1beta3ControlPlaneTimeout !== undefined)
+      out.init.timeouts.controlPlaneComponentHealthCheck = v1beta3ControlPlaneTimeout;
     const errs = [...validateInit(out.init), ...validateCluster(out.cluster)];
     if (errs.length > 0) throw new KubeadmError(aggregate(errs));
   } else {
@@ -339,13 +506,9 @@ export function parseConfig(text: string, forCommand: 'init' | 'join', source = 
         `failed to load configuration from "${source}": no JoinConfiguration kind was found in the YAML file`,
       );
     }
-    for (const k of [
-      'InitConfiguration',
-      'ClusterConfiguration',
-      'KubeletConfiguration',
-      'KubeProxyConfiguration',
-    ]) {
-      if (seen.has(k)) warn(`[config] WARNING: Ignored configuration document with GroupVersionKind ${k}`);
+    for (const [k, gv] of groupVersionOf) {
+      if (k !== 'JoinConfiguration')
+        warn(`[config] WARNING: Ignored configuration document with GroupVersionKind ${gv}, Kind=${k}`);
     }
     out.join = defaultJoin(joinDoc);
     const errs = validateJoin(out.join);

@@ -1,5 +1,6 @@
 import './reflect-shim.js';
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { parse } from 'yaml';
 import { targetFromKubeconfig } from './admin.js';
@@ -16,13 +17,21 @@ import {
 import { formatDuration } from './duration.js';
 import type { Parsed } from './flags.js';
 import { writeFileAtomic, writeSecretFile } from './fsutil.js';
-import { nodeObject, writeKubeletClientCert } from './init.js';
+import { controlPlaneChecks, forwardingChecks, nodeObject, writeKubeletClientCert } from './init.js';
 import { kubeconfig, parseKubeconfig } from './kubeconfig.js';
 import { Rootfs } from './paths.js';
 import { enterPhase, KubeadmError, runPhase, say, verbose } from './phases.js';
 import { caCertHash, generateKey, pemOf } from './pki.js';
+import { fileAvailableCheck, kubeletVersionCheck, portOpenCheck, runChecks } from './preflight.js';
 import { splitToken, verifyDetached } from './tokens.js';
 import { decryptBytes, SHARED_CERTS, secretKeyFor } from './uploadcerts.js';
+import { standinVersion } from './version.js';
+
+/** The host of "host:port" / "[v6]:port". */
+function splitHost(endpoint: string): string {
+  const m = /^\[([^\]]+)\]:\d+$/.exec(endpoint) ?? /^([^:]+):\d+$/.exec(endpoint);
+  return m?.[1] ?? '';
+}
 
 export const JOIN_FLAGS = [
   'config',
@@ -217,27 +226,20 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
 
   await runPhase('preflight', skip, async () => {
     say('[preflight] Running pre-flight checks');
-    const errs: [string, string][] = [];
-    for (const f of [
-      '/etc/kubernetes/kubelet.conf',
-      '/etc/kubernetes/bootstrap-kubelet.conf',
-      cfg.caCertPath,
-    ]) {
-      if (existsSync(rootfs.p(f)))
-        errs.push([`FileAvailable-${f.replace(/\//g, '-')}`, `${f} already exists`]);
-    }
-    if (cp && existsSync(rootfs.p('/etc/kubernetes/manifests/kube-apiserver.yaml'))) {
-      errs.push([
-        'FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml',
-        '/etc/kubernetes/manifests/kube-apiserver.yaml already exists',
-      ]);
-    }
-    const fatal = errs.filter(([n]) => !ignore.has('all') && !ignore.has(n.toLowerCase()));
-    if (fatal.length > 0) {
-      throw new Error(
-        `[preflight] Some fatal errors occurred:\n${fatal.map(([n, m]) => `\t[ERROR ${n}]: ${m}`).join('\n')}\n[preflight] If you know what you are doing, you can make a check non-fatal with \`--ignore-preflight-errors=...\``,
-      );
-    }
+    // JoinNodeChecks: kubelet files not yet there, the common checks (kubelet, its port), the CA file
+    // for a worker, and forwarding for the family of the API server endpoint.
+    const endpointHost = splitHost(cfg.discovery.bootstrapToken?.apiServerEndpoint ?? '');
+    await runChecks(
+      [
+        fileAvailableCheck(rootfs, '/etc/kubernetes/kubelet.conf'),
+        fileAvailableCheck(rootfs, '/etc/kubernetes/bootstrap-kubelet.conf'),
+        kubeletVersionCheck(rootfs, standinVersion()),
+        portOpenCheck(10250),
+        ...(cp ? [] : [fileAvailableCheck(rootfs, cfg.caCertPath)]),
+        ...(isIP(endpointHost) ? forwardingChecks(rootfs, [endpointHost]) : []),
+      ],
+      ignore,
+    );
     await enterPhase('discovery');
     disc = await discover(cfg, v);
     bootstrap = { server: disc.server, caPem: disc.caPem, token: cfg.discovery.tlsBootstrapToken };
@@ -259,12 +261,13 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
     cluster = parseConfig(text, 'init', 'kubeadm-config ConfigMap').cluster!;
     disc.clusterName = cluster.clusterName;
     if (cp) {
-      say('[preflight] Running pre-flight checks before initializing the new control plane instance');
       if (!cluster.controlPlaneEndpoint) {
         throw new Error(
           "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address\n\nPlease ensure that:\n* The cluster has a stable controlPlaneEndpoint address.",
         );
       }
+      say('[preflight] Running pre-flight checks before initializing the new control plane instance');
+      await runChecks(controlPlaneChecks(rootfs, cluster, node.bindPort), ignore);
     }
   });
   if (!disc || !cluster || !bootstrap)
@@ -357,12 +360,10 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
     const flags: Record<string, string> = { 'container-runtime-endpoint': cfg.nodeRegistration.criSocket! };
     if (node.advertiseAddress) flags['node-ip'] = node.advertiseAddress;
     writeKubeletFiles(rootfs, kubeletYaml, flags, cfg.nodeRegistration.kubeletExtraArgs);
-    say('[kubelet-start] Starting the kubelet');
+    say('[kubelet-start] The kubeadm stand-in does not start a kubelet (none runs in the fast test tiers)');
     say(
-      `[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to ${formatDuration(cfg.timeouts.kubeletHealthCheck)}`,
+      "[kubelet-start] The kubeadm stand-in performs the kubelet's TLS bootstrap itself: a CSR with the bootstrap token",
     );
-    say('[kubelet-check] The kubelet is healthy after 1.001s');
-    say('[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap');
     await enterPhase('kubelet-start/tls-bootstrap');
     // What the kubelet does with bootstrap-kubelet.conf: a CSR for system:node:<name>, signed by the cluster CA.
     const key = await generateKey('ECDSA-P256');
@@ -407,13 +408,24 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
       }),
     );
     rmSync(rootfs.p('/etc/kubernetes/bootstrap-kubelet.conf'), { force: true });
+    // What the kubelet does next with its new credentials: register its Node.
+    await expectOk(
+      apiRequest(
+        { ...targetFromKubeconfig(rootfs, '/etc/kubernetes/kubelet.conf'), server: d.server },
+        'PUT',
+        `/api/v1/nodes/${node.name}`,
+        nodeObject(node.name, false, cfg.nodeRegistration.taints ?? []),
+        apiTimeout,
+      ),
+      'registering the Node as the kubelet would',
+    );
+    say(`[kubelet-start] The kubeadm stand-in registered Node "${node.name}" as the kubelet would`);
   });
 
   if (cp) {
     await runPhase('control-plane-join', skip, async () => {
       await enterPhase('control-plane-join/etcd');
       if (!c.etcd?.external) {
-        say('[etcd] Announced new etcd member joining to the existing etcd cluster');
         say(`[etcd] Creating static Pod manifest for "etcd"`);
         writeEtcdManifest(rootfs, c, node);
       }
@@ -441,10 +453,11 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
   if (cp) {
     say('\nThis node has joined the cluster and a new control plane instance was created:\n');
     say('* Certificate signing request was sent to apiserver and approval was received.');
-    say('* The Kubelet was informed of the new secure connection details.');
+    say("* The kubelet's kubeconfig was written (no kubelet runs: kubeadm stand-in).");
     say('* Control plane label and taint were applied to the new node.');
-    say('* The Kubernetes control plane instances scaled up.');
-    say('* A new etcd member was added to the local/stacked etcd cluster.\n');
+    say(
+      '* Static Pod manifests were written; no control-plane process or etcd member runs (kubeadm stand-in).\n',
+    );
     say(
       'To start administering your cluster from this node, you need to run the following as a regular user:\n',
     );
@@ -455,7 +468,7 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
   } else {
     say('\nThis node has joined the cluster:');
     say('* Certificate signing request was sent to apiserver and a response was received.');
-    say('* The Kubelet was informed of the new secure connection details.\n');
+    say("* The kubelet's kubeconfig was written (no kubelet runs: kubeadm stand-in).\n");
     say("Run 'kubectl get nodes' on the control-plane to see this node join the cluster.\n");
   }
 }

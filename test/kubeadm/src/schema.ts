@@ -31,7 +31,7 @@ function jsonType(v: unknown): string {
   return 'object';
 }
 
-function goType(s: Schema): string {
+function goType(s: Schema, version: string): string {
   switch (s.t) {
     case 'string':
       return 'string';
@@ -42,35 +42,44 @@ function goType(s: Schema): string {
     case 'duration':
       return 'v1.Duration';
     case 'list':
-      return `[]${goType(s.of)}`;
+      return `[]${goType(s.of, version)}`;
     case 'map':
-      return `map[string]${goType(s.of)}`;
+      return `map[string]${goType(s.of, version)}`;
     case 'object':
-      return `v1beta4.${s.name}`;
+      return `${version}.${s.name}`;
     case 'any':
       return 'interface {}';
   }
 }
 
 /**
- * Decodes like sigs.k8s.io/yaml + apimachinery's strict serializer: a wrong type is a hard error
- * ("json: cannot unmarshal ..."); every unknown field, at any depth, is collected and reported as
- * `strict decoding error: unknown field "a.b[0].c"`.
+ * Decodes like sigs.k8s.io/yaml + apimachinery's serializer: a wrong type is a hard error
+ * ("json: cannot unmarshal ..."); every unknown field, at any depth, is dropped and listed (as the
+ * strict serializer names them, "a.b[0].c") for the caller to report — kubeadm warns about them.
  */
-export function strictDecode(kindName: string, schema: Schema, value: unknown): unknown {
-  const unknown: string[] = [];
-  const out = walk(kindName, schema, value, '', unknown);
-  if (unknown.length > 0) {
-    throw new DecodeError(`strict decoding error: ${unknown.map((f) => `unknown field "${f}"`).join(', ')}`);
-  }
-  return out;
+export function decode(
+  kindName: string,
+  schema: Schema,
+  value: unknown,
+  version = 'v1beta4',
+): { value: unknown; unknownFields: string[] } {
+  const unknownFields: string[] = [];
+  const out = walk(kindName, schema, value, '', unknownFields, version);
+  return { value: out, unknownFields };
 }
 
-function walk(kindName: string, s: Schema, v: unknown, path: string, unknown: string[]): unknown {
+function walk(
+  kindName: string,
+  s: Schema,
+  v: unknown,
+  path: string,
+  unknown: string[],
+  version: string,
+): unknown {
   if (v === null || v === undefined) return undefined;
   const bad = (): never => {
     throw new DecodeError(
-      `json: cannot unmarshal ${jsonType(v)} into Go struct field ${kindName}.${path} of type ${goType(s)}`,
+      `json: cannot unmarshal ${jsonType(v)} into Go struct field ${kindName}.${path} of type ${goType(s, version)}`,
     );
   };
   switch (s.t) {
@@ -97,12 +106,12 @@ function walk(kindName: string, s: Schema, v: unknown, path: string, unknown: st
       }
     case 'list':
       if (!Array.isArray(v)) return bad();
-      return v.map((item, i) => walk(kindName, s.of, item, `${path}[${i}]`, unknown));
+      return v.map((item, i) => walk(kindName, s.of, item, `${path}[${i}]`, unknown, version));
     case 'map': {
       if (jsonType(v) !== 'object') return bad();
       const out: Record<string, unknown> = {};
       for (const [k, item] of Object.entries(v as Record<string, unknown>)) {
-        out[k] = walk(kindName, s.of, item, path ? `${path}.${k}` : k, unknown);
+        out[k] = walk(kindName, s.of, item, path ? `${path}.${k}` : k, unknown, version);
       }
       return out;
     }
@@ -116,7 +125,7 @@ function walk(kindName: string, s: Schema, v: unknown, path: string, unknown: st
           unknown.push(p);
           continue;
         }
-        out[k] = walk(kindName, fs, item, p, unknown);
+        out[k] = walk(kindName, fs, item, p, unknown, version);
       }
       return out;
     }
