@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import type { Logger } from '../log/index.js';
+import { diesWithAgent } from './child-guard.js';
 import { redactSecrets } from './redact.js';
 
 /** What the agent needs from kubeadm, narrow enough for tests to replace. */
@@ -99,7 +100,8 @@ export function createKubeadm(opts: KubeadmOptions): Kubeadm {
       };
     log.info('running kubeadm');
     const started = Date.now();
-    const result = await execa(opts.binary, [...args, ...rootfsArgs], {
+    const command_ = diesWithAgent(opts.binary, [...args, ...rootfsArgs]);
+    const result = await execa(command_.file, command_.args, {
       env: opts.env,
       stdin: 'ignore',
       stdout: [stream('stdout')],

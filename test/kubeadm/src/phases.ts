@@ -34,6 +34,12 @@ export function logInvocation(argv: string[]): void {
 export async function enterPhase(name: string): Promise<void> {
   const fail = process.env.KUBEADM_STANDIN_FAIL_PHASE;
   const hang = process.env.KUBEADM_STANDIN_HANG_PHASE;
+  // "phase:ms": a slow phase, as a real kubeadm pulling images is (the fault tests interrupt an init in flight).
+  const [slowPhase, slowMs] = (process.env.KUBEADM_STANDIN_DELAY_PHASE ?? '').split(':');
+  if (slowPhase && slowPhase === name) {
+    process.stderr.write(`[standin] spending ${slowMs} ms in phase ${name} (KUBEADM_STANDIN_DELAY_PHASE)\n`);
+    await new Promise((r) => setTimeout(r, Number(slowMs)));
+  }
   if (hang && hang === name) {
     process.stderr.write(`[standin] hanging in phase ${name} (KUBEADM_STANDIN_HANG_PHASE)\n`);
     await new Promise<never>(() => {
