@@ -156,14 +156,19 @@ export async function openTpm(tcti: string = DEFAULT_TCTI, options: OpenTpmOptio
       `openTpm: tcti must be a TCTI string such as "${DEFAULT_TCTI}", got ${JSON.stringify(tcti)}`,
     );
   }
-  const context = await EsysContext.open(tcti);
-  if (options.flushStale) {
+  // A resource manager (/dev/tpmrm*) gives every connection a clean slate: nothing of another context to flush.
+  if (options.flushStale && !/^device:.*tpmrm/.test(tcti)) {
+    // On a context of its own, best effort: probing absent handles fails by design, and whatever state those
+    // failures leave in ESAPI must not reach the context the caller gets.
+    const probe = await EsysContext.open(tcti);
     try {
-      await context.run('flushStale', () => context.flushStale());
-    } catch (err) {
-      await context.close().catch(() => {});
-      throw err;
+      await probe.run('flushStale', () => probe.flushStale());
+    } catch {
+      // Nothing flushed: a raw TPM may run short of object slots later, which a reopen then reports.
+    } finally {
+      await probe.close().catch(() => {});
     }
   }
+  const context = await EsysContext.open(tcti);
   return new EsysTpm(context);
 }
