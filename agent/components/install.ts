@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, mkdtemp, open, rename, rm, rmdir } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log/index.js';
 import { describeCause, downloadVerified, HashMismatchError } from './download.js';
@@ -29,6 +29,32 @@ export class ComponentInstallError extends Error {
   ) {
     super(`component ${index} (${displayUrl(url)}): ${message}`, options);
   }
+}
+
+/** When this agent started: download leftovers older than that belong to an agent that was killed. */
+const PROCESS_START_MS = performance.timeOrigin;
+const LEFTOVER = /^(\.sextant-download\.[0-9a-f]{12}\.tmp|\.sextant-stage-.+)$/;
+
+/**
+ * Removes what a killed agent's install left in `dir`: a partial download (its temp file) or a half-unpacked
+ * staging directory. Only entries older than this process: the ones of an install running now are newer.
+ */
+export async function removeStaleDownloads(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!LEFTOVER.test(name)) continue;
+    const info = await lstat(join(dir, name)).catch(() => undefined);
+    if (!info || info.mtimeMs >= PROCESS_START_MS) continue;
+    await rm(join(dir, name), { recursive: true, force: true });
+    removed += 1;
+  }
+  return removed;
 }
 
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -70,6 +96,9 @@ export async function installComponents(
       // next to a file, inside a directory (whose parent may be read-only, like /usr under ProtectSystem).
       const parent = c.extract ? target : dirname(target);
       await stage.mkdirp(parent);
+      const stale = await removeStaleDownloads(parent);
+      if (stale > 0)
+        log.info('removed a partial download an earlier agent left', { dir: parent, entries: stale });
       log.info('downloading component', { index, url: displayUrl(c.url), installPath: c.installPath });
       let tmp: string;
       try {
