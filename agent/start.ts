@@ -1,5 +1,6 @@
 import type { AttestedChannel, Attester, Endpoint, PeerVerifier } from '../attestation/atls/index.js';
 import { decideBoot } from './boot/boot-decision.js';
+import { resetStaleBootstrap } from './boot/reset.js';
 import type { Component } from './components/spec.js';
 import { resumeControlPlane } from './controlplane/resume.js';
 import { InitServer } from './initserver/init-server.js';
@@ -68,7 +69,8 @@ export interface Agent {
 /**
  * Composes the agent from `platform`, in the order a node lives it: read PCRs → decide → (fresh: init server and
  * join client side by side | rejoin: resume the control plane or ask a JoinService) → ready. The decisions live
- * in the modules it calls (decideBoot, NodeLock, InitServer, JoinClient, resumeControlPlane); this only wires.
+ * in the modules it calls (decideBoot, resetStaleBootstrap, NodeLock, InitServer, JoinClient, resumeControlPlane);
+ * this only wires.
  * On a failure to start, everything started so far is stopped and the error is thrown.
  */
 export async function startAgent(platform: Platform, signal?: AbortSignal): Promise<Agent> {
@@ -124,9 +126,7 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
         await rejoin(action.state);
         break;
       case 'reset':
-        await platform.kubeadm.reset().catch((err: Error) => log.warn(`kubeadm reset: ${err.message}`));
-        await platform.state.clear();
-        log.info('stale bootstrap state removed; the node is initializable again');
+        await resetStaleBootstrap({ log, kubeadm: platform.kubeadm, state: platform.state });
         joinClientDone = (await startFresh()).joinClientDone;
         break;
       case 'fresh':

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { resetStaleBootstrap } from '../../../agent/boot/reset.js';
+import { recordingLog } from '../../harness/recording-log.js';
+import { FakeKubeadm, FakeStateStore } from '../fakes.js';
+
+describe('resetStaleBootstrap', () => {
+  const cases: {
+    name: string;
+    kubeadmFails?: Error;
+    clearFails?: Error;
+    cleared: boolean;
+    error?: RegExp;
+    warns: RegExp[];
+  }[] = [
+    { name: 'runs kubeadm reset and removes the state', cleared: true, warns: [] },
+    {
+      name: 'removes the state even when kubeadm reset fails (nothing of Kubernetes to undo)',
+      kubeadmFails: new Error('spawn /usr/local/bin/kubeadm ENOENT'),
+      cleared: true,
+      warns: [/warn kubeadm reset: spawn .*ENOENT/],
+    },
+    {
+      name: 'stops when the state cannot be removed',
+      clearFails: new Error('EROFS: read-only file system'),
+      cleared: false,
+      error: /EROFS/,
+      warns: [],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const log = recordingLog();
+      const kubeadm = new FakeKubeadm();
+      if (c.kubeadmFails) kubeadm.fail.reset = c.kubeadmFails;
+      const state = new FakeStateStore();
+      state.current = {
+        version: 1,
+        phase: 'reset-required',
+        role: 'worker',
+        origin: 'join',
+        clusterId: 'ab'.repeat(32),
+        measurementSalt: 'cd'.repeat(32),
+        diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
+        failedStep: 'kubeadm-join',
+        updatedAt: new Date(0).toISOString(),
+      };
+      if (c.clearFails) {
+        const err = c.clearFails;
+        state.clear = async () => {
+          throw err;
+        };
+      }
+      const run = resetStaleBootstrap({ log, kubeadm, state });
+      if (c.error) await assert.rejects(run, c.error);
+      else await run;
+      assert.deepEqual(kubeadm.calls, ['reset']);
+      assert.equal(state.current === null, c.cleared);
+      for (const w of c.warns)
+        assert.ok(
+          log.lines.some((l) => w.test(l)),
+          `${w}: ${log.lines.join('\n')}`,
+        );
+      assert.equal(
+        log.lines.some((l) => /initializable again/.test(l)),
+        c.cleared,
+      );
+    });
+  }
+});
