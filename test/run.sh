@@ -45,8 +45,11 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Node 20 finds only .js files by itself and treats quoted globs as paths, so the list is expanded here.
+# In-process tests finish in milliseconds: a minute each means one hangs (a fake that never answers), say so early.
+default_timeout=300000
+[ "$mode" = unit ] && default_timeout=60000
 runner=(node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}"
-  --test-timeout="${TEST_TIMEOUT_MS:-300000}" --test-reporter=spec "${files[@]}")
+  --test-timeout="${TEST_TIMEOUT_MS:-$default_timeout}" --test-reporter=spec "${files[@]}")
 if [ "$mode" = full ]; then
   npx --no-install c8 "${runner[@]}" 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
