@@ -1,0 +1,238 @@
+// Test harness: a real Kubernetes control plane (etcd, kube-apiserver, optionally kube-controller-manager)
+// as processes inside a test network namespace, for the namespace tiers. The real kubeadm (v1.34, built by
+// scripts/build-kubernetes.sh) writes the PKI, kubeconfigs and static Pod manifests into a rootfs directory;
+// each component then runs with exactly the command line of its manifest, its /etc/kubernetes and
+// /var/lib/etcd paths mapped into that rootfs. No kubelet, no container runtime: the processes stand in for
+// the static Pods, nothing else does. A namespace of its own gives kubeadm's fixed ports (2379, 6443, 10257)
+// without colliding with anything on the host.
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { createWriteStream, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import type { ExecResult, NodeNamespace } from './netns.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+export const KUBERNETES_VERSION = 'v1.34.4';
+
+/**
+ * The directory of the built Kubernetes binaries: $SEXTANT_K8S_BIN, or what scripts/build-kubernetes.sh
+ * prints (a cached run takes seconds; CI builds it before the tests).
+ */
+export function kubernetesBinaries(): string {
+  if (process.env.SEXTANT_K8S_BIN) return process.env.SEXTANT_K8S_BIN;
+  const dir = execFileSync('bash', [join(REPO, 'scripts/build-kubernetes.sh')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .toString()
+    .trim();
+  return join(dir, 'bin');
+}
+
+export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
+
+export interface HttpResult {
+  status: number;
+  body: unknown;
+  text: string;
+}
+
+export interface RealControlPlane {
+  rootfs: string;
+  address: string;
+  /** https://<address>:6443 */
+  server: string;
+  caPem: string;
+  /** Runs the real kubeadm inside the namespace with --rootfs (of this node unless given). */
+  kubeadm(args: string[], rootfs?: string): Promise<ExecResult>;
+  /** An API request from inside the namespace, as the admin (client certificate) or with a bearer token. */
+  api(method: string, path: string, body?: unknown, auth?: { token: string }): Promise<HttpResult>;
+  /** The tail of a component's log, for failure messages. */
+  logTail(component: Component): string;
+  stop(): Promise<void>;
+}
+
+/** Maps the absolute in-node paths of a manifest's command line into the rootfs. */
+function mapPaths(arg: string, rootfs: string): string {
+  return arg.replace(
+    /(^|=|,)(\/etc\/kubernetes|\/var\/lib\/etcd)/g,
+    (_m, pre, path) => `${pre}${rootfs}${path}`,
+  );
+}
+
+function manifestCommand(rootfs: string, component: Component): string[] {
+  const m = parse(readFileSync(join(rootfs, `etc/kubernetes/manifests/${component}.yaml`), 'utf8')) as {
+    spec: { containers: { command: string[] }[] };
+  };
+  const [cmd, ...args] = m.spec.containers[0]!.command;
+  return [join(rootfs, 'usr/local/bin', cmd!), ...args.map((a) => mapPaths(a, rootfs))];
+}
+
+function clusterConfig(address: string): string {
+  return `apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint: {advertiseAddress: ${address}, bindPort: 6443}
+nodeRegistration: {name: cp-0, criSocket: "unix:///run/containerd/containerd.sock"}
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: ${KUBERNETES_VERSION}
+clusterName: sextant-test
+controlPlaneEndpoint: "${address}:6443"
+networking: {serviceSubnet: 10.96.0.0/12, podSubnet: 10.244.0.0/16}
+`;
+}
+
+/** Hard-links (or copies, across filesystems) a binary into the rootfs. */
+async function install(bin: string, rootfs: string, name: string): Promise<void> {
+  const dest = join(rootfs, 'usr/local/bin', name);
+  try {
+    linkSync(join(bin, name), dest);
+  } catch {
+    await copyFile(join(bin, name), dest);
+  }
+}
+
+export async function startRealControlPlane(
+  ns: NodeNamespace,
+  options: { components?: Component[]; readyTimeoutMs?: number } = {},
+): Promise<RealControlPlane> {
+  const components = options.components ?? ['etcd', 'kube-apiserver'];
+  const bin = kubernetesBinaries();
+  const rootfs = await mkdtemp(join(tmpdir(), 'sextant-k8s-cp-'));
+  mkdirSync(join(rootfs, 'usr/local/bin'), { recursive: true });
+  mkdirSync(join(rootfs, 'etc'), { recursive: true });
+  for (const b of ['kubeadm', ...components]) await install(bin, rootfs, b);
+  writeFileSync(join(rootfs, 'etc/kubeadm.yaml'), clusterConfig(ns.address));
+
+  const kubeadm = (args: string[], root = rootfs) =>
+    ns.exec(join(root, 'usr/local/bin/kubeadm'), [...args, '--rootfs', root], { timeoutMs: 120_000 });
+  const phase = async (...args: string[]) => {
+    const r = await kubeadm(['init', 'phase', ...args, '--config', '/etc/kubeadm.yaml']);
+    if (r.exitCode !== 0) throw new Error(`kubeadm init phase ${args.join(' ')}: ${r.stderr || r.stdout}`);
+  };
+  await phase('certs', 'all');
+  await phase('kubeconfig', 'admin');
+  await phase('kubeconfig', 'super-admin');
+  await phase('etcd', 'local');
+  await phase('control-plane', 'apiserver');
+  if (components.includes('kube-controller-manager')) {
+    await phase('kubeconfig', 'controller-manager');
+    await phase('control-plane', 'controller-manager');
+  }
+
+  const logs = new Map<Component, string>();
+  const children = components.map((c) => {
+    const [cmd, ...args] = manifestCommand(rootfs, c);
+    const logFile = join(rootfs, `${c}.log`);
+    logs.set(c, logFile);
+    const child = ns.spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = createWriteStream(logFile);
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+    return child;
+  });
+
+  const pki = (f: string) => readFileSync(join(rootfs, 'etc/kubernetes/pki', f), 'utf8');
+  const caPem = pki('ca.crt');
+  const admin = parse(readFileSync(join(rootfs, 'etc/kubernetes/admin.conf'), 'utf8')) as {
+    users: { user: Record<string, string> }[];
+  };
+  const clientCert = Buffer.from(admin.users[0]!.user['client-certificate-data']!, 'base64').toString();
+  const clientKey = Buffer.from(admin.users[0]!.user['client-key-data']!, 'base64').toString();
+  const server = `https://${ns.address}:6443`;
+
+  // Requests go through `ip netns exec … node` so they leave from inside the namespace.
+  const api = async (method: string, path: string, body?: unknown, auth?: { token: string }) => {
+    const script = `
+      const https = require('node:https');
+      const a = JSON.parse(process.argv[1]);
+      const req = https.request(a.url, { method: a.method, ca: a.ca, cert: a.cert, key: a.key,
+        headers: { 'content-type': 'application/json', ...(a.token ? { authorization: 'Bearer ' + a.token } : {}) },
+        timeout: 10000 }, (res) => { let t = ''; res.on('data', (c) => (t += c));
+        res.on('end', () => process.stdout.write(JSON.stringify({ status: res.statusCode, text: t }))); });
+      req.on('error', (e) => { process.stdout.write(JSON.stringify({ status: 0, text: String(e) })); });
+      req.end(a.body);`;
+    const arg = JSON.stringify({
+      url: `${server}${path}`,
+      method,
+      ca: caPem,
+      ...(auth ? { token: auth.token } : { cert: clientCert, key: clientKey }),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const r = await ns.exec(process.execPath, ['-e', script, arg], { timeoutMs: 20_000 });
+    const { status, text } = JSON.parse(r.stdout || '{"status":0,"text":""}') as {
+      status: number;
+      text: string;
+    };
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON (e.g. /readyz's "ok")
+    }
+    return { status, body: parsed, text };
+  };
+
+  const logTail = (c: Component) => {
+    const f = logs.get(c);
+    return f && existsSync(f) ? readFileSync(f, 'utf8').split('\n').slice(-15).join('\n') : '';
+  };
+  const stop = async () => {
+    for (const child of children) {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done();
+            const t = setTimeout(() => {
+              try {
+                if (child.pid) process.kill(-child.pid, 'SIGKILL');
+              } catch {
+                // already gone
+              }
+              done();
+            }, 5_000);
+            child.once('exit', () => {
+              clearTimeout(t);
+              done();
+            });
+          }),
+      ),
+    );
+    await rm(rootfs, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
+  let last: HttpResult = { status: 0, body: '', text: '' };
+  while (Date.now() < deadline) {
+    const dead = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
+    if (dead >= 0) {
+      const c = components[dead]!;
+      await stop();
+      throw new Error(`${c} exited before the API server was ready:\n${logTail(c)}`);
+    }
+    last = await api('GET', '/readyz');
+    if (last.status === 200) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  if (last.status !== 200) {
+    const tail = logTail('kube-apiserver');
+    await stop();
+    throw new Error(`kube-apiserver not ready: ${last.status} ${last.text}\n${tail}`);
+  }
+  // The serving certificate kubeadm made names the node's address (what clients pin and check).
+  if (!new X509Certificate(pki('apiserver.crt')).checkIP(ns.address)) {
+    await stop();
+    throw new Error(`apiserver.crt does not name ${ns.address}`);
+  }
+  return { rootfs, address: ns.address, server, caPem, kubeadm, api, logTail, stop };
+}
