@@ -14,7 +14,6 @@ import {
   writeKubeconfigs,
   writeKubeletFiles,
 } from './controlplane.js';
-import { formatDuration } from './duration.js';
 import type { Parsed } from './flags.js';
 import { writeFileAtomic, writeSecretFile } from './fsutil.js';
 import { controlPlaneChecks, forwardingChecks, nodeObject, writeKubeletClientCert } from './init.js';
