@@ -23,6 +23,7 @@ import {
   JoinServiceClient,
 } from '../../gen/proto/join.js';
 import type { Component } from '../components/spec.js';
+import type { KubeadmJoinRequest } from '../kubeadm/steps.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
 import {
@@ -37,17 +38,8 @@ import { CLUSTER_SECRETS_TICKET_PATH } from '../state/cluster-secrets.js';
 import type { NodeState, NodeStateStore } from '../state/node-state.js';
 import type { KubeletKey } from './kubelet-csr.js';
 
-/** What `kubeadm join` needs, from the ticket and the node. */
-export interface JoinKubeadmInput {
-  nodeName: string;
-  advertiseAddress: string;
-  apiServerEndpoint: string;
-  token: string;
-  caCertHash: string;
-  controlPlane: boolean;
-  certificateKey: string;
-  bindPort: number;
-}
+/** What `kubeadm join` needs, from the ticket and the node: the kubeadm step's own input. */
+export type JoinKubeadmInput = KubeadmJoinRequest;
 
 /**
  * PCRs a joining node expects a JoinService to share with it: the boot chain below PCR 15 as the image fixes it.
