@@ -1,4 +1,12 @@
-import { createPrivateKey, createPublicKey, KeyObject, sign, verify } from 'node:crypto';
+import {
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  KeyObject,
+  sign,
+  timingSafeEqual,
+  verify,
+} from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { clusterPcrValue } from '../common/cluster-pcr.js';
 import { AttestationError } from './errors.js';
@@ -164,4 +172,28 @@ export async function loadMeasurementsFile(
  */
 export function pcr15ForClusterId(clusterId: Buffer): string {
   return clusterPcrValue(clusterId).toString('hex');
+}
+
+/** HMAC-SHA256 of a measurements file's bytes under a key only the cluster holds (common/keys.ts). */
+export function measurementsMac(key: Uint8Array, fileBytes: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(fileBytes).digest();
+}
+
+/**
+ * Checks the MAC over the exact bytes: a file whose MAC does not verify (hand-edited on disk, or made without the
+ * cluster's key) must not be used at all. Constant-time.
+ */
+export function checkMeasurementsMac(
+  fileBytes: Buffer,
+  mac: Buffer,
+  key: Uint8Array,
+  where = 'measurements file',
+): void {
+  const expected = measurementsMac(key, fileBytes);
+  if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) {
+    throw new AttestationError(
+      'measurements',
+      `${where}: its MAC does not verify with the cluster's measurements key (edited, or not made by the operator)`,
+    );
+  }
 }

@@ -51,6 +51,8 @@ export interface ValidationResult {
   akName: Buffer;
   /** SHA-256 of the EK certificate DER */
   ekCertificateHash: Buffer;
+  /** SHA-256 of the EK's SubjectPublicKeyInfo DER: the TPM's identity, whatever AK or certificate it presents */
+  ekPublicHash: Buffer;
 }
 
 /** An event explaining a PCR, as named in a measurement mismatch. */
@@ -317,7 +319,7 @@ export function validateDocument(doc: AttestationDocument, options: ValidateOpti
   if (!doc.akPublic.equals(expected.identity.akPublic)) {
     fail('ak-trust', 'ak_public differs from the one that was challenged');
   }
-  const { ak, ekCertificateHash } = identityKeys(expected.identity, trust);
+  const { ek, ak, ekCertificateHash } = identityKeys(expected.identity, trust);
   if (!secretsEqual(doc.credentialSecret, expected.secret)) {
     fail(
       'ak-trust',
@@ -367,5 +369,8 @@ export function validateDocument(doc: AttestationDocument, options: ValidateOpti
     pcrs,
     akName: ak.name,
     ekCertificateHash,
+    ekPublicHash: createHash('sha256')
+      .update(ek.key.export({ type: 'spki', format: 'der' }))
+      .digest(),
   };
 }

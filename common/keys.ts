@@ -44,6 +44,15 @@ export function deriveOwnerId(master: MasterSecret): Buffer {
   return derive(master.key, master.salt, 'sextant owner id v1');
 }
 
+/**
+ * The key that authenticates a replaced measurements file on a control plane (HMAC-SHA256 over the file bytes):
+ * only whoever holds the master secret (the operator, the cluster's JoinServices) can make one.
+ */
+export function deriveMeasurementsMacKey(master: MasterSecret): Buffer {
+  checkMasterSecret(master);
+  return derive(master.key, master.salt, 'sextant measurements mac v1');
+}
+
 /** One key per state disk, bound to its UUID. */
 export function deriveDiskKey(master: MasterSecret, diskUuid: string): Buffer {
   checkMasterSecret(master);

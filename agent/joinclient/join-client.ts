@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
@@ -13,6 +13,7 @@ import {
   toPem,
 } from '../../attestation/atls/index.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import { OWNER_NONCE_BYTES, parseOwnerPublicKey, verifyOwnerProof } from '../../common/contracts/owner.js';
 import { type UnaryMethod, unaryCall } from '../../common/grpc.js';
 import { deriveClusterId } from '../../common/keys.js';
 import { formatEndpoint } from '../../common/net.js';
@@ -152,6 +153,34 @@ export class JoinClient {
     return this.deps.attester.attest(challenge, channelUserData('client', spkiOf(channel.serverCertificate)));
   }
 
+  /**
+   * The JoinService must prove it holds this node's operator key (the metadata's `owner`), over a fresh nonce and
+   * bound to the TLS key this channel pinned, before this node shows it anything or takes a ticket from it: a
+   * JoinService of another operator built from the same image cannot, and is skipped.
+   */
+  async #checkOwner(channel: AttestedChannel, client: JoinServiceClient, endpoint: Endpoint): Promise<void> {
+    const where = formatEndpoint(endpoint);
+    if (!this.deps.metadata.owner) {
+      throw new Error(
+        `this node's metadata carries no operator commitment (owner); it joins no JoinService, ${where} skipped`,
+      );
+    }
+    const owner = parseOwnerPublicKey(this.deps.metadata.owner);
+    const nonce = randomBytes(OWNER_NONCE_BYTES);
+    const proof = await call(client.proveOwner.bind(client), { nonce }, this.deps.timeoutMs ?? 15_000).catch(
+      (err: Error) => {
+        throw new Error(
+          `JoinService ${where} cannot prove it belongs to this node's operator (${err.message}); skipped`,
+        );
+      },
+    );
+    if (!verifyOwnerProof(owner, nonce, spkiOf(channel.serverCertificate), proof.signature)) {
+      throw new Error(
+        `JoinService ${where} does not belong to this node's operator (its owner proof does not verify with the metadata's owner key); skipped`,
+      );
+    }
+  }
+
   /** One complete join through one JoinService. */
   async joinVia(endpoint: Endpoint): Promise<void> {
     const { deps } = this;
@@ -161,13 +190,13 @@ export class JoinClient {
     let ticket: IssueJoinTicketResponse;
     let kubeletKey: KubeletKey;
     const diskUuid = this.#diskUuid;
-    const controlPlane = deps.metadata.role === 'control-plane';
     try {
       const client = new JoinServiceClient(
         formatEndpoint(endpoint),
         channel.credentials,
         channel.clientOptions,
       );
+      await this.#checkOwner(channel, client, endpoint);
       const attestation = await this.#attestTo(channel, client);
       kubeletKey = await deps.createKubeletCsr(deps.metadata.name, deps.metadata.advertiseAddress);
       ticket = await call(
@@ -176,13 +205,25 @@ export class JoinClient {
           attestation,
           diskUuid,
           certificateRequest: kubeletKey.csrDer,
-          isControlPlane: controlPlane,
+          // what the provider told this node; the JoinService decides both from the operator's inventory
+          isControlPlane: deps.metadata.role === 'control-plane',
           nodeName: deps.metadata.name,
         },
         timeoutMs,
       );
     } finally {
       channel.close();
+    }
+    if (!ticket.nodeName)
+      throw new Error('the join ticket names no node (a JoinService of an older contract)');
+    // Name and role are the JoinService's decision: the kubelet certificate it signed is for this name.
+    const nodeName = ticket.nodeName;
+    const controlPlane = ticket.isControlPlane;
+    const role = controlPlane ? ('control-plane' as const) : ('worker' as const);
+    if (nodeName !== deps.metadata.name || role !== deps.metadata.role) {
+      log.warn(
+        `the JoinService registered this node as ${nodeName} (${role}); the metadata says ${deps.metadata.name} (${deps.metadata.role})`,
+      );
     }
     await this.#checkServerBoot(channel.attestation.pcrs);
     const clusterId = deriveClusterId(ticket.measurementSecret, ticket.measurementSalt);
@@ -204,7 +245,7 @@ export class JoinClient {
     }
     log.info('node lock taken for join', { clusterId: clusterId.toString('hex') });
     const base = {
-      role: deps.metadata.role,
+      role,
       origin: 'join' as const,
       clusterId: clusterId.toString('hex'),
       measurementSalt: ticket.measurementSalt.toString('hex'),
@@ -219,7 +260,7 @@ export class JoinClient {
       await this.#writeFiles(ticket, kubeletKey);
       step = 'kubeadm-join';
       await deps.runKubeadmJoin({
-        nodeName: deps.metadata.name,
+        nodeName,
         advertiseAddress: deps.metadata.advertiseAddress,
         apiServerEndpoint: ticket.apiServerEndpoint,
         token: ticket.token,
@@ -243,7 +284,28 @@ export class JoinClient {
       log.error(`join failed at ${step}: ${(err as Error).message}; node marked for reset`, { step });
       throw new JoinStopped(`join failed at ${step}: ${(err as Error).message}`, 'reset-required');
     }
-    log.info(`joined the cluster as ${deps.metadata.role}`, { clusterId: clusterId.toString('hex') });
+    log.info(`joined the cluster as ${nodeName} (${role})`, { clusterId: clusterId.toString('hex') });
+    await this.#confirm(endpoint, diskUuid).then(
+      () => log.info('join confirmed to the JoinService'),
+      // The admission stays pending: only this TPM may replace it, and the first rejoin confirms it.
+      (err: Error) => log.warn(`join not confirmed (admission stays pending): ${err.message}`),
+    );
+  }
+
+  /** Tells the JoinService this node joined: a fresh attestation with PCR 15 = the cluster's value. */
+  async #confirm(endpoint: Endpoint, diskUuid: string): Promise<void> {
+    const channel = await this.deps.openChannel(endpoint, await this.deps.serverVerifier());
+    try {
+      const client = new JoinServiceClient(
+        formatEndpoint(endpoint),
+        channel.credentials,
+        channel.clientOptions,
+      );
+      const attestation = await this.#attestTo(channel, client);
+      await call(client.confirmJoin.bind(client), { attestation, diskUuid }, this.deps.timeoutMs ?? 15_000);
+    } finally {
+      channel.close();
+    }
   }
 
   async #writeFiles(ticket: IssueJoinTicketResponse, key: KubeletKey): Promise<void> {
@@ -262,20 +324,22 @@ export class JoinClient {
   }
 
   /**
-   * A node that was bootstrapped before: get the rejoin ticket, check the cluster it names is the one this node
-   * joined (and PCR 15 says so), then start kubelet. Never runs `kubeadm join` again.
+   * A node that was bootstrapped before: restore PCR 15 to its cluster, get the rejoin ticket, check the cluster it
+   * names is the one this node joined (and the JoinService's PCR 15 says so), then start kubelet. Never runs
+   * `kubeadm join` again.
    */
   async rejoin(state: NodeState, signal?: AbortSignal): Promise<IssueRejoinTicketResponse> {
     const { deps } = this;
     const log = deps.log.child({ component: 'rejoin' });
     const delays = backoffDelays({ initialMs: 500, maxMs: 10_000, ...deps.backoff });
+    // PCR 15 first: the JoinService gives a disk key only to a node whose quote shows it holds this cluster's lock.
+    await this.#restoreClusterPcr(Buffer.from(state.clusterId, 'hex'));
     for (;;) {
       if (signal?.aborted) throw new JoinStopped('rejoin stopped', 'aborted');
       const endpoints = await deps.discover(signal).catch(() => [] as Endpoint[]);
       for (const endpoint of endpoints) {
         try {
           const ticket = await this.#rejoinVia(endpoint, state);
-          await this.#restoreClusterPcr(Buffer.from(state.clusterId, 'hex'));
           await deps.startKubelet();
           log.info('rejoined the cluster; kubelet started', { endpoint: formatEndpoint(endpoint) });
           return ticket;

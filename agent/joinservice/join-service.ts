@@ -9,27 +9,42 @@ import {
   type PendingChallenge,
   type VerifiedAttestation,
 } from '../../attestation/atls/index.js';
-import { bindServer, shutdownServer } from '../../common/grpc.js';
-import { deriveDiskKey, deriveMeasurementSecret } from '../../common/keys.js';
-import { isDnsSubdomain } from '../../common/net.js';
+import { clusterPcrValue } from '../../common/cluster-pcr.js';
+import { OWNER_NONCE_BYTES, proveOwner } from '../../common/contracts/owner.js';
+import { deriveClusterId, deriveDiskKey, deriveMeasurementSecret } from '../../common/keys.js';
 import type { Challenge } from '../../gen/proto/attestation.js';
 import { AttestationServiceService } from '../../gen/proto/attestation.js';
 import {
   type ChallengeRequest,
+  type ConfirmJoinRequest,
+  type ConfirmJoinResponse,
   type IssueJoinTicketRequest,
   type IssueJoinTicketResponse,
   type IssueRejoinTicketRequest,
   type IssueRejoinTicketResponse,
   type JoinServiceServer,
   JoinServiceService,
+  type OwnerChallenge,
+  type OwnerProof,
 } from '../../gen/proto/join.js';
 import type { Logger } from '../log/index.js';
 import { CLUSTER_SECRETS_TICKET_PATH, type ClusterSecrets } from '../state/cluster-secrets.js';
 import type { AdmissionRegistry } from './admissions.js';
 import type { AuditLog } from './audit-log.js';
+import {
+  authorizeJoin,
+  authorizeReturn,
+  type Inventory,
+  identify,
+  type NodeIdentity,
+  Refusal,
+  type UnlistedPolicy,
+} from './authorization.js';
 import type { KubeletCertificateSigner } from './kubelet-certificate.js';
 import { PeerRateLimiter, peerHost, Semaphore } from './limits.js';
 import type { MeasurementsSource } from './measurements-source.js';
+
+export { Refusal } from './authorization.js';
 
 export interface JoinServiceDeps {
   log: Logger;
@@ -42,6 +57,10 @@ export interface JoinServiceDeps {
   caCertHash: string;
   admissions: AdmissionRegistry;
   audit: AuditLog;
+  /** The operator's inventory (verified with the owner key): names and roles by EK, as of this join. */
+  inventory(): Promise<Inventory>;
+  /** What a node the inventory does not list gets (default: worker, named after its EK). */
+  unlisted?: UnlistedPolicy;
   /** Serialized cluster secrets handed to control-plane joiners. */
   clusterSecretsFile(): Buffer;
   limits?: Partial<JoinServiceLimits>;
@@ -65,24 +84,20 @@ const DEFAULT_LIMITS: JoinServiceLimits = {
   maxMessageBytes: 1024 * 1024,
 };
 
-class Refusal extends Error {
-  constructor(
-    readonly code: grpc.status,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+const DISK_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 interface Outstanding {
   pending: PendingChallenge;
   expires: number;
 }
 
+type Request = 'join' | 'rejoin' | 'confirm';
+
 /**
  * The JoinService: admits nodes whose attestation, made on this very TLS connection, matches the current
- * measurements, and hands them what they need to join. Challenges are single use and tied to the connection
- * (peer address and port) they were issued on.
+ * measurements, and hands them what the operator's records say they may have. Name, role and disk are bound to the
+ * node's EK; nothing the request says about itself is believed. Challenges are single use and tied to the
+ * connection (peer address and port) they were issued on.
  */
 export class JoinService {
   readonly #limits: JoinServiceLimits;
@@ -90,6 +105,7 @@ export class JoinService {
   readonly #semaphore: Semaphore;
   readonly #rate: PeerRateLimiter;
   readonly #userData: Buffer;
+  readonly #clusterPcr: Buffer;
   #server: grpc.Server | null = null;
 
   constructor(private readonly deps: JoinServiceDeps) {
@@ -101,6 +117,10 @@ export class JoinService {
     this.#rate = new PeerRateLimiter(this.#limits.burstPerPeer, this.#limits.perPeerPerSecond);
     // Clients bind their documents to our TLS key: a document made for another server is useless here.
     this.#userData = channelUserData('client', deps.identity.spkiDer);
+    const { secrets } = deps;
+    this.#clusterPcr = clusterPcrValue(
+      deriveClusterId(deriveMeasurementSecret(secrets.masterSecret), secrets.measurementSalt),
+    );
   }
 
   async listen(address: string, port: number): Promise<number> {
@@ -110,15 +130,22 @@ export class JoinService {
     });
     server.addService(AttestationServiceService, attestationService(this.deps.attester, this.deps.identity));
     const handlers: JoinServiceServer = {
+      proveOwner: (call, cb) => this.#unary('owner', call, cb, async () => this.proveOwner(call.request)),
       challenge: (call, cb) =>
         this.#unary('challenge', call, cb, () => this.challenge(call.request, call.getPeer())),
       issueJoinTicket: (call, cb) =>
         this.#unary('join', call, cb, () => this.issueJoinTicket(call.request, call.getPeer())),
+      confirmJoin: (call, cb) =>
+        this.#unary('confirm', call, cb, () => this.confirmJoin(call.request, call.getPeer())),
       issueRejoinTicket: (call, cb) =>
         this.#unary('rejoin', call, cb, () => this.issueRejoinTicket(call.request, call.getPeer())),
     };
     server.addService(JoinServiceService, handlers);
-    const bound = await bindServer(server, address, port, attestedServerCredentials(this.deps.identity));
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${address}:${port}`, attestedServerCredentials(this.deps.identity), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
     this.#server = server;
     this.deps.measurements.watch();
     return bound;
@@ -128,8 +155,19 @@ export class JoinService {
     this.deps.measurements.close();
     const server = this.#server;
     this.#server = null;
-    if (!server) return;
-    await shutdownServer(server);
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await this.deps.audit.close().catch(() => {});
   }
 
   #unary<Res>(
@@ -151,6 +189,24 @@ export class JoinService {
         cb({ code, details: err instanceof Error ? err.message : String(err) });
       },
     );
+  }
+
+  /**
+   * Shows a joining node that this JoinService belongs to its operator: a signature with the owner key over the
+   * node's nonce and this server's TLS key (common/contracts/owner.ts). A JoinService without the key cannot.
+   */
+  async proveOwner(req: OwnerChallenge): Promise<OwnerProof> {
+    if (req.nonce.length !== OWNER_NONCE_BYTES) {
+      throw new Refusal(grpc.status.INVALID_ARGUMENT, `nonce: expected ${OWNER_NONCE_BYTES} bytes`);
+    }
+    const seed = this.deps.secrets.ownerSeed;
+    if (!seed) {
+      throw new Refusal(
+        grpc.status.FAILED_PRECONDITION,
+        'this JoinService holds no owner key (cluster secrets without ownerSeed); it cannot prove its operator',
+      );
+    }
+    return { signature: proveOwner(seed, req.nonce, this.deps.identity.spkiDer) };
   }
 
   async challenge(req: ChallengeRequest, peer: string): Promise<Challenge> {
@@ -176,21 +232,21 @@ export class JoinService {
 
   /** Takes (and so spends) the challenge issued on this connection, then verifies the document against it. */
   async #verify(
-    what: 'join' | 'rejoin',
+    what: Request,
     doc: IssueJoinTicketRequest['attestation'],
     peer: string,
-    nodeName: string,
   ): Promise<VerifiedAttestation> {
     const outstanding = this.#challenges.get(peer);
     this.#challenges.delete(peer);
-    const refuse = async (reason: string, code = grpc.status.PERMISSION_DENIED): Promise<never> => {
-      await this.#audit(what, peer, nodeName, null, 'refused', reason);
-      this.deps.log.warn(`${what} refused for ${nodeName || peer}: ${reason}`, { peer, node: nodeName });
+    // Anyone who reaches the port can cause these two: counted, not written one record each.
+    const early = (reason: string, code: grpc.status): never => {
+      this.deps.audit.countRefusal(reason);
+      this.deps.log.warn(`${what} refused for ${peer}: ${reason}`, { peer });
       throw new Refusal(code, reason);
     };
-    if (!doc) return refuse('attestation: required', grpc.status.INVALID_ARGUMENT);
+    if (!doc) return early('attestation: required', grpc.status.INVALID_ARGUMENT);
     if (!outstanding || outstanding.expires < Date.now()) {
-      return refuse(
+      return early(
         'no outstanding challenge on this connection (call Challenge first)',
         grpc.status.FAILED_PRECONDITION,
       );
@@ -201,57 +257,98 @@ export class JoinService {
     try {
       return await outstanding.pending.verify(doc, this.#userData);
     } catch (err) {
-      return refuse((err as Error).message);
+      return this.#refuse(
+        what,
+        peer,
+        '',
+        null,
+        new Refusal(grpc.status.PERMISSION_DENIED, (err as Error).message),
+      );
     } finally {
       release();
     }
   }
 
+  /** Audits and logs a refusal, then throws it. */
+  async #refuse(
+    what: Request,
+    peer: string,
+    nodeName: string,
+    verified: VerifiedAttestation | null,
+    refusal: Refusal,
+  ): Promise<never> {
+    await this.#audit(what, peer, nodeName, verified, 'refused', refusal.message).catch((err: Error) =>
+      this.deps.log.error(`audit log: ${err.message}`),
+    );
+    this.deps.log.warn(`${what} refused for ${nodeName || peer}: ${refusal.message}`, {
+      peer,
+      ...(nodeName ? { node: nodeName } : {}),
+    });
+    throw refusal;
+  }
+
   async issueJoinTicket(req: IssueJoinTicketRequest, peer: string): Promise<IssueJoinTicketResponse> {
     const { secrets } = this.deps;
-    const nodeName = req.nodeName;
-    if (!isDnsSubdomain(nodeName)) {
-      throw new Refusal(
-        grpc.status.INVALID_ARGUMENT,
-        `node_name: expected a DNS subdomain, got ${JSON.stringify(nodeName.slice(0, 64))}`,
-      );
-    }
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(req.diskUuid)) {
+    if (!DISK_UUID.test(req.diskUuid)) {
       throw new Refusal(grpc.status.INVALID_ARGUMENT, 'disk_uuid: expected a lowercase UUID');
     }
-    const verified = await this.#verify('join', req.attestation, peer, nodeName);
-    const akName = verified.akName.toString('hex');
-    const known = this.deps.admissions.get(akName);
-    if (known && known.diskUuid !== req.diskUuid) {
-      const reason = 'this node was admitted before with another state disk; rejoin instead';
-      await this.#audit('join', peer, nodeName, verified, 'refused', reason);
-      throw new Refusal(grpc.status.FAILED_PRECONDITION, reason);
+    const verified = await this.#verify('join', req.attestation, peer);
+    const ek = verified.ekPublicHash.toString('hex');
+    let who: NodeIdentity | undefined;
+    try {
+      who = identify(ek, await this.deps.inventory(), this.deps.unlisted ?? 'worker');
+      authorizeJoin({ ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid }, who, this.deps.admissions);
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      return this.#refuse('join', peer, who?.nodeName ?? '', verified, err);
     }
+    const { nodeName, role } = who;
+    const controlPlane = role === 'control-plane';
     let kubeletCert: Buffer;
     try {
       kubeletCert = await this.deps.signer.sign(req.certificateRequest, nodeName, peerHost(peer));
     } catch (err) {
-      await this.#audit('join', peer, nodeName, verified, 'refused', (err as Error).message);
-      throw new Refusal(grpc.status.INVALID_ARGUMENT, (err as Error).message);
+      return this.#refuse(
+        'join',
+        peer,
+        nodeName,
+        verified,
+        new Refusal(grpc.status.INVALID_ARGUMENT, (err as Error).message),
+      );
     }
     const token = await this.deps.kubeadm.createToken('1h');
-    const certificateKey = req.isControlPlane ? await this.deps.kubeadm.uploadCerts() : '';
-    await this.deps.admissions.record(akName, {
+    const certificateKey = controlPlane ? await this.deps.kubeadm.uploadCerts() : '';
+    // What the node claimed about itself is recorded beside what it got, never used.
+    const claimed =
+      req.nodeName !== nodeName || req.isControlPlane !== controlPlane
+        ? `; it asked for ${JSON.stringify(req.nodeName.slice(0, 64))} as ${req.isControlPlane ? 'control plane' : 'worker'} (ignored)`
+        : '';
+    // The decision counts only once it is audited and recorded, in that order.
+    try {
+      await this.#audit(
+        'join',
+        peer,
+        nodeName,
+        verified,
+        'admitted',
+        `${role} by ${who.listed ? 'inventory' : 'unlisted-node policy'}${claimed}`,
+      );
+    } catch (err) {
+      throw new Refusal(grpc.status.UNAVAILABLE, `audit log unavailable: ${(err as Error).message}`);
+    }
+    const previous = this.deps.admissions.get(ek);
+    await this.deps.admissions.record({
+      ek,
       nodeName,
       diskUuid: req.diskUuid,
+      role,
+      state: previous?.state === 'confirmed' ? 'confirmed' : 'pending',
+      akName: verified.akName.toString('hex'),
       ekCertificateHash: verified.ekCertificateHash.toString('hex'),
-      controlPlane: req.isControlPlane,
       admittedAt: new Date().toISOString(),
+      ...(previous?.confirmedAt ? { confirmedAt: previous.confirmedAt } : {}),
     });
-    await this.#audit(
-      'join',
-      peer,
-      nodeName,
-      verified,
-      'admitted',
-      req.isControlPlane ? 'control-plane' : 'worker',
-    );
-    this.deps.log.info(`admitted ${nodeName} as ${req.isControlPlane ? 'control plane' : 'worker'}`, {
+    this.deps.log.info(`admitted ${nodeName} as ${controlPlane ? 'control plane' : 'worker'}${claimed}`, {
       peer,
       node: nodeName,
     });
@@ -263,32 +360,65 @@ export class JoinService {
       apiServerEndpoint: secrets.apiServerEndpoint,
       token,
       discoveryTokenCaCertHash: this.deps.caCertHash,
-      controlPlaneFiles: req.isControlPlane
+      controlPlaneFiles: controlPlane
         ? [{ path: CLUSTER_SECRETS_TICKET_PATH, data: this.deps.clusterSecretsFile() }]
         : [],
       kubernetesVersion: secrets.kubernetesVersion,
       kubernetesComponents: secrets.components,
       certificateKey,
       caCert: this.deps.signer.caCertDer,
+      nodeName,
+      isControlPlane: controlPlane,
     };
   }
 
-  async issueRejoinTicket(req: IssueRejoinTicketRequest, peer: string): Promise<IssueRejoinTicketResponse> {
-    const verified = await this.#verify('rejoin', req.attestation, peer, '');
-    const akName = verified.akName.toString('hex');
-    const admission = this.deps.admissions.get(akName);
-    const refuse = async (reason: string): Promise<never> => {
-      await this.#audit('rejoin', peer, admission?.nodeName ?? '', verified, 'refused', reason);
-      this.deps.log.warn(`rejoin refused: ${reason}`, { peer });
-      throw new Refusal(grpc.status.PERMISSION_DENIED, reason);
-    };
-    if (!admission) return refuse('no admission record for this node (its AK was never admitted here)');
-    if (admission.ekCertificateHash !== verified.ekCertificateHash.toString('hex')) {
-      return refuse('the node attests with another EK than it joined with');
+  /** The node joined and holds its lock for this cluster: its pending admission becomes confirmed. */
+  async confirmJoin(req: ConfirmJoinRequest, peer: string): Promise<ConfirmJoinResponse> {
+    const verified = await this.#verify('confirm', req.attestation, peer);
+    const ek = verified.ekPublicHash.toString('hex');
+    let nodeName = '';
+    try {
+      nodeName = authorizeReturn(
+        'confirm',
+        { ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid },
+        this.#clusterPcr,
+        this.deps.admissions,
+      ).nodeName;
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      return this.#refuse('confirm', peer, this.deps.admissions.get(ek)?.nodeName ?? '', verified, err);
     }
-    if (admission.diskUuid !== req.diskUuid) return refuse('disk_uuid is not the disk this node joined with');
-    await this.#audit('rejoin', peer, admission.nodeName, verified, 'admitted', 'rejoin');
-    this.deps.log.info(`rejoin admitted for ${admission.nodeName}`, { peer, node: admission.nodeName });
+    await this.deps.admissions.confirm(ek);
+    await this.#audit('confirm', peer, nodeName, verified, 'admitted', 'join confirmed').catch((err: Error) =>
+      this.deps.log.error(`audit log: ${err.message}`),
+    );
+    this.deps.log.info(`join of ${nodeName} confirmed`, { peer, node: nodeName });
+    return {};
+  }
+
+  async issueRejoinTicket(req: IssueRejoinTicketRequest, peer: string): Promise<IssueRejoinTicketResponse> {
+    const verified = await this.#verify('rejoin', req.attestation, peer);
+    const ek = verified.ekPublicHash.toString('hex');
+    let nodeName = '';
+    try {
+      nodeName = authorizeReturn(
+        'rejoin',
+        { ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid },
+        this.#clusterPcr,
+        this.deps.admissions,
+      ).nodeName;
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      return this.#refuse('rejoin', peer, this.deps.admissions.get(ek)?.nodeName ?? '', verified, err);
+    }
+    try {
+      await this.#audit('rejoin', peer, nodeName, verified, 'admitted', 'rejoin');
+    } catch (err) {
+      throw new Refusal(grpc.status.UNAVAILABLE, `audit log unavailable: ${(err as Error).message}`);
+    }
+    // A node that rejoins with PCR 15 = this cluster's joined for sure, whether or not its confirmation arrived.
+    await this.deps.admissions.confirm(ek);
+    this.deps.log.info(`rejoin admitted for ${nodeName}`, { peer, node: nodeName });
     return {
       stateDiskKey: deriveDiskKey(this.deps.secrets.masterSecret, req.diskUuid),
       measurementSecret: deriveMeasurementSecret(this.deps.secrets.masterSecret),
@@ -296,7 +426,7 @@ export class JoinService {
   }
 
   #audit(
-    request: 'join' | 'rejoin',
+    request: Request,
     peer: string,
     nodeName: string,
     verified: VerifiedAttestation | null,
@@ -308,18 +438,17 @@ export class JoinService {
           .update(Buffer.concat([...verified.pcrs.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v)))
           .digest('hex')
       : '';
-    return this.deps.audit
-      .append({
-        peer,
-        nodeName,
-        akName: verified?.akName.toString('hex') ?? '',
-        ekCertificateHash: verified?.ekCertificateHash.toString('hex') ?? '',
-        request,
-        verdict,
-        reason,
-        pcrDigest,
-      })
-      .catch((err: Error) => this.deps.log.error(`audit log append failed: ${err.message}`));
+    // The audit record's request kinds are join and rejoin; a confirmation is the join's epilogue.
+    return this.deps.audit.append({
+      peer,
+      nodeName,
+      akName: verified?.akName.toString('hex') ?? '',
+      ekCertificateHash: verified?.ekCertificateHash.toString('hex') ?? '',
+      request: request === 'rejoin' ? 'rejoin' : 'join',
+      verdict,
+      reason: `${verified ? `EK ${verified.ekPublicHash.toString('hex')}: ` : ''}${reason}`,
+      pcrDigest,
+    });
   }
 
   #expire(): void {
@@ -327,4 +456,8 @@ export class JoinService {
     if (this.#challenges.size < 1000) return;
     for (const [peer, o] of this.#challenges) if (o.expires < now) this.#challenges.delete(peer);
   }
+}
+
+function pcr15Of(verified: VerifiedAttestation): Buffer {
+  return verified.pcrs.get(15) ?? Buffer.alloc(0);
 }

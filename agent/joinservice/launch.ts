@@ -2,8 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Attester, createEphemeralIdentity, createPeerVerifier } from '../../attestation/atls/index.js';
 import type { Trust } from '../../attestation/ek-chain.js';
-import { parseMeasurementsFile } from '../../attestation/measurements.js';
+import { enforceMeasurementPolicy } from '../../attestation/measurement-policy.js';
+import { measurementsMac, parseMeasurementsFile } from '../../attestation/measurements.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import {
+  type InventoryNode,
+  ownerPublicKeyText,
+  parseOwnerPublicKey,
+  type SignedInventory,
+  verifyInventory,
+} from '../../common/contracts/owner.js';
+import { deriveMeasurementsMacKey } from '../../common/keys.js';
 import { advertiseJoinService } from '../discovery/index.js';
 import { caCertHash } from '../kubeadm/ca-hash.js';
 import type { Kubeadm } from '../kubeadm/driver.js';
@@ -11,9 +20,10 @@ import type { Logger } from '../log/index.js';
 import type { ClusterSecrets, ClusterSecretsStore } from '../state/cluster-secrets.js';
 import { AdmissionRegistry } from './admissions.js';
 import { AuditLog } from './audit-log.js';
+import { Inventory, type UnlistedPolicy } from './authorization.js';
 import { JoinService } from './join-service.js';
 import { KubeletCertificateSigner } from './kubelet-certificate.js';
-import { MeasurementsSource } from './measurements-source.js';
+import { MeasurementsSource, macPathOf } from './measurements-source.js';
 
 export interface JoinServiceSetup {
   log: Logger;
@@ -30,11 +40,66 @@ export interface JoinServiceSetup {
   burstPerPeer: number;
   /** mDNS name to advertise the JoinService under; none when mDNS is off. */
   mdnsName?: string;
+  /**
+   * The operator's signed inventory as this node's metadata carries it now (read anew for every join, so nodes the
+   * operator adds later are admitted by it); verified here with the cluster's owner key.
+   */
+  inventory?: () => Promise<SignedInventory | undefined>;
+  /** What nodes the inventory does not list get (default: worker, named after the EK). */
+  unlisted?: UnlistedPolicy;
+}
+
+/**
+ * The inventory the JoinService admits by: the metadata's, if the owner key (the cluster's, from its secrets — not
+ * the metadata's) signed it. Anything else admits no inventory node: a forged or foreign inventory, or none, leaves
+ * every node to the unlisted policy (workers at most), and says why.
+ */
+export function verifiedInventory(
+  signed: SignedInventory | undefined,
+  ownerSeed: Buffer | undefined,
+  log: Logger,
+): InventoryNode[] {
+  if (!signed) {
+    log.warn('no operator inventory in the metadata: every node is unlisted (worker at most)');
+    return [];
+  }
+  if (!ownerSeed) {
+    log.error('the cluster secrets hold no owner key: the inventory cannot be verified and is ignored');
+    return [];
+  }
+  try {
+    return verifyInventory(signed, parseOwnerPublicKey(ownerPublicKeyText(ownerSeed)));
+  } catch (err) {
+    log.error(`operator inventory refused, every node is unlisted: ${(err as Error).message}`);
+    return [];
+  }
 }
 
 export interface RunningJoinService {
   port: number;
   close(): Promise<void>;
+}
+
+/**
+ * The inventory for each join: the metadata's current one, verified once per distinct signature (a failure is said
+ * once, not per join).
+ */
+function inventorySource(
+  read: (() => Promise<SignedInventory | undefined>) | undefined,
+  ownerSeed: Buffer | undefined,
+  log: Logger,
+): () => Promise<Inventory> {
+  let last: { key: string; inventory: Inventory } | undefined;
+  return async () => {
+    const signed = await read?.().catch((err: Error) => {
+      log.error(`operator inventory: cannot read the metadata: ${err.message}`);
+      return undefined;
+    });
+    const key = signed ? signed.signature : '';
+    if (last?.key !== key)
+      last = { key, inventory: new Inventory(verifiedInventory(signed, ownerSeed, log)) };
+    return last.inventory;
+  };
 }
 
 /**
@@ -48,11 +113,24 @@ export async function launchJoinService(
   const { log } = setup;
   await setup.secretsStore.save(secrets);
   const measurementsPath = join(setup.stateDir, 'measurements.json');
+  // The measurements came over the attested init channel (or a control-plane ticket): authenticated here with the
+  // cluster's MAC, so a later replacement counts only when whoever wrote it holds the master secret too.
+  const macKey = deriveMeasurementsMacKey(secrets.masterSecret);
+  await writeFileAtomic(
+    macPathOf(measurementsPath),
+    measurementsMac(macKey, Buffer.from(secrets.measurements)),
+    {
+      mode: 0o600,
+    },
+  );
   await writeFileAtomic(measurementsPath, secrets.measurements);
   const makeVerifier = (text: string) =>
     createPeerVerifier({
       trust: setup.trust,
-      measurements: parseMeasurementsFile(text, measurementsPath),
+      // never weaker than the boot chain: an all-warnOnly file would admit any node
+      measurements: enforceMeasurementPolicy(parseMeasurementsFile(text, measurementsPath), {
+        where: measurementsPath,
+      }),
       variant: setup.variant,
     });
   const pki = join(setup.rootfs, 'etc/kubernetes/pki');
@@ -63,7 +141,7 @@ export async function launchJoinService(
     log: log.child({ component: 'join-service' }),
     identity: await createEphemeralIdentity(),
     attester: setup.attester,
-    measurements: new MeasurementsSource(measurementsPath, secrets.measurements, makeVerifier, log),
+    measurements: new MeasurementsSource(measurementsPath, secrets.measurements, makeVerifier, log, macKey),
     secrets,
     kubeadm: setup.kubeadm,
     signer,
@@ -71,6 +149,8 @@ export async function launchJoinService(
     admissions: await AdmissionRegistry.open(auditDir),
     audit: await AuditLog.open(auditDir),
     clusterSecretsFile: () => setup.secretsStore.readFileSync(),
+    inventory: inventorySource(setup.inventory, secrets.ownerSeed, log),
+    ...(setup.unlisted ? { unlisted: setup.unlisted } : {}),
     limits: { burstPerPeer: setup.burstPerPeer },
   });
   const port = await service.listen(setup.listenAddress, setup.port);

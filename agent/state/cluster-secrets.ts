@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as v from 'valibot';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { decodeBase64 } from '../../common/base64.js';
+import { OWNER_SEED_BYTES } from '../../common/contracts/owner.js';
 import { MASTER_SECRET_BYTES, SALT_BYTES } from '../../common/keys.js';
 import { endpointProblem, isDnsLabel } from '../../common/net.js';
 import { checkedString, matching, parseWith, strictObject } from '../../common/schema.js';
@@ -34,6 +35,12 @@ const clusterSecretsSchema = strictObject(
     components: componentsSchema,
     apiServerEndpoint: checkedString('host:port', (s) => endpointProblem(s) === undefined),
     clusterName: checkedString('a DNS label', isDnsLabel),
+    /**
+     * The operator's owner-key seed (common/contracts/owner.ts, derived from the init secret): lets the JoinService
+     * prove to fresh nodes that it belongs to their operator and verify the operator's inventory. Absent in files
+     * written before it existed: such a JoinService admits no fresh node.
+     */
+    ownerSeed: v.optional(bytes(OWNER_SEED_BYTES)),
   },
   'a JSON object',
 );
@@ -59,6 +66,7 @@ export function serializeClusterSecrets(secrets: ClusterSecrets): string {
     components: secrets.components,
     apiServerEndpoint: secrets.apiServerEndpoint,
     clusterName: secrets.clusterName,
+    ...(secrets.ownerSeed ? { ownerSeed: secrets.ownerSeed.toString('base64') } : {}),
   });
 }
 

@@ -36,6 +36,7 @@ export function createPeerVerifier(policy: VerifierPolicy): PeerVerifier {
             warnings: result.warnings,
             akName: result.akName,
             ekCertificateHash: result.ekCertificateHash,
+            ekPublicHash: result.ekPublicHash,
           };
         },
       };

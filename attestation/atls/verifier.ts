@@ -8,6 +8,8 @@ export interface VerifiedAttestation {
   akName: Buffer;
   /** SHA-256 of the EK certificate: the hardware identity the AK is bound to. */
   ekCertificateHash: Buffer;
+  /** SHA-256 of the EK public key (SPKI DER): what admissions are keyed by (any AK, any certificate of that EK). */
+  ekPublicHash: Buffer;
 }
 
 /** One challenge in flight: it can check exactly one document, then it is spent. */

@@ -4,6 +4,7 @@ import * as v from 'valibot';
 import { isDnsLabel, isIp } from '../net.js';
 import { checkedString, matching, strictObject } from '../schema.js';
 import { nodeRoleSchema } from './node-role.js';
+import { inventorySchema } from './owner.js';
 
 /** The fw_cfg item names the provider sets and the node image reads. */
 export const FW_CFG = {
@@ -33,6 +34,13 @@ export const instanceMetadataSchema = strictObject(
     peers: endpointList,
     /** JoinService endpoints, "host:port"; parsed by the join client's metadata source. */
     joinEndpoints: endpointList,
+    /**
+     * The operator's commitment (common/contracts/owner.ts): base64 Ed25519 SPKI of the owner key derived from the
+     * init secret. A fresh node joins only a JoinService that proves possession of it; without it, none.
+     */
+    owner: v.optional(matching(/^[A-Za-z0-9+/]+={0,2}$/, 'base64 of an Ed25519 SubjectPublicKeyInfo')),
+    /** The nodes the operator created (name, role, EK), signed with the owner key: what a JoinService admits by. */
+    inventory: v.optional(inventorySchema),
   },
   'a JSON object',
 );

@@ -5,12 +5,16 @@ import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import type { Kubeadm } from '../../agent/kubeadm/driver.js';
 import type { NodeState, NodeStateStore } from '../../agent/state/node-state.js';
+import { spkiOf } from '../../attestation/atls/index.js';
+import { ownerPublicKeyText, proveOwner } from '../../common/contracts/owner.js';
 import { Challenge } from '../../gen/proto/attestation.js';
 import {
   type IssueJoinTicketRequest,
   IssueJoinTicketResponse,
   type IssueRejoinTicketResponse,
   JoinServiceService,
+  type OwnerChallenge,
+  type OwnerProof,
 } from '../../gen/proto/join.js';
 
 /** A PCR bank that extends like a TPM does (SHA-256 of old ‖ digest); `failExtend` makes the next extend throw. */
@@ -128,12 +132,22 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve(v: T): void
   return { promise, resolve, reject };
 }
 
+/** The owner key of the fake cluster, and its public half as a node's metadata carries it. */
+export const FAKE_OWNER_SEED = Buffer.alloc(32, 0x0e);
+export const FAKE_OWNER = ownerPublicKeyText(FAKE_OWNER_SEED);
+
 /** A JoinService stand-in whose answers each test sets. */
 export class FakeJoinService {
   server = new grpc.Server();
   port = 0;
   joinRequests: IssueJoinTicketRequest[] = [];
   rejoinDisks: string[] = [];
+  /** Disks of the joins the client confirmed. */
+  confirms: string[] = [];
+  /** The TLS certificate the tests' fake channel pins: the owner proof is bound to its key. */
+  serverCertDer: Buffer = Buffer.alloc(0);
+  /** The owner key this JoinService holds (null: none, so it cannot prove its operator). */
+  ownerSeed: Buffer | null = FAKE_OWNER_SEED;
   ticket: () => IssueJoinTicketResponse | grpc.ServiceError = () => {
     throw new Error('no ticket set');
   };
@@ -143,6 +157,23 @@ export class FakeJoinService {
 
   async start(): Promise<void> {
     this.server.addService(JoinServiceService, {
+      proveOwner: (
+        call: grpc.ServerUnaryCall<OwnerChallenge, OwnerProof>,
+        cb: grpc.sendUnaryData<OwnerProof>,
+      ) => {
+        if (!this.ownerSeed) {
+          cb(refused(grpc.status.FAILED_PRECONDITION, 'this JoinService holds no owner key'));
+          return;
+        }
+        cb(null, { signature: proveOwner(this.ownerSeed, call.request.nonce, spkiOf(this.serverCertDer)) });
+      },
+      confirmJoin: (
+        call: grpc.ServerUnaryCall<{ diskUuid: string }, object>,
+        cb: grpc.sendUnaryData<object>,
+      ) => {
+        this.confirms.push(call.request.diskUuid);
+        cb(null, {});
+      },
       challenge: (_call: unknown, cb: grpc.sendUnaryData<Challenge>) => cb(null, Challenge.fromPartial({})),
       issueJoinTicket: (
         call: grpc.ServerUnaryCall<IssueJoinTicketRequest, IssueJoinTicketResponse>,
@@ -194,6 +225,7 @@ export function ticketFor(
     discoveryTokenCaCertHash: `sha256:${'ab'.repeat(32)}`,
     kubernetesVersion: 'v1.31.2',
     caCert: Buffer.from('ca-cert'),
+    nodeName: 'w-0',
     ...overrides,
   };
 }

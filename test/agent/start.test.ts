@@ -23,7 +23,15 @@ import { deriveClusterId, deriveMeasurementSecret } from '../../common/keys.js';
 import { AttestationDocument, AttesterIdentity } from '../../gen/proto/attestation.js';
 import type { InitRequest, InitResponse } from '../../gen/proto/init.js';
 import { recordingLog } from '../harness/recording-log.js';
-import { deferred, FakeJoinService, FakeKubeadm, FakeStateStore, FakeTpm, ticketFor } from './fakes.js';
+import {
+  deferred,
+  FAKE_OWNER,
+  FakeJoinService,
+  FakeKubeadm,
+  FakeStateStore,
+  FakeTpm,
+  ticketFor,
+} from './fakes.js';
 
 const initSecret = randomBytes(32);
 let service: FakeJoinService;
@@ -33,6 +41,7 @@ before(async () => {
   service = new FakeJoinService();
   await service.start();
   serverCert = (await createEphemeralIdentity()).certDer;
+  service.serverCertDer = serverCert;
   rootfs = await mkdtemp(join(tmpdir(), 'sextant-start-'));
 });
 after(async () => {
@@ -117,6 +126,7 @@ function harness(
         advertiseAddress: '10.0.0.5',
         peers: [],
         joinEndpoints: [],
+        owner: FAKE_OWNER,
       };
     },
     kubeadm,
@@ -299,6 +309,8 @@ describe('startAgent: a fresh node', () => {
       ticketFor(
         { measurementSecret, measurementSalt: secrets.measurementSalt },
         {
+          isControlPlane: true,
+          nodeName: 'node-0',
           controlPlaneFiles: [
             { path: 'sextant/cluster-secrets.json', data: Buffer.from(serializeClusterSecrets(secrets)) },
           ],

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { NodeStateStore } from '../../agent/state/node-state.js';
 import { loadState } from '../../cli/workspace/state.js';
 import { clusterPcrValue } from '../../common/cluster-pcr.js';
-import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
+import { type AgentNode, publishInventory, startAgentNode } from '../harness/agent-node.js';
 import { createTestNetwork, type TestNetwork } from '../harness/netns.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
 import { type LocalWorkspace, runCli, writeLocalWorkspace } from '../harness/workspace.js';
@@ -38,6 +38,15 @@ async function cluster(ca: SwtpmCa, size: number): Promise<Cluster> {
   const ws = await writeLocalWorkspace(dir, { ca });
   const net = await createTestNetwork({ prefix: 'sxj', nodes: size });
   const nodes: AgentNode[] = [];
+  // What `sextant create` does: every node the operator made is in the signed inventory, by its EK. Published
+  // before each agent starts, one write after another, so the control plane's copy always lists every node.
+  const listed: AgentNode[] = [];
+  let publishing: Promise<void> = Promise.resolve();
+  const publish = (n: AgentNode) => {
+    listed.push(n);
+    publishing = publishing.then(() => publishInventory(listed, ws.initSecret));
+    return publishing;
+  };
   return {
     net,
     ws,
@@ -51,6 +60,7 @@ async function cluster(ca: SwtpmCa, size: number): Promise<Cluster> {
         mdns: true,
         initSecret: ws.initSecret,
         env,
+        beforeStart: publish,
       });
       nodes.push(node);
       return node;

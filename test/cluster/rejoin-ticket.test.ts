@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { createKubeletCsr } from '../../agent/joinclient/kubelet-csr.js';
 import { createTrust } from '../../attestation/ek-chain.js';
 import { initCluster } from '../../cli/init/init-cluster.js';
-import { deriveDiskKey } from '../../common/keys.js';
+import { deriveClusterId, deriveDiskKey } from '../../common/keys.js';
 import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
 import { initRequest, testVerifier } from '../harness/cluster-kit.js';
 import {
@@ -66,26 +66,29 @@ describe('rejoin tickets', { timeout: 120_000 }, () => {
     });
     assert.deepEqual(again.stateDiskKey, ticket.stateDiskKey);
 
+    // The node took its lock for this cluster (a rejoin needs PCR 15 = the cluster's value).
+    await joined.tpm.extendPcr(15, deriveClusterId(ticket.measurementSecret, ticket.measurementSalt));
     const rejoin = await requestRejoinTicket(endpoint, trust, joined.issuer, diskUuid);
     assert.deepEqual(rejoin.stateDiskKey, deriveDiskKey(master, diskUuid));
     assert.deepEqual(rejoin.measurementSecret, ticket.measurementSecret);
 
     await assert.rejects(requestRejoinTicket(endpoint, trust, joined.issuer, randomUUID()), (err: Error) => {
-      assert.match(err.message, /PERMISSION_DENIED: disk_uuid is not the disk this node joined with/);
+      assert.match(err.message, /PERMISSION_DENIED: disk_uuid is not the disk this TPM joined with/);
       return true;
     });
     await assert.rejects(
       requestRejoinTicket(endpoint, trust, stranger.issuer, diskUuid),
       /PERMISSION_DENIED/,
     );
-    // Joining again with the same TPM and another disk is refused too: that is what rejoin is for.
+    // Joining again with the same TPM is refused too: its PCR 15 now shows it took a lock (and once confirmed,
+    // another disk would be refused anyway): that is what rejoin is for.
     await assert.rejects(
       requestJoinTicket(endpoint, trust, joined.issuer, {
         nodeName: 'w-0',
         diskUuid: randomUUID(),
         csrDer: (await createKubeletCsr('w-0', '127.0.0.1')).csrDer,
       }),
-      /FAILED_PRECONDITION: this node was admitted before with another state disk; rejoin instead/,
+      /PERMISSION_DENIED: PCR 15 is [0-9a-f]{64}, not zero/,
     );
     const refusals = cp.lines.filter((l) => String(l.msg).startsWith('rejoin refused'));
     assert.equal(refusals.length, 2, 'each refusal is logged');

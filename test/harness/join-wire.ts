@@ -67,17 +67,55 @@ export function requestJoinTicket(
   endpoint: Endpoint,
   trust: Trust,
   issuer: Issuer,
-  request: { nodeName: string; diskUuid: string; csrDer: Buffer },
+  request: { nodeName: string; diskUuid: string; csrDer: Buffer; isControlPlane?: boolean },
 ): Promise<IssueJoinTicketResponse> {
   return withAttestation(endpoint, trust, issuer, (client, attestation) =>
     unary(client.issueJoinTicket.bind(client) as never, {
       attestation,
       diskUuid: request.diskUuid,
       certificateRequest: request.csrDer,
-      isControlPlane: false,
+      isControlPlane: request.isControlPlane ?? false,
       nodeName: request.nodeName,
     }),
   );
+}
+
+/** Tells the JoinService the node joined (its quote must show PCR 15 = the cluster's value). */
+export function confirmJoin(
+  endpoint: Endpoint,
+  trust: Trust,
+  issuer: Issuer,
+  diskUuid: string,
+): Promise<unknown> {
+  return withAttestation(endpoint, trust, issuer, (client, attestation) =>
+    unary(client.confirmJoin.bind(client) as never, { attestation, diskUuid }),
+  );
+}
+
+/** Asks the JoinService for its owner proof over `nonce`; returns it with the TLS key it is bound to. */
+export async function requestOwnerProof(
+  endpoint: Endpoint,
+  trust: Trust,
+  nonce: Buffer,
+): Promise<{ signature: Buffer; serverSpki: Buffer }> {
+  const verifier = createPeerVerifier({ trust, measurements: {}, variant: 'qemu-vtpm' });
+  const channel = await openAttestedChannel(endpoint, { verifier });
+  try {
+    const client = new JoinServiceClient(
+      `${endpoint.host}:${endpoint.port}`,
+      channel.credentials,
+      channel.clientOptions,
+    );
+    const proof = await unary<{ nonce: Buffer }, { signature: Buffer }>(
+      client.proveOwner.bind(client) as never,
+      {
+        nonce,
+      },
+    );
+    return { signature: proof.signature, serverSpki: spkiOf(channel.serverCertificate) };
+  } finally {
+    channel.close();
+  }
 }
 
 export function requestRejoinTicket(
@@ -99,10 +137,18 @@ export interface WireMachine {
   stop(): Promise<void>;
 }
 
-export async function startWireMachine(ca: SwtpmCa): Promise<WireMachine> {
+export async function startWireMachine(
+  ca: SwtpmCa,
+  options: { akAlgorithm?: 'ecc' | 'rsa' } = {},
+): Promise<WireMachine> {
   const swtpm = await startSwtpm({ ca });
   const tpm = await openTpm(swtpm.tcti);
-  const issuer = await createIssuer({ tpm, variant: 'qemu-vtpm', eventLogPath: '/nonexistent' });
+  const issuer = await createIssuer({
+    tpm,
+    variant: 'qemu-vtpm',
+    eventLogPath: '/nonexistent',
+    ...(options.akAlgorithm ? { akAlgorithm: options.akAlgorithm } : {}),
+  });
   return {
     swtpm,
     tpm,

@@ -27,7 +27,7 @@ import { deriveClusterId } from '../../../common/keys.js';
 import { AttestationDocument, AttesterIdentity } from '../../../gen/proto/attestation.js';
 import type { IssueJoinTicketResponse } from '../../../gen/proto/join.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { FakeJoinService, FakeStateStore, FakeTpm, refused, ticketFor } from '../fakes.js';
+import { FAKE_OWNER, FakeJoinService, FakeStateStore, FakeTpm, refused, ticketFor } from '../fakes.js';
 
 const ownBoot = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
 
@@ -38,6 +38,7 @@ before(async () => {
   service = new FakeJoinService();
   await service.start();
   serverCert = (await createEphemeralIdentity()).certDer;
+  service.serverCertDer = serverCert;
   rootDir = await mkdtemp(join(tmpdir(), 'sextant-join-client-'));
 });
 after(async () => {
@@ -121,6 +122,7 @@ async function fixture(
       advertiseAddress: '10.0.0.7',
       peers: [],
       joinEndpoints: [],
+      owner: FAKE_OWNER,
     },
     lock,
     state,
@@ -201,6 +203,8 @@ describe('JoinClient.joinVia: a successful join', () => {
     const secretsFile = Buffer.from('{"the":"secrets"}');
     service.ticket = () =>
       ticketFor(c, {
+        isControlPlane: true,
+        nodeName: 'cp-1',
         certificateKey: 'cd'.repeat(32),
         controlPlaneFiles: [
           { path: 'ca.key', data: Buffer.from('CA KEY') },
@@ -368,7 +372,8 @@ describe('JoinClient.joinVia: a step failing after the lock marks the node for r
   for (const c of failures) {
     it(`${c.step}${c.failPhase ? ` (${c.failPhase})` : ''}${c.role ? ` as ${c.role}` : ''}`, async () => {
       const cl = cluster();
-      service.ticket = () => ticketFor(cl, c.ticket);
+      service.ticket = () =>
+        ticketFor(cl, { ...(c.role === 'control-plane' ? { isControlPlane: true } : {}), ...c.ticket });
       const f = await fixture(served(cl), c.deps, c.role);
       if (c.failPhase) f.state.failing.add(c.failPhase);
       await assert.rejects(f.client.joinVia(endpoint()), (err: Error) => {
@@ -549,6 +554,11 @@ describe('JoinClient.rejoin', () => {
       f.log.lines.some((l) => /not a control plane of this node's cluster \(PCR 15 differs\)/.test(l)),
     );
     assert.deepEqual(f.calls, []);
-    assert.equal(f.tpm.extends.length, 0);
+    // PCR 15 is restored once, before asking: a JoinService gives a disk key only to a node whose quote shows it.
+    assert.deepEqual(
+      f.tpm.extends.map((e) => e.index),
+      [15],
+    );
+    assert.deepEqual(f.tpm.pcrs.get(15), clusterPcrValue(c.clusterId));
   });
 });

@@ -1,10 +1,11 @@
 // The JoinService's bounds, its admission registry, its signed audit log and its measurements reload.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
+import { type Admission, AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
 import {
   type AdmissionRecord,
   AuditLog,
@@ -14,6 +15,7 @@ import {
 import { PeerRateLimiter, peerHost, Semaphore } from '../../../agent/joinservice/limits.js';
 import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
 import type { PeerVerifier } from '../../../attestation/atls/index.js';
+import { measurementsMac } from '../../../attestation/measurements.js';
 import { recordingLog } from '../../harness/recording-log.js';
 
 let dir: string;
@@ -73,22 +75,62 @@ describe('PeerRateLimiter', () => {
 });
 
 describe('AdmissionRegistry', () => {
-  it('persists admissions 0600 and reads them back after a restart', async () => {
+  it('persists admissions by EK 0600, with the names and disks they hold, and reads them back after a restart', async () => {
     const d = join(dir, 'reg');
     await mkdir(d, { recursive: true });
     const reg = await AdmissionRegistry.open(d);
-    const admission = {
+    const admission: Admission = {
+      ek: 'e1'.repeat(32),
       nodeName: 'w-0',
       diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
+      role: 'worker',
+      state: 'pending',
+      akName: '000b01',
       ekCertificateHash: 'ab'.repeat(32),
-      controlPlane: false,
       admittedAt: new Date(0).toISOString(),
     };
-    await reg.record('000b01', admission);
+    await reg.record(admission);
     assert.equal((await stat(reg.path)).mode & 0o777, 0o600);
+    assert.equal(await reg.confirm(admission.ek, new Date(1000)), true);
+    assert.equal(await reg.confirm('e2'.repeat(32)), false, 'nothing to confirm for an unknown EK');
     const again = await AdmissionRegistry.open(d);
-    assert.deepEqual(again.get('000b01'), admission);
-    assert.equal(again.get('000b02'), undefined, 'an unknown AK has no disk to rejoin with');
+    assert.deepEqual(again.get(admission.ek), {
+      ...admission,
+      state: 'confirmed',
+      confirmedAt: new Date(1000).toISOString(),
+    });
+    assert.equal(again.holderOfName('w-0')?.ek, admission.ek);
+    assert.equal(again.holderOfDisk(admission.diskUuid)?.ek, admission.ek);
+    assert.equal(again.get('e2'.repeat(32)), undefined, 'an unknown EK has no disk to rejoin with');
+  });
+
+  it('an admission whose write fails does not count', async () => {
+    const d = join(dir, 'reg-fail');
+    await mkdir(d, { recursive: true });
+    const reg = await AdmissionRegistry.open(d);
+    await rm(d, { recursive: true });
+    await writeFile(d, 'not a directory'); // the rename into d/admissions.json fails
+    await assert.rejects(
+      reg.record({
+        ek: 'e3'.repeat(32),
+        nodeName: 'w-1',
+        diskUuid: '9c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f',
+        role: 'worker',
+        state: 'pending',
+        akName: '',
+        ekCertificateHash: '',
+        admittedAt: new Date(0).toISOString(),
+      }),
+    );
+    assert.equal(reg.get('e3'.repeat(32)), undefined);
+    assert.equal(reg.holderOfName('w-1'), undefined);
+  });
+
+  it('refuses a registry of the old format keyed by AK, rather than guess which EK holds which disk', async () => {
+    const d = join(dir, 'old-reg');
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'admissions.json'), JSON.stringify({ '000b01': { nodeName: 'w-0' } }));
+    await assert.rejects(AdmissionRegistry.open(d), /not an admission registry of format 2 \(keyed by EK\)/);
   });
 
   it('refuses a corrupt registry, naming the file', async () => {
@@ -159,6 +201,12 @@ describe('AuditLog', () => {
 });
 
 describe('MeasurementsSource', () => {
+  const macKey = randomBytes(32);
+  /** Writes a measurements file the way an operator's upgrade does: its MAC under the cluster key first. */
+  const publish = async (file: string, text: string, key: Buffer = macKey) => {
+    await writeFile(`${file}.mac`, measurementsMac(key, Buffer.from(text)));
+    await writeFile(file, text);
+  };
   const verifierFor = (text: string): PeerVerifier => {
     const parsed = JSON.parse(text) as { version: number };
     if (typeof parsed.version !== 'number') throw new Error('measurements: version missing');
@@ -169,10 +217,10 @@ describe('MeasurementsSource', () => {
     const file = join(dir, 'measurements.json');
     await writeFile(file, '{"version":1}');
     const log = recordingLog();
-    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log);
+    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log, macKey);
     const inFlight = source.current();
     assert.equal(await source.reload(), false, 'unchanged file: nothing to do');
-    await writeFile(file, '{"version":2}');
+    await publish(file, '{"version":2}');
     assert.equal(await source.reload(), true);
     assert.notEqual(source.current(), inFlight);
     assert.deepEqual(await inFlight.challenge({} as never), { version: 1 });
@@ -184,9 +232,9 @@ describe('MeasurementsSource', () => {
     const file = join(dir, 'measurements-bad.json');
     await writeFile(file, '{"version":1}');
     const log = recordingLog();
-    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log);
+    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log, macKey);
     const current = source.current();
-    await writeFile(file, '{"nope":true}');
+    await publish(file, '{"nope":true}');
     assert.equal(await source.reload(), false);
     assert.equal(source.current(), current);
     assert.ok(
@@ -199,15 +247,53 @@ describe('MeasurementsSource', () => {
     assert.ok(log.lines.some((l) => /cannot read/.test(l)));
   });
 
+  const forged: Array<{ name: string; write: (file: string) => Promise<void>; error: RegExp }> = [
+    {
+      name: 'hand-edited on disk (no new MAC)',
+      write: (file) => writeFile(file, '{"version":9}'),
+      error: /its MAC does not verify/,
+    },
+    {
+      name: 'with a MAC under another key',
+      write: (file) => publish(file, '{"version":9}', randomBytes(32)),
+      error: /its MAC does not verify/,
+    },
+    {
+      name: 'with no MAC at all',
+      write: async (file) => {
+        await rm(`${file}.mac`, { force: true });
+        await writeFile(file, '{"version":9}');
+      },
+      error: /no MAC beside it/,
+    },
+  ];
+  for (const f of forged) {
+    it(`refuses a replaced file ${f.name}: the current measurements stay`, async () => {
+      const file = join(dir, `measurements-forged-${forged.indexOf(f)}.json`);
+      await publish(file, '{"version":1}');
+      const log = recordingLog();
+      const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log, macKey);
+      const current = source.current();
+      await f.write(file);
+      assert.equal(await source.reload(), false);
+      assert.equal(source.current(), current);
+      assert.ok(
+        log.lines.some((l) => /reload refused, keeping the current ones/.test(l) && f.error.test(l)),
+        log.lines.join('\n'),
+      );
+    });
+  }
+
   it('picks up an atomic replace of the file by itself', async () => {
     const sub = join(dir, 'watched');
     await mkdir(sub);
     const file = join(sub, 'measurements.json');
     await writeFile(file, '{"version":1}');
     const log = recordingLog();
-    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log);
+    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log, macKey);
     source.watch();
     try {
+      await writeFile(`${file}.mac`, measurementsMac(macKey, Buffer.from('{"version":3}')));
       await writeFile(`${file}.tmp`, '{"version":3}');
       await rename(`${file}.tmp`, file);
       for (let i = 0; i < 50 && !log.lines.some((l) => l.includes('measurements reloaded')); i++) {

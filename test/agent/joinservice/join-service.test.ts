@@ -1,9 +1,10 @@
-// The JoinService's request handling in-process, through its public methods (what the gRPC handlers call):
-// field checks, the single-use challenge of a connection, attestation refusals, admissions keyed by AK with the
-// disk they were admitted with, and what a ticket carries for a worker and for a control plane.
+// The JoinService's request handling in-process, through its public methods (what the gRPC handlers call), with
+// a fake verifier saying which TPM attested: the single-use challenge of a connection, attestation refusals, and
+// authorization — name, role and disk decided by the server from the operator's inventory and the EK, never from
+// the request; admissions keyed by EK, pending until confirmed; PCR 15 zero to join, the cluster's to come back.
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { createHash, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,19 +13,38 @@ import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import { createKubeletCsr } from '../../../agent/joinclient/kubelet-csr.js';
 import { AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
-import { AuditLog } from '../../../agent/joinservice/audit-log.js';
+import {
+  AuditAppendError,
+  AuditLog,
+  isAdmission,
+  readAuditLog,
+} from '../../../agent/joinservice/audit-log.js';
+import {
+  Inventory,
+  type UnlistedPolicy,
+  unlistedNodeName,
+} from '../../../agent/joinservice/authorization.js';
 import { JoinService } from '../../../agent/joinservice/join-service.js';
 import { KubeletCertificateSigner } from '../../../agent/joinservice/kubelet-certificate.js';
 import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
 import { CLUSTER_SECRETS_TICKET_PATH, type ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
 import {
   createEphemeralIdentity,
+  type EphemeralIdentity,
   type PeerVerifier,
   type VerifiedAttestation,
 } from '../../../attestation/atls/index.js';
-import { deriveDiskKey, deriveMeasurementSecret } from '../../../common/keys.js';
+import { clusterPcrValue } from '../../../common/cluster-pcr.js';
+import {
+  deriveOwnerSeed,
+  type InventoryNode,
+  ownerPublicKeyText,
+  parseOwnerPublicKey,
+  verifyOwnerProof,
+} from '../../../common/contracts/owner.js';
+import { deriveClusterId, deriveDiskKey, deriveMeasurementSecret } from '../../../common/keys.js';
 import { AttestationDocument, AttesterIdentity, Challenge } from '../../../gen/proto/attestation.js';
-import type { IssueJoinTicketRequest } from '../../../gen/proto/join.js';
+import type { IssueJoinTicketRequest, IssueRejoinTicketResponse } from '../../../gen/proto/join.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import { FakeKubeadm } from '../fakes.js';
 
@@ -51,18 +71,36 @@ async function clusterCa(): Promise<{ certPem: string; keyPem: string }> {
 }
 
 const DISK = '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11';
+const OTHER_DISK = '9c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f';
+const THIRD_DISK = '5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9';
+
+/** An EK (its public-key hash) per TPM of the tests. */
+const EK = {
+  cp0: Buffer.alloc(32, 0xc0),
+  w0: Buffer.alloc(32, 0xa0),
+  w1: Buffer.alloc(32, 0xa1),
+  stranger: Buffer.alloc(32, 0x5e),
+};
+const hex = (b: Buffer) => b.toString('hex');
+const INVENTORY: InventoryNode[] = [
+  { name: 'cp-0', role: 'control-plane', ek: hex(EK.cp0) },
+  { name: 'w-0', role: 'worker', ek: hex(EK.w0) },
+  { name: 'w-1', role: 'worker', ek: hex(EK.w1) },
+];
+
+let secrets: ClusterSecrets;
+let clusterPcr: Buffer;
 
 /** What the fake verifier says about the next document: who attested, or why it is refused. */
 let verdict: VerifiedAttestation | Error;
-function attested(ak: number, ek: number): VerifiedAttestation {
-  // `as`: newer verifiers report more about the EK than this table needs.
+function attested(ek: Buffer, options: { ak?: number; pcr15?: Buffer } = {}): VerifiedAttestation {
   return {
-    pcrs: new Map([[15, Buffer.alloc(32)]]),
+    pcrs: new Map([[15, options.pcr15 ?? Buffer.alloc(32)]]),
     warnings: [],
-    akName: Buffer.alloc(34, ak),
-    ekCertificateHash: Buffer.alloc(32, ek),
-    ekPublicHash: Buffer.alloc(32, ek),
-  } as VerifiedAttestation;
+    akName: Buffer.alloc(34, options.ak ?? 1),
+    ekCertificateHash: createHash('sha256').update(ek).update('cert').digest(),
+    ekPublicHash: ek,
+  };
 }
 const fakeVerifier: PeerVerifier = {
   challenge: async (identity) => {
@@ -80,7 +118,6 @@ const fakeVerifier: PeerVerifier = {
 
 let dir: string;
 let signer: KubeletCertificateSigner;
-let secrets: ClusterSecrets;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sextant-join-service-'));
   const ca = await clusterCa();
@@ -100,37 +137,56 @@ before(async () => {
     ],
     apiServerEndpoint: '10.0.0.1:6443',
     clusterName: 'c',
+    ownerSeed: deriveOwnerSeed(randomBytes(32)),
   };
+  clusterPcr = clusterPcrValue(
+    deriveClusterId(deriveMeasurementSecret(secrets.masterSecret), secrets.measurementSalt),
+  );
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
 let seq = 0;
-async function service(): Promise<{
+async function service(
+  options: { unlisted?: UnlistedPolicy; secrets?: ClusterSecrets; audit?: AuditLog } = {},
+): Promise<{
   js: JoinService;
   kubeadm: FakeKubeadm;
+  admissions: AdmissionRegistry;
+  audit: AuditLog;
+  identity: EphemeralIdentity;
   log: ReturnType<typeof recordingLog>;
 }> {
   const d = join(dir, `svc-${seq++}`);
   const log = recordingLog();
   const kubeadm = new FakeKubeadm();
   const admissions = await AdmissionRegistry.open(d);
+  const identity = await createEphemeralIdentity();
+  const audit = options.audit ?? (await AuditLog.open(d));
   const js = new JoinService({
     log,
-    identity: await createEphemeralIdentity(),
+    identity,
     attester: {
       identity: async () => AttesterIdentity.fromPartial({}),
       attest: async () => AttestationDocument.fromPartial({}),
     },
-    measurements: new MeasurementsSource(join(d, 'measurements.json'), '{}', () => fakeVerifier, log),
-    secrets,
+    measurements: new MeasurementsSource(
+      join(d, 'measurements.json'),
+      '{}',
+      () => fakeVerifier,
+      log,
+      randomBytes(32),
+    ),
+    secrets: options.secrets ?? secrets,
     kubeadm,
     signer,
     caCertHash: `sha256:${'cd'.repeat(32)}`,
     admissions,
-    audit: await AuditLog.open(d),
+    audit,
+    inventory: async () => new Inventory(INVENTORY),
+    ...(options.unlisted ? { unlisted: options.unlisted } : {}),
     clusterSecretsFile: () => Buffer.from('the cluster secrets file'),
   });
-  return { js, kubeadm, log };
+  return { js, kubeadm, admissions, audit, identity, log };
 }
 
 const PEER = 'ipv4:10.0.0.7:41000';
@@ -151,12 +207,28 @@ async function joinRequest(
   };
 }
 
+/** One join as `ek` attests: challenge on the connection, then the ticket request. */
+async function join_(
+  js: JoinService,
+  ek: Buffer,
+  overrides: Partial<IssueJoinTicketRequest> = {},
+  options: { ak?: number; pcr15?: Buffer; name?: string } = {},
+) {
+  verdict = attested(ek, options);
+  await js.challenge({ identity }, PEER);
+  return js.issueJoinTicket(await joinRequest(overrides, options.name ?? 'w-0'), PEER);
+}
+
 function refusedWith(code: grpc.status, message: RegExp) {
   return (err: Error & { code?: grpc.status }) => {
     assert.equal(err.code, code, `${err.message}: code ${err.code}, expected ${code}`);
     assert.match(err.message, message);
     return true;
   };
+}
+
+function subjectOf(der: Buffer): string {
+  return new X509Certificate(der).subject;
 }
 
 describe('JoinService: challenge', () => {
@@ -188,12 +260,6 @@ describe('JoinService: issueJoinTicket refusals', () => {
     error: RegExp;
   }[] = [
     {
-      name: 'a node name that is no DNS subdomain',
-      req: () => joinRequest({ nodeName: 'W_0' }),
-      code: grpc.status.INVALID_ARGUMENT,
-      error: /node_name: expected a DNS subdomain/,
-    },
-    {
       name: 'a disk UUID that is no UUID',
       req: () => joinRequest({ diskUuid: 'disk-1' }),
       code: grpc.status.INVALID_ARGUMENT,
@@ -220,6 +286,13 @@ describe('JoinService: issueJoinTicket refusals', () => {
       error: /PCR 4: expected/,
     },
     {
+      name: 'a node whose PCR 15 holds another cluster (it took another lock)',
+      req: () => joinRequest(),
+      verdict: attested(EK.w0, { pcr15: Buffer.alloc(32, 0x77) }),
+      code: grpc.status.PERMISSION_DENIED,
+      error: /PCR 15 is 7777.*not zero: this node already took a node lock/,
+    },
+    {
       name: 'a CSR that is not DER',
       req: () => joinRequest({ certificateRequest: Buffer.from('nope') }),
       code: grpc.status.INVALID_ARGUMENT,
@@ -228,11 +301,12 @@ describe('JoinService: issueJoinTicket refusals', () => {
   ];
   for (const c of cases) {
     it(`refuses ${c.name}, admitting nobody and making no token`, async () => {
-      const { js, kubeadm, log } = await service();
-      verdict = c.verdict ?? attested(1, 1);
+      const { js, kubeadm, admissions, log } = await service();
+      verdict = c.verdict ?? attested(EK.w0);
       if (c.challenge !== false) await js.challenge({ identity }, PEER);
       await assert.rejects(js.issueJoinTicket(await c.req(), PEER), refusedWith(c.code, c.error));
       assert.deepEqual(kubeadm.calls, []);
+      assert.deepEqual(admissions.all(), []);
       assert.ok(!log.lines.some((l) => l.includes(secrets.masterSecret.key.toString('hex'))));
     });
   }
@@ -245,7 +319,7 @@ describe('JoinService: issueJoinTicket refusals', () => {
       js.issueJoinTicket(await joinRequest(), PEER),
       refusedWith(grpc.status.PERMISSION_DENIED, /quote/),
     );
-    verdict = attested(1, 1);
+    verdict = attested(EK.w0);
     await assert.rejects(
       js.issueJoinTicket(await joinRequest(), PEER),
       refusedWith(grpc.status.FAILED_PRECONDITION, /no outstanding challenge/),
@@ -254,7 +328,7 @@ describe('JoinService: issueJoinTicket refusals', () => {
 
   it('keeps challenges apart per connection: one asked on another peer does not count', async () => {
     const { js } = await service();
-    verdict = attested(1, 1);
+    verdict = attested(EK.w0);
     await js.challenge({ identity }, 'ipv4:10.0.0.8:5000');
     await assert.rejects(
       js.issueJoinTicket(await joinRequest(), PEER),
@@ -263,53 +337,273 @@ describe('JoinService: issueJoinTicket refusals', () => {
   });
 });
 
-describe('JoinService: issueJoinTicket admissions', () => {
-  it('a worker gets a token, its kubelet certificate and the disk key of the disk it named; no control-plane files', async () => {
-    const { js, kubeadm } = await service();
-    verdict = attested(4, 5);
-    await js.challenge({ identity }, PEER);
-    const ticket = await js.issueJoinTicket(await joinRequest(), PEER);
-    assert.deepEqual(kubeadm.calls, ['token']);
-    assert.equal(ticket.token, 'abcdef.0123456789abcdef');
-    assert.equal(ticket.certificateKey, '');
+describe('JoinService: the server decides role and name, never the request', () => {
+  it('a worker that asks to be a control plane gets a worker ticket: no cluster secrets, no certificate key', async () => {
+    const { js, kubeadm, admissions } = await service();
+    const ticket = await join_(js, EK.w0, { isControlPlane: true });
+    assert.equal(ticket.isControlPlane, false);
     assert.deepEqual(ticket.controlPlaneFiles, []);
-    assert.deepEqual(ticket.stateDiskKey, deriveDiskKey(secrets.masterSecret, DISK));
-    assert.deepEqual(ticket.measurementSecret, deriveMeasurementSecret(secrets.masterSecret));
-    assert.deepEqual(ticket.measurementSalt, secrets.measurementSalt);
-    assert.equal(ticket.apiServerEndpoint, '10.0.0.1:6443');
-    assert.deepEqual(ticket.caCert, signer.caCertDer);
-    assert.ok(ticket.kubeletCert.length > 0);
+    assert.equal(ticket.certificateKey, '');
+    assert.deepEqual(kubeadm.calls, ['token'], 'no upload-certs: the certificate key never leaves');
+    assert.equal(admissions.get(hex(EK.w0))?.role, 'worker');
   });
 
-  it('a control plane also gets the certificate key and the cluster secrets file', async () => {
+  it("a worker that asks for the control plane's name gets a kubelet certificate for its own name only", async () => {
+    const { js } = await service();
+    const ticket = await join_(js, EK.w1, { nodeName: 'cp-0' }, { name: 'cp-0' });
+    assert.equal(ticket.nodeName, 'w-1');
+    const subject = subjectOf(ticket.kubeletCert);
+    assert.match(subject, /CN=system:node:w-1/);
+    assert.doesNotMatch(subject, /cp-0/);
+    assert.match(new X509Certificate(ticket.kubeletCert).subjectAltName ?? '', /DNS:w-1/);
+  });
+
+  it('an inventory control plane gets the control-plane material and its inventory name', async () => {
     const { js, kubeadm } = await service();
-    verdict = attested(6, 6);
-    await js.challenge({ identity }, PEER);
-    const ticket = await js.issueJoinTicket(await joinRequest({ isControlPlane: true }, 'cp-1'), PEER);
+    const ticket = await join_(js, EK.cp0, { isControlPlane: false, nodeName: 'whatever' });
+    assert.equal(ticket.isControlPlane, true);
+    assert.equal(ticket.nodeName, 'cp-0');
     assert.deepEqual(kubeadm.calls, ['token', 'upload-certs']);
     assert.equal(ticket.certificateKey, 'ab'.repeat(32));
     assert.deepEqual(ticket.controlPlaneFiles, [
       { path: CLUSTER_SECRETS_TICKET_PATH, data: Buffer.from('the cluster secrets file') },
     ]);
+    assert.match(subjectOf(ticket.kubeletCert), /CN=system:node:cp-0/);
+  });
+
+  it('a node the inventory does not list joins as a worker named after its EK (default policy)', async () => {
+    const { js } = await service();
+    const ticket = await join_(js, EK.stranger, { isControlPlane: true, nodeName: 'cp-0' }, { name: 'cp-0' });
+    assert.equal(ticket.isControlPlane, false);
+    assert.equal(ticket.nodeName, unlistedNodeName(hex(EK.stranger)));
+    assert.equal(ticket.nodeName, `node-${hex(EK.stranger).slice(0, 16)}`);
+    assert.deepEqual(ticket.controlPlaneFiles, []);
+  });
+
+  it("with the 'refuse' policy a node the inventory does not list is refused", async () => {
+    const { js, kubeadm } = await service({ unlisted: 'refuse' });
+    await assert.rejects(
+      join_(js, EK.stranger),
+      refusedWith(grpc.status.PERMISSION_DENIED, /not in the operator's inventory/),
+    );
+    assert.deepEqual(kubeadm.calls, []);
+  });
+
+  it('what the node claimed is audited beside what it got', async () => {
+    const { js, audit } = await service();
+    await join_(js, EK.w0, { isControlPlane: true, nodeName: 'cp-0' }, { name: 'cp-0' });
+    const records = (await readAuditLog(audit.path, audit.publicKeyPem))
+      .map((r) => r.record)
+      .filter(isAdmission);
+    const admitted = records.find((r) => r.verdict === 'admitted');
+    assert.equal(admitted?.nodeName, 'w-0');
+    assert.match(
+      admitted?.reason ?? '',
+      /worker by inventory; it asked for "cp-0" as control plane \(ignored\)/,
+    );
+    assert.match(admitted?.reason ?? '', new RegExp(`EK ${hex(EK.w0)}`));
   });
 });
 
-describe('JoinService: issueRejoinTicket', () => {
-  it('refuses a node it never admitted', async () => {
-    const { js } = await service();
-    verdict = attested(10, 10);
-    await js.challenge({ identity }, PEER);
+describe('JoinService: admissions keyed by EK', () => {
+  it("a new TPM asking with another node's disk UUID is refused, and gets no key", async () => {
+    const { js, kubeadm } = await service();
+    await join_(js, EK.w0);
+    kubeadm.calls = [];
     await assert.rejects(
-      js.issueRejoinTicket({ attestation: doc, diskUuid: DISK }, PEER),
-      refusedWith(grpc.status.PERMISSION_DENIED, /no admission record/),
+      join_(js, EK.w1),
+      refusedWith(
+        grpc.status.PERMISSION_DENIED,
+        new RegExp(`state disk ${DISK} is registered to another TPM \\(w-0\\)`),
+      ),
+    );
+    assert.deepEqual(kubeadm.calls, []);
+  });
+
+  it('the same TPM with a second AK is still the same node: one admission, one disk once confirmed', async () => {
+    const { js, admissions } = await service();
+    await join_(js, EK.w0, {}, { ak: 1 });
+    await admissions.confirm(hex(EK.w0));
+    await assert.rejects(
+      join_(js, EK.w0, { diskUuid: OTHER_DISK }, { ak: 2 }),
+      refusedWith(
+        grpc.status.FAILED_PRECONDITION,
+        /this TPM joined before \(as w-0, confirmed\) with another state disk; rejoin instead/,
+      ),
+    );
+    assert.equal(admissions.all().length, 1);
+    assert.equal(admissions.get(hex(EK.w0))?.diskUuid, DISK);
+  });
+
+  it('a pending admission is replaced by the same EK (a node that restarted before it confirmed)', async () => {
+    const { js, admissions } = await service();
+    await join_(js, EK.w0);
+    const ticket = await join_(js, EK.w0, { diskUuid: OTHER_DISK }, { ak: 2 });
+    assert.deepEqual(ticket.stateDiskKey, deriveDiskKey(secrets.masterSecret, OTHER_DISK));
+    assert.equal(admissions.get(hex(EK.w0))?.diskUuid, OTHER_DISK);
+    assert.equal(admissions.get(hex(EK.w0))?.state, 'pending');
+    assert.equal(admissions.holderOfDisk(DISK), undefined, 'the replaced disk is free again');
+  });
+
+  it('a lost ticket is reissued for the same TPM and disk, pending or confirmed', async () => {
+    const { js, admissions } = await service();
+    await join_(js, EK.w0);
+    await join_(js, EK.w0);
+    await admissions.confirm(hex(EK.w0));
+    const again = await join_(js, EK.w0);
+    assert.deepEqual(again.stateDiskKey, deriveDiskKey(secrets.masterSecret, DISK));
+    assert.equal(admissions.get(hex(EK.w0))?.state, 'confirmed', 'a reissue does not undo the confirmation');
+  });
+
+  it('a node name held by another EK is refused (an unlisted TPM cannot take an inventory name by admission)', async () => {
+    const { js, admissions } = await service();
+    await admissions.record({
+      ek: hex(EK.stranger),
+      nodeName: 'w-1',
+      diskUuid: THIRD_DISK,
+      role: 'worker',
+      state: 'confirmed',
+      akName: '',
+      ekCertificateHash: '',
+      admittedAt: new Date(0).toISOString(),
+    });
+    await assert.rejects(
+      join_(js, EK.w1),
+      refusedWith(grpc.status.PERMISSION_DENIED, /node name w-1 is registered to another TPM/),
     );
   });
 
+  it('the admission counts only once audited: an audit log that cannot write refuses it', async () => {
+    const failing = {
+      path: '/nonexistent/audit.log',
+      publicKeyPem: '',
+      append: async () => {
+        throw new AuditAppendError('/nonexistent/audit.log', new Error('ENOSPC'));
+      },
+      countRefusal: () => {},
+      close: async () => {},
+    } as unknown as AuditLog;
+    const { js, admissions } = await service({ audit: failing });
+    await assert.rejects(
+      join_(js, EK.w0),
+      refusedWith(grpc.status.UNAVAILABLE, /audit log unavailable: .*ENOSPC/),
+    );
+    assert.deepEqual(admissions.all(), []);
+  });
+});
+
+describe('JoinService: confirm and rejoin', () => {
+  async function admitted() {
+    const s = await service();
+    await join_(s.js, EK.w0);
+    return s;
+  }
+  const back = async (
+    js: JoinService,
+    what: 'rejoin' | 'confirm',
+    ek: Buffer,
+    pcr15: Buffer,
+    disk = DISK,
+  ) => {
+    verdict = attested(ek, { pcr15 });
+    await js.challenge({ identity }, PEER);
+    return what === 'rejoin'
+      ? js.issueRejoinTicket({ attestation: doc, diskUuid: disk }, PEER)
+      : js.confirmJoin({ attestation: doc, diskUuid: disk }, PEER);
+  };
+
+  it('a confirmation with PCR 15 = the cluster value turns the admission confirmed', async () => {
+    const { js, admissions } = await admitted();
+    assert.equal(admissions.get(hex(EK.w0))?.state, 'pending');
+    await back(js, 'confirm', EK.w0, clusterPcr);
+    assert.equal(admissions.get(hex(EK.w0))?.state, 'confirmed');
+  });
+
+  it('the rejoin gives the admitted TPM the key of the disk it joined with, and confirms it', async () => {
+    const { js, admissions } = await admitted();
+    const ticket = (await back(js, 'rejoin', EK.w0, clusterPcr)) as IssueRejoinTicketResponse;
+    assert.deepEqual(ticket.stateDiskKey, deriveDiskKey(secrets.masterSecret, DISK));
+    assert.deepEqual(ticket.measurementSecret, deriveMeasurementSecret(secrets.masterSecret));
+    assert.equal(admissions.get(hex(EK.w0))?.state, 'confirmed');
+  });
+
+  const refusals: { name: string; ek: Buffer; pcr15: () => Buffer; disk: string; error: RegExp }[] = [
+    {
+      name: 'a TPM never admitted here',
+      ek: EK.w1,
+      pcr15: () => clusterPcr,
+      disk: DISK,
+      error: /no admission for this TPM/,
+    },
+    {
+      name: 'another disk than it joined with',
+      ek: EK.w0,
+      pcr15: () => clusterPcr,
+      disk: OTHER_DISK,
+      error: /disk_uuid is not the disk this TPM joined with/,
+    },
+    {
+      name: 'PCR 15 still zero (no lock taken)',
+      ek: EK.w0,
+      pcr15: () => Buffer.alloc(32),
+      disk: DISK,
+      error: /PCR 15 is 0{64}, not this cluster's value/,
+    },
+    {
+      name: "PCR 15 = another cluster's value",
+      ek: EK.w0,
+      pcr15: () => clusterPcrValue(randomBytes(32)),
+      disk: DISK,
+      error: /not this cluster's value/,
+    },
+  ];
+  for (const what of ['rejoin', 'confirm'] as const) {
+    for (const r of refusals) {
+      it(`${what}: refuses ${r.name}`, async () => {
+        const { js, admissions } = await admitted();
+        await assert.rejects(
+          back(js, what, r.ek, r.pcr15(), r.disk),
+          refusedWith(grpc.status.PERMISSION_DENIED, r.error),
+        );
+        assert.equal(admissions.get(hex(EK.w0))?.state, 'pending');
+      });
+    }
+  }
+
   it('refuses without a challenge on the connection', async () => {
-    const { js } = await service();
+    const { js } = await admitted();
     await assert.rejects(
       js.issueRejoinTicket({ attestation: doc, diskUuid: DISK }, PEER),
       refusedWith(grpc.status.FAILED_PRECONDITION, /no outstanding challenge/),
+    );
+  });
+});
+
+describe('JoinService: proveOwner', () => {
+  it("signs the node's nonce with the owner key, bound to this server's TLS key", async () => {
+    const { js, identity: tls } = await service();
+    const nonce = randomBytes(32);
+    const proof = await js.proveOwner({ nonce });
+    const owner = parseOwnerPublicKey(ownerPublicKeyText(secrets.ownerSeed!));
+    assert.ok(verifyOwnerProof(owner, nonce, tls.spkiDer, proof.signature));
+    assert.ok(!verifyOwnerProof(owner, randomBytes(32), tls.spkiDer, proof.signature), 'another nonce');
+    const other = await createEphemeralIdentity();
+    assert.ok(!verifyOwnerProof(owner, nonce, other.spkiDer, proof.signature), 'relayed to another channel');
+    const foreign = parseOwnerPublicKey(ownerPublicKeyText(deriveOwnerSeed(randomBytes(32))));
+    assert.ok(!verifyOwnerProof(foreign, nonce, tls.spkiDer, proof.signature), "another operator's key");
+  });
+
+  it('refuses a nonce of the wrong size, and cannot prove anything without the owner key', async () => {
+    const { js } = await service();
+    await assert.rejects(
+      js.proveOwner({ nonce: randomBytes(8) }),
+      refusedWith(grpc.status.INVALID_ARGUMENT, /nonce/),
+    );
+    const { ownerSeed: _seed, ...withoutOwner } = secrets;
+    const { js: keyless } = await service({ secrets: withoutOwner });
+    await assert.rejects(
+      keyless.proveOwner({ nonce: randomBytes(32) }),
+      refusedWith(grpc.status.FAILED_PRECONDITION, /holds no owner key/),
     );
   });
 });

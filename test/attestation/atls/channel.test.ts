@@ -62,6 +62,7 @@ const echoVerifier: PeerVerifier = {
           warnings: [],
           akName: Buffer.from('ak'),
           ekCertificateHash: Buffer.alloc(32),
+          ekPublicHash: Buffer.alloc(32),
         };
       },
     };

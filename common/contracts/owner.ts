@@ -1,0 +1,161 @@
+// Who owns a cluster, written once for the CLI and the agent. The operator's key is derived from the workspace's
+// init secret (HKDF): `create` knows it before any node boots and puts its public half into every node's metadata;
+// the first node learns the init secret over the attested init channel and keeps the derived seed with the cluster
+// secrets, so every JoinService of the cluster (and only those) can prove ownership and verify the inventory.
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  hkdfSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
+import * as v from 'valibot';
+import { isDnsLabel } from '../net.js';
+import { checkedString, matching, strictObject } from '../schema.js';
+import { type NodeRole, nodeRoleSchema } from './node-role.js';
+
+export const OWNER_SEED_BYTES = 32;
+
+/** Ed25519 PKCS#8 DER is this prefix followed by the 32-byte seed. */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** The owner key's seed: HKDF-SHA256 of the init secret. The init secret itself never has to be kept. */
+export function deriveOwnerSeed(initSecret: Uint8Array): Buffer {
+  if (initSecret.length < 16) throw new RangeError('init secret: expected at least 16 bytes');
+  return Buffer.from(
+    hkdfSync('sha256', initSecret, Buffer.alloc(0), 'sextant owner key v1', OWNER_SEED_BYTES),
+  );
+}
+
+function privateKeyOf(seed: Uint8Array): KeyObject {
+  if (seed.length !== OWNER_SEED_BYTES)
+    throw new RangeError(`owner seed: expected ${OWNER_SEED_BYTES} bytes`);
+  return createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+
+/** The owner public key as metadata carries it: base64 of the Ed25519 SubjectPublicKeyInfo DER. */
+export function ownerPublicKeyText(seed: Uint8Array): string {
+  return createPublicKey(privateKeyOf(seed)).export({ type: 'spki', format: 'der' }).toString('base64');
+}
+
+/** Parses metadata's owner key; only Ed25519 is accepted. */
+export function parseOwnerPublicKey(text: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(text, 'base64'), format: 'der', type: 'spki' });
+  } catch (err) {
+    throw new Error(`owner: not a base64 SubjectPublicKeyInfo (${(err as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new Error(`owner: expected an Ed25519 key, got ${key.asymmetricKeyType}`);
+  return key;
+}
+
+/** The identity a node is known by before it has a name: SHA-256 (hex) of its EK's SubjectPublicKeyInfo DER. */
+export function ekKeyHash(ekSpkiDer: Uint8Array): string {
+  return createHash('sha256').update(ekSpkiDer).digest('hex');
+}
+
+// ---- inventory: the nodes the operator created, by EK ------------------------------------------------------------
+
+export interface InventoryNode {
+  name: string;
+  role: NodeRole;
+  /** ekKeyHash of the node's TPM */
+  ek: string;
+}
+
+export interface SignedInventory {
+  nodes: InventoryNode[];
+  /** Ed25519 by the owner key over inventoryMessage(nodes), base64 */
+  signature: string;
+}
+
+export const inventorySchema = strictObject(
+  {
+    nodes: v.array(
+      strictObject(
+        {
+          name: checkedString('a DNS label', isDnsLabel),
+          role: nodeRoleSchema,
+          ek: matching(/^[0-9a-f]{64}$/, '64 lowercase hex characters (SHA-256 of the EK public key)'),
+        },
+        'a JSON object',
+      ),
+      'expected a list of nodes',
+    ),
+    signature: matching(/^[A-Za-z0-9+/]+={0,2}$/, 'a base64 signature'),
+  },
+  'a JSON object',
+);
+
+/** The signed bytes: a label and the nodes in name order, each with its fields in a fixed order. */
+function inventoryMessage(nodes: InventoryNode[]): Buffer {
+  const canonical = [...nodes]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((n) => ({ name: n.name, role: n.role, ek: n.ek }));
+  return Buffer.concat([Buffer.from('sextant inventory v1\0'), Buffer.from(JSON.stringify(canonical))]);
+}
+
+export function signInventory(nodes: InventoryNode[], seed: Uint8Array): SignedInventory {
+  return { nodes, signature: sign(null, inventoryMessage(nodes), privateKeyOf(seed)).toString('base64') };
+}
+
+/**
+ * Checks the owner's signature and that names and EKs are unique; returns the nodes. An inventory that fails any
+ * check is refused whole: one altered entry must not smuggle a control plane in.
+ */
+export function verifyInventory(inventory: SignedInventory, ownerPublicKey: KeyObject): InventoryNode[] {
+  let ok = false;
+  try {
+    ok = verify(
+      null,
+      inventoryMessage(inventory.nodes),
+      ownerPublicKey,
+      Buffer.from(inventory.signature, 'base64'),
+    );
+  } catch {
+    ok = false;
+  }
+  if (!ok)
+    throw new Error(
+      "inventory: the signature does not verify with the owner key (altered, or another operator's)",
+    );
+  const names = new Set<string>();
+  const eks = new Set<string>();
+  for (const n of inventory.nodes) {
+    if (names.has(n.name)) throw new Error(`inventory: node name ${n.name} appears twice`);
+    if (eks.has(n.ek)) throw new Error(`inventory: EK ${n.ek} appears twice`);
+    names.add(n.name);
+    eks.add(n.ek);
+  }
+  return inventory.nodes;
+}
+
+// ---- owner proof: a JoinService shows it holds the owner key, on this channel, for this nonce -------------------
+
+export const OWNER_NONCE_BYTES = 32;
+
+function proofMessage(nonce: Uint8Array, serverSpkiDer: Uint8Array): Buffer {
+  return createHash('sha256').update('sextant owner proof v1\0').update(nonce).update(serverSpkiDer).digest();
+}
+
+/** Signs the node's nonce together with the server's own TLS key, so the proof is useless on any other channel. */
+export function proveOwner(seed: Uint8Array, nonce: Uint8Array, serverSpkiDer: Uint8Array): Buffer {
+  return sign(null, proofMessage(nonce, serverSpkiDer), privateKeyOf(seed));
+}
+
+export function verifyOwnerProof(
+  ownerPublicKey: KeyObject,
+  nonce: Uint8Array,
+  serverSpkiDer: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  try {
+    return verify(null, proofMessage(nonce, serverSpkiDer), ownerPublicKey, signature);
+  } catch {
+    return false;
+  }
+}
