@@ -155,6 +155,7 @@ async function nodePlatform(
           port: config.joinServicePort,
           burstPerPeer: config.joinBurstPerPeer,
           ...(config.mdns ? { mdnsName: `${metadata.name}-join` } : {}),
+          inventory: async () => (await loadMetadata(config.metadataUrl)).inventory,
         },
         clusterSecrets,
       ),

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { deriveOwnerSeed } from '../../common/contracts/owner.js';
 import { StatusError, toServiceError } from '../../common/grpc.js';
 import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../common/keys.js';
 import { secretsEqual } from '../../common/secrets.js';
@@ -143,6 +144,8 @@ export class InitServer {
           components: plan.components,
           apiServerEndpoint: endpoint,
           clusterName: plan.clusterName,
+          // The init secret proved this request is the operator's: its owner key lets the JoinService prove that.
+          ownerSeed: deriveOwnerSeed(plan.initSecret),
         }),
       );
       await this.#step('persist-state', () => this.deps.state.save({ ...base, phase: 'bootstrapped' }));
