@@ -30,7 +30,7 @@ export class Inventory {
 
   constructor(nodes: readonly InventoryNode[]) {
     for (const n of nodes) {
-      this.#byEk.set(n.ek, n);
+      for (const ek of n.eks) this.#byEk.set(ek, n);
       this.#byName.set(n.name, n);
     }
   }
@@ -54,6 +54,11 @@ export function unlistedNodeName(ek: string): string {
 }
 
 export interface NodeIdentity {
+  /**
+   * The EK the node's admission is recorded under: the inventory's first EK of that TPM (whichever of its EKs it
+   * attested with), or the presented one for an unlisted node.
+   */
+  ek: string;
   nodeName: string;
   role: NodeRole;
   /** whether the inventory lists this EK */
@@ -63,7 +68,7 @@ export interface NodeIdentity {
 /** Name and role for an EK: the inventory's, or the unlisted policy's. */
 export function identify(ek: string, inventory: Inventory, unlisted: UnlistedPolicy): NodeIdentity {
   const listed = inventory.byEk(ek);
-  if (listed) return { nodeName: listed.name, role: listed.role, listed: true };
+  if (listed) return { ek: listed.eks[0] ?? ek, nodeName: listed.name, role: listed.role, listed: true };
   if (unlisted === 'refuse') {
     throw new Refusal(
       grpc.status.PERMISSION_DENIED,
@@ -75,10 +80,10 @@ export function identify(ek: string, inventory: Inventory, unlisted: UnlistedPol
   if (taken) {
     throw new Refusal(
       grpc.status.PERMISSION_DENIED,
-      `the name ${nodeName} derived from this TPM's EK is an inventory node's (EK ${short(taken.ek)})`,
+      `the name ${nodeName} derived from this TPM's EK is an inventory node's (${taken.name})`,
     );
   }
-  return { nodeName, role: 'worker', listed: false };
+  return { ek, nodeName, role: 'worker', listed: false };
 }
 
 function short(ek: string): string {

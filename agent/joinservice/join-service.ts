@@ -293,16 +293,23 @@ export class JoinService {
       throw new Refusal(grpc.status.INVALID_ARGUMENT, 'disk_uuid: expected a lowercase UUID');
     }
     const verified = await this.#verify('join', req.attestation, peer);
-    const ek = verified.ekPublicHash.toString('hex');
     let who: NodeIdentity | undefined;
     try {
-      who = identify(ek, await this.deps.inventory(), this.deps.unlisted ?? 'worker');
-      authorizeJoin({ ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid }, who, this.deps.admissions);
+      who = identify(
+        verified.ekPublicHash.toString('hex'),
+        await this.deps.inventory(),
+        this.deps.unlisted ?? 'worker',
+      );
+      authorizeJoin(
+        { ek: who.ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid },
+        who,
+        this.deps.admissions,
+      );
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
       return this.#refuse('join', peer, who?.nodeName ?? '', verified, err);
     }
-    const { nodeName, role } = who;
+    const { nodeName, role, ek } = who;
     const controlPlane = role === 'control-plane';
     let kubeletCert: Buffer;
     try {
@@ -375,7 +382,7 @@ export class JoinService {
   /** The node joined and holds its lock for this cluster: its pending admission becomes confirmed. */
   async confirmJoin(req: ConfirmJoinRequest, peer: string): Promise<ConfirmJoinResponse> {
     const verified = await this.#verify('confirm', req.attestation, peer);
-    const ek = verified.ekPublicHash.toString('hex');
+    const ek = await this.#admissionKey(verified);
     let nodeName = '';
     try {
       nodeName = authorizeReturn(
@@ -398,7 +405,7 @@ export class JoinService {
 
   async issueRejoinTicket(req: IssueRejoinTicketRequest, peer: string): Promise<IssueRejoinTicketResponse> {
     const verified = await this.#verify('rejoin', req.attestation, peer);
-    const ek = verified.ekPublicHash.toString('hex');
+    const ek = await this.#admissionKey(verified);
     let nodeName = '';
     try {
       nodeName = authorizeReturn(
@@ -423,6 +430,12 @@ export class JoinService {
       stateDiskKey: deriveDiskKey(this.deps.secrets.masterSecret, req.diskUuid),
       measurementSecret: deriveMeasurementSecret(this.deps.secrets.masterSecret),
     };
+  }
+
+  /** The EK an admission of this TPM is recorded under: the inventory's first of its EKs, else the presented one. */
+  async #admissionKey(verified: VerifiedAttestation): Promise<string> {
+    const presented = verified.ekPublicHash.toString('hex');
+    return (await this.deps.inventory()).byEk(presented)?.eks[0] ?? presented;
   }
 
   #audit(

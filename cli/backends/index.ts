@@ -12,6 +12,7 @@ async function qemuProvider(): Promise<NodeProvider> {
         imageDir: spec.imageDir,
         nodes: spec.nodes,
         initSecretHash: spec.initSecretHash,
+        ownerSeed: spec.ownerSeed,
         joinServicePort: spec.config.joinServicePort,
         cpus: q.vcpus,
         memoryMiB: q.memoryMiB,

@@ -44,6 +44,8 @@ export interface CreateSpec {
   nodes: ProviderNodeSpec[];
   /** SHA-256 hex of the workspace's init secret; the nodes get it as instance metadata. */
   initSecretHash: string;
+  /** The owner-key seed derived from the init secret: the operator commitment and the inventory's signer. */
+  ownerSeed: Buffer;
   onProgress: (message: string) => void;
 }
 

@@ -1,4 +1,6 @@
 // sextant create
+
+import { deriveOwnerSeed } from '../../common/contracts/owner.js';
 import { loadConfig } from '../config/file.js';
 import { resolveImageDir } from '../config/resolve.js';
 import { initSecretHash, loadOrCreateInitSecret } from '../workspace/init-secret.js';
@@ -28,6 +30,7 @@ export async function create(ctx: CommandContext, backends: Backends): Promise<n
     imageDir: resolveImageDir(ctx.workspace, config, ctx.env),
     nodes: nodeSpecs(config.name, config.nodes.controlPlanes, config.nodes.workers),
     initSecretHash: initSecretHash(secret),
+    ownerSeed: deriveOwnerSeed(secret),
     onProgress: (m) => ctx.progress(m),
   });
   for (const n of nodes) ctx.stdout.write(`${n.name}\t${n.role}\t${n.address}\n`);

@@ -63,8 +63,11 @@ export function ekKeyHash(ekSpkiDer: Uint8Array): string {
 export interface InventoryNode {
   name: string;
   role: NodeRole;
-  /** ekKeyHash of the node's TPM */
-  ek: string;
+  /**
+   * ekKeyHash of every EK the node's TPM has a certificate for (swtpm_setup makes an RSA 2048 and an ECC P-384
+   * one): the first is the one admissions are recorded under, and any of them identifies the same node.
+   */
+  eks: string[];
 }
 
 export interface SignedInventory {
@@ -80,7 +83,10 @@ export const inventorySchema = strictObject(
         {
           name: checkedString('a DNS label', isDnsLabel),
           role: nodeRoleSchema,
-          ek: matching(/^[0-9a-f]{64}$/, '64 lowercase hex characters (SHA-256 of the EK public key)'),
+          eks: v.pipe(
+            v.array(matching(/^[0-9a-f]{64}$/, '64 lowercase hex characters (SHA-256 of an EK public key)')),
+            v.minLength(1, 'expected at least one EK'),
+          ),
         },
         'a JSON object',
       ),
@@ -95,7 +101,7 @@ export const inventorySchema = strictObject(
 function inventoryMessage(nodes: InventoryNode[]): Buffer {
   const canonical = [...nodes]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((n) => ({ name: n.name, role: n.role, ek: n.ek }));
+    .map((n) => ({ name: n.name, role: n.role, eks: [...n.eks] }));
   return Buffer.concat([Buffer.from('sextant inventory v1\0'), Buffer.from(JSON.stringify(canonical))]);
 }
 
@@ -127,9 +133,11 @@ export function verifyInventory(inventory: SignedInventory, ownerPublicKey: KeyO
   const eks = new Set<string>();
   for (const n of inventory.nodes) {
     if (names.has(n.name)) throw new Error(`inventory: node name ${n.name} appears twice`);
-    if (eks.has(n.ek)) throw new Error(`inventory: EK ${n.ek} appears twice`);
     names.add(n.name);
-    eks.add(n.ek);
+    for (const ek of n.eks) {
+      if (eks.has(ek)) throw new Error(`inventory: EK ${ek} appears twice`);
+      eks.add(ek);
+    }
   }
   return inventory.nodes;
 }

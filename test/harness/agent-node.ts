@@ -350,7 +350,7 @@ export async function publishInventory(
   extra: InventoryNode[] = [],
 ): Promise<void> {
   const inventory = signInventory(
-    [...nodes.map((n) => ({ name: n.name, role: n.role, ek: n.tpm.ek })), ...extra],
+    [...nodes.map((n) => ({ name: n.name, role: n.role, eks: [n.tpm.ek] })), ...extra],
     deriveOwnerSeed(initSecret),
   );
   for (const n of nodes) {

@@ -9,11 +9,12 @@ import {
   instanceMetadataSchema,
 } from '../../../common/contracts/instance-metadata.js';
 import { NODE_ROLES, type NodeRole } from '../../../common/contracts/node-role.js';
+import { ownerPublicKeyText, signInventory } from '../../../common/contracts/owner.js';
 import { formatEndpoint, isDnsLabel } from '../../../common/net.js';
 import { parseWith } from '../../../common/schema.js';
 import { isOurProcess, readPid, run, stopProcess } from './exec.js';
 import { createNetwork, deleteNetwork, freeNetworkFor, networkFor } from './network.js';
-import { manufactureTpm, readLocalCa, startSwtpm } from './swtpm.js';
+import { ekHashesIn, manufactureTpm, readLocalCa, startSwtpm } from './swtpm.js';
 import { OVMF_VARS, startVm, waitForConsole } from './vm.js';
 
 export interface QemuNodeSpec {
@@ -27,6 +28,11 @@ export interface QemuClusterSpec {
   nodes: QemuNodeSpec[];
   /** SHA-256 hex of the init secret, served to every node in its metadata. */
   initSecretHash: string;
+  /**
+   * The operator's owner-key seed (derived from the init secret): its public key goes into every node's metadata
+   * as the operator commitment, and it signs the inventory of the nodes made here (name, role, EKs).
+   */
+  ownerSeed?: Buffer;
   joinServicePort?: number;
   /**
    * vCPUs per VM (default 2: kubeadm's preflight refuses a control plane with fewer). It is part of the machine's
@@ -151,10 +157,23 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
   for (const node of nodes) {
     mkdirSync(node.dir, { recursive: true, mode: 0o700 });
     progress(`${node.name}: manufacturing TPM (EK certificate from the workspace CA)`);
-    await manufactureTpm(join(node.dir, 'tpm'), caDir, node.name).catch((err: Error) => {
-      throw new Error(`node ${node.name}: ${err.message}; run terminate to clean up`);
-    });
+    await manufactureTpm(join(node.dir, 'tpm'), caDir, node.name, join(node.dir, 'ek')).catch(
+      (err: Error) => {
+        throw new Error(`node ${node.name}: ${err.message}; run terminate to clean up`);
+      },
+    );
   }
+  // The provider made each TPM and its EK certificates: it knows which EK is which node, and says so, signed with
+  // the operator's key, in every node's metadata (the JoinService admits by it; common/contracts/owner.ts).
+  const owner = spec.ownerSeed
+    ? {
+        owner: ownerPublicKeyText(spec.ownerSeed),
+        inventory: signInventory(
+          nodes.map((n) => ({ name: n.name, role: n.role, eks: ekHashesIn(join(n.dir, 'ek')) })),
+          spec.ownerSeed,
+        ),
+      }
+    : {};
   const ca = await readLocalCa(caDir);
   cluster.ekCa = { rootPem: ca.rootPem, issuerPem: ca.issuerPem };
   // the agents' JoinServices check peers' EK certificates against this CA (agent.json ekCaCertificates)
@@ -191,6 +210,7 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
         joinEndpoints: nodes
           .filter((p) => p !== node && p.role === 'control-plane')
           .map((p) => formatEndpoint({ host: p.address, port })),
+        ...owner,
       });
       writeFileSync(join(node.dir, 'metadata.json'), `${JSON.stringify(metadata)}\n`);
       writeFileSync(

@@ -1,9 +1,10 @@
 // One swtpm per VM, manufactured with EK + platform certificates from a PRIVATE swtpm-localca CA that lives in
 // the workspace (the system CA under /var/lib/swtpm-localca is never touched).
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { ekKeyHash } from '../../../common/contracts/owner.js';
 import { run } from './exec.js';
 
 export interface LocalCa {
@@ -93,9 +94,16 @@ export async function readLocalCa(dir: string): Promise<LocalCa> {
  * Manufactures a TPM in `stateDir`: EKs (RSA 0x81010001, ECC 0x81010016), EK certificate and platform certificate
  * signed by the CA in `caDir`, SHA-256 bank only.
  */
-export async function manufactureTpm(stateDir: string, caDir: string, vmId?: string): Promise<void> {
+export async function manufactureTpm(
+  stateDir: string,
+  caDir: string,
+  vmId?: string,
+  /** Where swtpm_setup also writes the EK certificates it made (DER, one per EK): the operator's record of them. */
+  ekCertDir?: string,
+): Promise<void> {
   const { setupConf } = writeCaConfig(caDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  if (ekCertDir) mkdirSync(ekCertDir, { recursive: true, mode: 0o700 });
   await run(`manufacture TPM${vmId ? ` for ${vmId}` : ''}`, 'swtpm_setup', [
     '--tpm2',
     '--tpmstate',
@@ -105,6 +113,7 @@ export async function manufactureTpm(stateDir: string, caDir: string, vmId?: str
     '--create-ek-cert',
     '--create-platform-cert',
     ...(vmId ? ['--vmid', vmId] : []),
+    ...(ekCertDir ? ['--write-ek-cert-files', resolve(ekCertDir)] : []),
     '--overwrite',
   ]);
 }
@@ -133,4 +142,22 @@ export async function startSwtpm(
     '--terminate',
     '--daemon',
   ]);
+}
+
+/**
+ * The EK hashes (common/contracts/owner.ts ekKeyHash) of the certificates swtpm_setup wrote into `ekCertDir`, RSA
+ * first (the EK the agent attests with): what the provider, which made the TPM, vouches for.
+ */
+export function ekHashesIn(ekCertDir: string): string[] {
+  const files = readdirSync(ekCertDir)
+    .filter((f) => f.endsWith('.crt'))
+    .sort((a, b) => Number(b.startsWith('ek-rsa')) - Number(a.startsWith('ek-rsa')) || a.localeCompare(b));
+  if (files.length === 0) throw new Error(`${ekCertDir}: swtpm_setup wrote no EK certificate`);
+  return files.map((f) => {
+    const spki = new X509Certificate(readFileSync(join(ekCertDir, f))).publicKey.export({
+      type: 'spki',
+      format: 'der',
+    });
+    return ekKeyHash(spki);
+  });
 }

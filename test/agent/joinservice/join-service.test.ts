@@ -78,14 +78,16 @@ const THIRD_DISK = '5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9';
 const EK = {
   cp0: Buffer.alloc(32, 0xc0),
   w0: Buffer.alloc(32, 0xa0),
+  /** w-0's second EK (swtpm certifies an RSA and an ECC EK): the same node */
+  w0ecc: Buffer.alloc(32, 0xae),
   w1: Buffer.alloc(32, 0xa1),
   stranger: Buffer.alloc(32, 0x5e),
 };
 const hex = (b: Buffer) => b.toString('hex');
 const INVENTORY: InventoryNode[] = [
-  { name: 'cp-0', role: 'control-plane', ek: hex(EK.cp0) },
-  { name: 'w-0', role: 'worker', ek: hex(EK.w0) },
-  { name: 'w-1', role: 'worker', ek: hex(EK.w1) },
+  { name: 'cp-0', role: 'control-plane', eks: [hex(EK.cp0)] },
+  { name: 'w-0', role: 'worker', eks: [hex(EK.w0), hex(EK.w0ecc)] },
+  { name: 'w-1', role: 'worker', eks: [hex(EK.w1)] },
 ];
 
 let secrets: ClusterSecrets;
@@ -433,6 +435,19 @@ describe('JoinService: admissions keyed by EK', () => {
     );
     assert.equal(admissions.all().length, 1);
     assert.equal(admissions.get(hex(EK.w0))?.diskUuid, DISK);
+  });
+
+  it('the same TPM through its other EK is the same node: one admission, its disk, never a second one', async () => {
+    const { js, admissions } = await service();
+    await join_(js, EK.w0);
+    await admissions.confirm(hex(EK.w0));
+    await assert.rejects(
+      join_(js, EK.w0ecc, { diskUuid: OTHER_DISK }, { ak: 2 }),
+      refusedWith(grpc.status.FAILED_PRECONDITION, /this TPM joined before \(as w-0, confirmed\)/),
+    );
+    const again = await join_(js, EK.w0ecc, {}, { ak: 2 });
+    assert.equal(again.nodeName, 'w-0');
+    assert.equal(admissions.all().length, 1);
   });
 
   it('a pending admission is replaced by the same EK (a node that restarted before it confirmed)', async () => {
