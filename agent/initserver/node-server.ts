@@ -3,6 +3,7 @@ import {
   type Attester,
   attestationService,
   attestedServerCredentials,
+  type CallGuard,
   createEphemeralIdentity,
 } from '../../attestation/atls/index.js';
 import { bindServer, shutdownServer } from '../../common/grpc.js';
@@ -11,6 +12,8 @@ import { type InitServiceServer, InitServiceService } from '../../gen/proto/init
 
 export interface NodeServerOptions {
   attester: Attester;
+  /** Per-peer rate, concurrency and TPM budget every Identify/Attest passes first (shared with the JoinService). */
+  guard?: CallGuard;
   address: string;
   port: number;
 }
@@ -30,7 +33,7 @@ export async function serveNode(
 ): Promise<RunningServer> {
   const identity = await createEphemeralIdentity();
   const server = new grpc.Server();
-  server.addService(AttestationServiceService, attestationService(options.attester, identity));
+  server.addService(AttestationServiceService, attestationService(options.attester, identity, options.guard));
   if (init) server.addService(InitServiceService, init);
   const port = await bindServer(server, options.address, options.port, attestedServerCredentials(identity));
   return { port, close: () => shutdownServer(server) };

@@ -41,7 +41,7 @@ import {
   type UnlistedPolicy,
 } from './authorization.js';
 import type { KubeletCertificateSigner } from './kubelet-certificate.js';
-import { PeerRateLimiter, peerHost, Semaphore } from './limits.js';
+import { CallLimits, type PeerRateLimiter, peerHost, type Semaphore } from './limits.js';
 import type { MeasurementsSource } from './measurements-source.js';
 
 export { Refusal } from './authorization.js';
@@ -64,6 +64,11 @@ export interface JoinServiceDeps {
   /** Serialized cluster secrets handed to control-plane joiners. */
   clusterSecretsFile(): Buffer;
   limits?: Partial<JoinServiceLimits>;
+  /**
+   * The process's call limits (per-peer bucket, concurrency bound, TPM budget), shared with the node's own port;
+   * default: limits of this service's own, from `limits`.
+   */
+  callLimits?: CallLimits;
 }
 
 export interface JoinServiceLimits {
@@ -102,6 +107,7 @@ type Request = 'join' | 'rejoin' | 'confirm';
 export class JoinService {
   readonly #limits: JoinServiceLimits;
   readonly #challenges = new Map<string, Outstanding>();
+  readonly #callLimits: CallLimits;
   readonly #semaphore: Semaphore;
   readonly #rate: PeerRateLimiter;
   readonly #userData: Buffer;
@@ -110,11 +116,18 @@ export class JoinService {
 
   constructor(private readonly deps: JoinServiceDeps) {
     this.#limits = { ...DEFAULT_LIMITS, ...deps.limits };
-    this.#semaphore = new Semaphore(
-      this.#limits.maxConcurrentVerifications,
-      this.#limits.maxQueuedVerifications,
-    );
-    this.#rate = new PeerRateLimiter(this.#limits.burstPerPeer, this.#limits.perPeerPerSecond);
+    // One bucket per peer and one concurrency bound for every call of this process: tickets here, Identify/Attest
+    // on this port and on the node's own.
+    this.#callLimits =
+      deps.callLimits ??
+      new CallLimits({
+        burstPerPeer: this.#limits.burstPerPeer,
+        perPeerPerSecond: this.#limits.perPeerPerSecond,
+        maxConcurrent: this.#limits.maxConcurrentVerifications,
+        maxQueued: this.#limits.maxQueuedVerifications,
+      });
+    this.#semaphore = this.#callLimits.semaphore;
+    this.#rate = this.#callLimits.rate;
     // Clients bind their documents to our TLS key: a document made for another server is useless here.
     this.#userData = channelUserData('client', deps.identity.spkiDer);
     const { secrets } = deps;
@@ -128,7 +141,10 @@ export class JoinService {
       'grpc.max_receive_message_length': this.#limits.maxMessageBytes,
       'grpc.max_send_message_length': 4 * 1024 * 1024,
     });
-    server.addService(AttestationServiceService, attestationService(this.deps.attester, this.deps.identity));
+    server.addService(
+      AttestationServiceService,
+      attestationService(this.deps.attester, this.deps.identity, this.#callLimits),
+    );
     const handlers: JoinServiceServer = {
       proveOwner: (call, cb) => this.#unary('owner', call, cb, async () => this.proveOwner(call.request)),
       challenge: (call, cb) =>

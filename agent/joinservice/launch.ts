@@ -23,6 +23,7 @@ import { AuditLog } from './audit-log.js';
 import { Inventory, type UnlistedPolicy } from './authorization.js';
 import { JoinService } from './join-service.js';
 import { KubeletCertificateSigner } from './kubelet-certificate.js';
+import type { CallLimits } from './limits.js';
 import { MeasurementsSource, macPathOf } from './measurements-source.js';
 
 export interface JoinServiceSetup {
@@ -47,6 +48,8 @@ export interface JoinServiceSetup {
   inventory?: () => Promise<SignedInventory | undefined>;
   /** What nodes the inventory does not list get (default: worker, named after the EK). */
   unlisted?: UnlistedPolicy;
+  /** The process's call limits, shared with the node's own port (both reach the same TPM). */
+  callLimits?: CallLimits;
 }
 
 /**
@@ -152,6 +155,7 @@ export async function launchJoinService(
     inventory: inventorySource(setup.inventory, secrets.ownerSeed, log),
     ...(setup.unlisted ? { unlisted: setup.unlisted } : {}),
     limits: { burstPerPeer: setup.burstPerPeer },
+    ...(setup.callLimits ? { callLimits: setup.callLimits } : {}),
   });
   const port = await service.listen(setup.listenAddress, setup.port);
   const ad = setup.mdnsName ? advertiseJoinService({ name: setup.mdnsName, port }) : undefined;

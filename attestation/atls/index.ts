@@ -8,5 +8,5 @@ export {
   openAttestedChannel,
 } from './client.js';
 export { createPeerVerifier } from './policy.js';
-export { attestationService, attestedServerCredentials } from './server.js';
+export { attestationService, attestedServerCredentials, type CallGuard } from './server.js';
 export type { Attester, PeerVerifier, PendingChallenge, VerifiedAttestation } from './verifier.js';

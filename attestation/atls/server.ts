@@ -17,29 +17,63 @@ export function attestedServerCredentials(identity: EphemeralIdentity): grpc.Ser
   );
 }
 
-/** The AttestationService: lets a client challenge this node's TPM on the connection it will send secrets on. */
+/**
+ * Admission of a call before it costs anything: per-peer rate, TPM budget, concurrency (agent/joinservice/limits.ts
+ * CallLimits). Rejects with a StatusError (RESOURCE_EXHAUSTED) when the call must not run.
+ */
+export interface CallGuard {
+  admit(peer: string, tpmOps: number): Promise<() => void>;
+}
+
+/** TPM operations an Attest costs: the credential activation and the quote. Identify is served from the cache. */
+const ATTEST_TPM_OPS = 2;
+
+/**
+ * The AttestationService: lets a client challenge this node's TPM on the connection it will send secrets on. With a
+ * guard, every call passes it first, so a flood of Identify/Attest from one address (or from all together) can
+ * neither monopolise the TPM nor slow a legitimate join without bound.
+ */
 export function attestationService(
   attester: Attester,
   identity: EphemeralIdentity,
+  guard?: CallGuard,
 ): AttestationServiceServer {
   const userData = channelUserData('server', identity.spkiDer);
+  function guarded<T>(
+    what: string,
+    peer: string,
+    tpmOps: number,
+    run: () => Promise<T>,
+    callback: (err: grpc.ServiceError | null, res?: T) => void,
+  ): void {
+    const admitted = guard ? guard.admit(peer, tpmOps) : Promise.resolve(() => {});
+    admitted.then(
+      (release) =>
+        run()
+          .finally(release)
+          .then(
+            (res) => callback(null, res),
+            (err: unknown) => callback(toServiceError(new Error(`${what}: ${messageOf(err)}`))),
+          ),
+      (err: unknown) =>
+        callback(
+          toServiceError(
+            err instanceof StatusError
+              ? new StatusError(err.code, `${what}: ${err.message}`)
+              : new StatusError(grpc.status.RESOURCE_EXHAUSTED, `${what}: ${messageOf(err)}`),
+          ),
+        ),
+    );
+  }
   return {
-    identify: (_call, callback) => {
-      attester.identity().then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toServiceError(new Error(`identify: ${messageOf(err)}`))),
-      );
-    },
+    identify: (call, callback) => guarded('identify', call.getPeer(), 0, () => attester.identity(), callback),
     attest: (call, callback) => {
       const challenge = call.request;
       if (challenge.nonce.length !== 32) {
         callback(toServiceError(new StatusError(grpc.status.INVALID_ARGUMENT, 'nonce: expected 32 bytes')));
         return;
       }
-      attester.attest(challenge, userData).then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toServiceError(new Error(`attest: ${messageOf(err)}`))),
-      );
+      guarded('attest', call.getPeer(), ATTEST_TPM_OPS, () => attester.attest(challenge, userData), callback);
     },
   };
 }
