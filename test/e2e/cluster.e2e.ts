@@ -149,8 +149,8 @@ async function kubeadmSeconds(consoleLog: string, command: string): Promise<numb
     if (!line.startsWith('{') || !line.includes('kubeadm done')) continue;
     try {
       const e = JSON.parse(line) as Record<string, string>;
-      if (e.MESSAGE === 'kubeadm done' && e.COMMAND === command && e.DURATIONMS)
-        return Number(e.DURATIONMS) / 1000;
+      if (e.MESSAGE === 'kubeadm done' && e.COMMAND === command && e.DURATION_MS)
+        return Number(e.DURATION_MS) / 1000;
     } catch {
       // a line cut by other console output
     }
