@@ -14,6 +14,7 @@ import { discoverAll, joinServiceSources } from './discovery/index.js';
 import { serveNode } from './initserver/node-server.js';
 import { createKubeletCsr } from './joinclient/kubelet-csr.js';
 import { launchJoinService } from './joinservice/launch.js';
+import { CallLimits } from './joinservice/limits.js';
 import { createKubeadm } from './kubeadm/driver.js';
 import { createKubelet } from './kubeadm/kubelet.js';
 import { createLogger, type Logger } from './log/index.js';
@@ -116,6 +117,8 @@ async function nodePlatform(
     timeoutMs: config.kubeadmTimeoutMs,
   });
   const secrets = new ClusterSecretsStore(config.stateDir);
+  // One set of limits for every attested call of this process: both ports reach the same TPM.
+  const callLimits = new CallLimits({ burstPerPeer: config.joinBurstPerPeer });
   const metadata = () => loadMetadata(config.metadataUrl);
   const sources = joinServiceSources({
     metadata,
@@ -139,7 +142,10 @@ async function nodePlatform(
     checkMeasurements: (text) => void parseMeasurementsFile(text, 'measurements'),
     createKubeletCsr,
     serveNode: (initServer) =>
-      serveNode({ attester, address: config.listenAddress, port: config.initPort }, initServer?.service()),
+      serveNode(
+        { attester, address: config.listenAddress, port: config.initPort, guard: callLimits },
+        initServer?.service(),
+      ),
     startJoinService: (clusterSecrets, metadata) =>
       launchJoinService(
         {
@@ -154,6 +160,7 @@ async function nodePlatform(
           listenAddress: config.listenAddress,
           port: config.joinServicePort,
           burstPerPeer: config.joinBurstPerPeer,
+          callLimits,
           ...(config.mdns ? { mdnsName: `${metadata.name}-join` } : {}),
           inventory: async () => (await loadMetadata(config.metadataUrl)).inventory,
         },
