@@ -11,6 +11,7 @@ import { openResilientTpm, type Tpm } from '../native/tpm/index.js';
 import { installComponents } from './components/install.js';
 import { type AgentConfig, loadAgentConfig } from './config/agent-config.js';
 import { discoverAll, joinServiceSources } from './discovery/index.js';
+import { InitReplyStore } from './initserver/init-reply.js';
 import { serveNode } from './initserver/node-server.js';
 import { createKubeletCsr } from './joinclient/kubelet-csr.js';
 import { launchJoinService } from './joinservice/launch.js';
@@ -168,6 +169,7 @@ async function nodePlatform(
       ),
     apiServerPort: config.apiServerPort,
     rootfs: config.rootfs,
+    initReplies: new InitReplyStore(config.stateDir),
     ready: () => notify('READY=1'),
   };
 }

@@ -3,7 +3,7 @@ import { decideBoot } from './boot/boot-decision.js';
 import { resetStaleBootstrap } from './boot/reset.js';
 import type { Component } from './components/spec.js';
 import { resumeControlPlane } from './controlplane/resume.js';
-import { InitServer } from './initserver/init-server.js';
+import { InitServer, type InitServerDeps } from './initserver/init-server.js';
 import { JoinClient, JoinStopped } from './joinclient/join-client.js';
 import type { KubeletKey } from './joinclient/kubelet-csr.js';
 import type { Kubeadm } from './kubeadm/driver.js';
@@ -54,6 +54,8 @@ export interface Platform {
   rootfs: string;
   /** Tells the service manager the agent is up (systemd's READY=1). */
   ready(): void;
+  /** Where the init server keeps its answer for the owner (a repeated init gets it, also after a restart). */
+  initReplies?: InitServerDeps['replies'];
   /** Join client retry pacing; tests shorten it. */
   joinBackoff?: { initialMs: number; maxMs: number };
 }
@@ -138,20 +140,7 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
 
     /** Init server and join client side by side; the join client runs on in the background. */
     async function startFresh(): Promise<{ joinClientDone: Promise<void> }> {
-      const initServer = new InitServer({
-        log,
-        metadata,
-        lock,
-        state: platform.state,
-        apiServerPort: platform.apiServerPort,
-        checkMeasurements: (text) => platform.checkMeasurements(text),
-        installComponents: (components) => platform.installComponents(components),
-        runKubeadmInit: (input) => kubeadmInit(platform.kubeadm, input),
-        rewriteKubeconfigServer,
-        startJoinService,
-        resetKubernetes: () => platform.kubeadm.reset(),
-      });
-      const server = await platform.serveNode(initServer);
+      const server = await platform.serveNode(initServer());
       running.push(server);
       log.info('init server listening', { port: server.port });
       const done = joinClient.run(abort.signal).then(
@@ -164,6 +153,23 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
       return { joinClientDone: done };
     }
 
+    function initServer(): InitServer {
+      return new InitServer({
+        log,
+        metadata,
+        lock,
+        state: platform.state,
+        apiServerPort: platform.apiServerPort,
+        checkMeasurements: (text) => platform.checkMeasurements(text),
+        installComponents: (components) => platform.installComponents(components),
+        runKubeadmInit: (input) => kubeadmInit(platform.kubeadm, input),
+        rewriteKubeconfigServer,
+        startJoinService,
+        resetKubernetes: () => platform.kubeadm.reset(),
+        ...(platform.initReplies ? { replies: platform.initReplies } : {}),
+      });
+    }
+
     async function rejoin(state: NodeState): Promise<void> {
       const resumed = await resumeControlPlane(state, {
         log,
@@ -172,7 +178,14 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
         startJoinService,
         kubelet: platform.kubelet,
       });
-      if (resumed) return;
+      if (resumed) {
+        // The init port again: attestation for `verify`, and its owner's repeated init answered with the kept
+        // result (an operator whose CLI never saw it fetches it here); nobody else gets anything from it.
+        const server = await platform.serveNode(initServer());
+        running.push(server);
+        log.info('init server listening', { port: server.port });
+        return;
+      }
       await joinClient.rejoin(state, abort.signal);
       const server = await platform.serveNode();
       running.push(server);

@@ -6,11 +6,13 @@ import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../c
 import { secretsEqual } from '../../common/secrets.js';
 import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/proto/init.js';
 import type { Component } from '../components/spec.js';
+import { faultPoint } from '../fault-hook.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
 import { type NodeLock, NodeLockedError } from '../nodelock/node-lock.js';
 import type { ClusterSecrets } from '../state/cluster-secrets.js';
 import type { NodeStateStore } from '../state/node-state.js';
+import { openInitReply, type SealedInitReply, sameOwner, sealInitReply } from './init-reply.js';
 import { type InitPlan, InitRequestError, validateInitRequest } from './init-request.js';
 
 /** What `kubeadm init` needs to know, beyond the request. */
@@ -42,6 +44,11 @@ export interface InitServerDeps {
   startJoinService(secrets: ClusterSecrets): Promise<void>;
   /** Undo what kubeadm may have half-done (kubeadm reset). Best effort. */
   resetKubernetes(): Promise<void>;
+  /**
+   * Where the success reply is kept, sealed to its owner, so that a repeated init from the same owner (whose CLI
+   * never saw the answer) gets it again, also after an agent restart.
+   */
+  replies?: { load(): Promise<SealedInitReply | undefined>; save(sealed: SealedInitReply): Promise<void> };
 }
 
 /** A step of init that failed after the point of no return. */
@@ -64,6 +71,8 @@ type Writer = { write(msg: InitResponse): boolean };
  */
 export class InitServer {
   #busy = false;
+  /** The step an init of this boot failed at: the node then needs a reboot before it can be initialized. */
+  #failedStep: string | undefined;
 
   constructor(private readonly deps: InitServerDeps) {}
 
@@ -93,6 +102,13 @@ export class InitServer {
       throw new InitRefusedError(grpc.status.PERMISSION_DENIED, 'init secret does not match this node');
     }
     if (this.#busy || this.deps.lock.holder !== null) {
+      if (!this.#busy && (await this.#answerRepeat(plan, out, log))) return;
+      if (this.#failedStep !== undefined) {
+        throw new InitRefusedError(
+          grpc.status.FAILED_PRECONDITION,
+          `init failed at ${this.#failedStep} in this boot; reboot the node to reset its TPM state, then run init again`,
+        );
+      }
       throw new NodeLockedError(this.deps.lock.holder ?? 'init');
     }
     const measurementSecret = deriveMeasurementSecret(plan.masterSecret);
@@ -148,14 +164,27 @@ export class InitServer {
           ownerSeed: deriveOwnerSeed(plan.initSecret),
         }),
       );
+      const success = { kubeconfig, clusterId, ownerId, endpoint };
+      // Kept before "bootstrapped" is: a node that says it is initialized always has the answer for its owner.
+      const replies = this.deps.replies;
+      if (replies) {
+        await this.#step('persist-reply', () =>
+          replies.save(sealInitReply(success, plan.initSecret, plan.masterSecret)),
+        );
+      }
       await this.#step('persist-state', () => this.deps.state.save({ ...base, phase: 'bootstrapped' }));
       log.info('cluster initialized', { clusterId: clusterId.toString('hex'), endpoint });
-      out.write({
-        kind: { $case: 'success', value: { kubeconfig, clusterId, ownerId, endpoint } },
-      });
+      faultPoint('init:bootstrapped');
+      out.write({ kind: { $case: 'success', value: success } });
     } catch (err) {
       const step = err instanceof StepError ? err.step : 'init';
-      log.error(`init failed at ${step}: ${(err as Error).message}`, { step });
+      this.#failedStep = step;
+      log.error(
+        `init failed at ${step}: ${(err as Error).message}; reboot the node before init can run again`,
+        {
+          step,
+        },
+      );
       await this.deps.state
         .save({ ...base, phase: 'reset-required', failedStep: step })
         .catch((e: unknown) => log.error(`cannot mark node for reset: ${(e as Error).message}`));
@@ -165,12 +194,40 @@ export class InitServer {
       out.write({
         kind: {
           $case: 'failure',
-          value: { step, message: `${step}: ${(err as Error).message}`, logs: this.deps.log.recent(200) },
+          value: {
+            step,
+            message: `${step}: ${(err as Error).message}; reboot the node to reset its TPM state before init can run again`,
+            logs: this.deps.log.recent(200),
+          },
         },
       });
     } finally {
       this.#busy = false;
     }
+  }
+
+  /**
+   * A repeated init after this node was initialized: the same owner (init secret and master secret) gets the
+   * answer it may have missed; anyone else a refusal. False when there is no kept answer to give.
+   */
+  async #answerRepeat(plan: InitPlan, out: Writer, log: Logger): Promise<boolean> {
+    const sealed = await this.deps.replies?.load();
+    if (!sealed) return false;
+    const reply = sameOwner(sealed, plan.masterSecret)
+      ? openInitReply(sealed, plan.initSecret, plan.masterSecret)
+      : undefined;
+    if (!reply) {
+      log.warn('init refused: this node was initialized by another owner');
+      throw new InitRefusedError(
+        grpc.status.FAILED_PRECONDITION,
+        'node is already initialized, by another owner (master secret)',
+      );
+    }
+    const line = 'init already done: answering with the result kept for its owner';
+    log.info(line);
+    out.write({ kind: { $case: 'log', value: { line } } });
+    out.write({ kind: { $case: 'success', value: reply } });
+    return true;
   }
 
   async #step<T>(step: string, fn: () => Promise<T>): Promise<T> {

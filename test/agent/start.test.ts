@@ -427,7 +427,7 @@ describe('startAgent: reset and reboot-required', () => {
 });
 
 describe('startAgent: a bootstrapped node', () => {
-  it('a control plane with its secrets resumes on its own: PCR 15, JoinService, kubelet', async () => {
+  it('a control plane with its secrets resumes on its own: PCR 15, JoinService, kubelet, the init port again', async () => {
     const h = harness();
     const secrets = clusterSecrets();
     h.secrets.stored = secrets;
@@ -435,7 +435,8 @@ describe('startAgent: a bootstrapped node', () => {
     const agent = await startAgent(h.platform);
     assert.equal(agent.boot, 'rejoin');
     assert.deepEqual(h.tpm.pcrs.get(15), clusterPcrValue(clusterIdOf(secrets)));
-    assert.deepEqual(h.events, ['join service', 'kubelet']);
+    // The init port serves again: attestation, and the owner's repeated init answered (issue 12 §1).
+    assert.deepEqual(h.events, ['join service', 'kubelet', 'serve init+attestation']);
     assert.ok(h.log.lines.some((l) => /info control plane resumed/.test(l)));
     assert.equal(h.ready(), 1);
     await agent.stop();

@@ -329,7 +329,12 @@ describe('InitServer: a step failing after the lock marks the node for reset', (
       assert.equal(f.state.current?.failedStep, c.step);
       assert.deepEqual(f.calls, c.calls);
       assert.equal(f.lock.holder, 'init', 'the lock stays taken: this boot can never init again');
-      await assert.rejects(f.server.init(request(), writer()), /node is already being initialized/);
+      // and says so, naming the way out: the operator's CLI turns this into its reboot hint (issue 12 §6).
+      await assert.rejects(
+        f.server.init(request(), writer()),
+        new RegExp(`init failed at ${c.step} in this boot; reboot the node`),
+      );
+      assert.match(last.value.message, /reboot the node/);
     });
   }
 

@@ -1,0 +1,55 @@
+// Issue 12 §6: an agent killed while kubeadm runs must not leave kubeadm running (writing /etc/kubernetes while the
+// restarted agent resets the node). The "kubeadm" here behaves like the real one waiting for the control plane:
+// it writes nothing, so no broken pipe would end it; only the parent-death signal the driver sets does.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+const REPO = resolve(import.meta.dirname, '../..');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('kubeadm dies with the agent (issue 12 §6)', { timeout: 60_000 }, () => {
+  let dir: string;
+  let kubeadmPid = 0;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sextant-orphan-'));
+  });
+  after(async () => {
+    if (kubeadmPid && alive(kubeadmPid)) process.kill(kubeadmPid, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the agent SIGKILLed mid-init: its kubeadm is gone too', async () => {
+    const pidFile = join(dir, 'kubeadm.pid');
+    const fake = join(dir, 'kubeadm');
+    await writeFile(fake, `#!/bin/sh\necho $$ > ${pidFile}\nexec sleep 600\n`);
+    await chmod(fake, 0o755);
+    const agent = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO, 'test/faults/tools/run-kubeadm.ts'), fake],
+      {
+        cwd: REPO,
+        stdio: 'ignore',
+      },
+    );
+    for (let i = 0; i < 200 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+    kubeadmPid = Number((await readFile(pidFile, 'utf8')).trim());
+    assert.ok(alive(kubeadmPid), 'kubeadm runs');
+    agent.kill('SIGKILL');
+    await new Promise((r) => agent.once('exit', r));
+    for (let i = 0; i < 40 && alive(kubeadmPid); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!alive(kubeadmPid), `kubeadm (pid ${kubeadmPid}) outlived the agent`);
+  });
+});
