@@ -1,0 +1,77 @@
+// The kept init reply opens only for its owner: the init secret and the master secret it was sealed to.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  InitReplyStore,
+  openInitReply,
+  sameOwner,
+  sealInitReply,
+} from '../../../agent/initserver/init-reply.js';
+import { deriveOwnerId } from '../../../common/keys.js';
+
+const master = () => ({ key: randomBytes(32), salt: randomBytes(32) });
+
+describe('init reply', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sextant-init-reply-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const owner = master();
+  const initSecret = randomBytes(32);
+  const success = {
+    kubeconfig: Buffer.from('apiVersion: v1\nusers:\n- user:\n    client-key-data: c2VjcmV0\n'),
+    clusterId: randomBytes(32),
+    ownerId: deriveOwnerId(owner),
+    endpoint: '10.0.0.2:6443',
+  };
+
+  const table: { name: string; secret: Buffer; master: { key: Buffer; salt: Buffer }; opens: boolean }[] = [
+    { name: 'the same owner', secret: initSecret, master: owner, opens: true },
+    { name: 'another master secret', secret: initSecret, master: master(), opens: false },
+    {
+      name: 'the same master secret with another init secret',
+      secret: randomBytes(32),
+      master: owner,
+      opens: false,
+    },
+  ];
+  for (const row of table) {
+    it(`${row.opens ? 'opens' : 'does not open'} for ${row.name}`, () => {
+      const sealed = sealInitReply(success, initSecret, owner);
+      const opened = openInitReply(sealed, row.secret, row.master);
+      if (row.opens) assert.deepEqual(opened, success);
+      else assert.equal(opened, undefined);
+      assert.equal(sameOwner(sealed, row.master), row.master === owner);
+    });
+  }
+
+  it('a tampered reply does not open', () => {
+    const sealed = sealInitReply(success, initSecret, owner);
+    const bytes = Buffer.from(sealed.ciphertext, 'base64');
+    bytes[0] = (bytes[0] ?? 0) ^ 1;
+    assert.equal(
+      openInitReply({ ...sealed, ciphertext: bytes.toString('base64') }, initSecret, owner),
+      undefined,
+    );
+  });
+
+  it('is stored 0600, holds no kubeconfig in the clear, and survives a reload', async () => {
+    const store = new InitReplyStore(dir);
+    assert.equal(await store.load(), undefined);
+    await store.save(sealInitReply(success, initSecret, owner));
+    assert.equal((await stat(store.path)).mode & 0o777, 0o600);
+    const text = await readFile(store.path, 'utf8');
+    assert.ok(!text.includes('c2VjcmV0') && !text.includes('client-key-data'));
+    const loaded = await store.load();
+    assert.ok(loaded);
+    assert.deepEqual(openInitReply(loaded, initSecret, owner), success);
+    await store.clear();
+    assert.equal(await store.load(), undefined);
+  });
+});
