@@ -8,6 +8,7 @@ import { createIssuer } from '../attestation/issuer.js';
 import { parseMeasurementsFile } from '../attestation/measurements.js';
 import { notify } from '../native/systemd/notify.js';
 import { openResilientTpm, type Tpm } from '../native/tpm/index.js';
+import { removeClusterFiles } from './boot/cluster-files.js';
 import { installComponents } from './components/install.js';
 import { type AgentConfig, loadAgentConfig } from './config/agent-config.js';
 import { discoverAll, joinServiceSources } from './discovery/index.js';
@@ -170,6 +171,7 @@ async function nodePlatform(
     apiServerPort: config.apiServerPort,
     rootfs: config.rootfs,
     initReplies: new InitReplyStore(config.stateDir),
+    clusterFiles: { clear: () => removeClusterFiles(config.stateDir) },
     ready: () => notify('READY=1'),
   };
 }

@@ -54,6 +54,8 @@ export interface Platform {
   rootfs: string;
   /** Tells the service manager the agent is up (systemd's READY=1). */
   ready(): void;
+  /** What a reset removes besides the node state: the files of the cluster that never came to be. */
+  clusterFiles?: { clear(): Promise<string[]> };
   /** Where the init server keeps its answer for the owner (a repeated init gets it, also after a restart). */
   initReplies?: InitServerDeps['replies'];
   /** Join client retry pacing; tests shorten it. */
@@ -128,7 +130,12 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
         await rejoin(action.state);
         break;
       case 'reset':
-        await resetStaleBootstrap({ log, kubeadm: platform.kubeadm, state: platform.state });
+        await resetStaleBootstrap({
+          log,
+          kubeadm: platform.kubeadm,
+          state: platform.state,
+          ...(platform.clusterFiles ? { clusterFiles: platform.clusterFiles } : {}),
+        });
         joinClientDone = (await startFresh()).joinClientDone;
         break;
       case 'fresh':

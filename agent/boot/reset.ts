@@ -5,6 +5,8 @@ export interface ResetDeps {
   log: Logger;
   kubeadm: { reset(): Promise<void> };
   state: Pick<NodeStateStore, 'clear'>;
+  /** The cluster's own files (secrets, measurements, JoinService files, init reply); returns the names removed. */
+  clusterFiles?: { clear(): Promise<string[]> };
 }
 
 /**
@@ -15,6 +17,11 @@ export interface ResetDeps {
  */
 export async function resetStaleBootstrap(deps: ResetDeps): Promise<void> {
   await deps.kubeadm.reset().catch((err: Error) => deps.log.warn(`kubeadm reset: ${err.message}`));
+  // Before the state: should this fail, the next start still finds the state and resets again.
+  const removed = (await deps.clusterFiles?.clear()) ?? [];
+  if (removed.length > 0) {
+    deps.log.info('removed the files of the cluster that never came to be', { files: removed.join(', ') });
+  }
   await deps.state.clear();
   deps.log.info('stale bootstrap state removed; the node is initializable again');
 }
