@@ -284,7 +284,7 @@ export class JoinClient {
       log.error(`join failed at ${step}: ${(err as Error).message}; node marked for reset`, { step });
       throw new JoinStopped(`join failed at ${step}: ${(err as Error).message}`, 'reset-required');
     }
-    log.info(`joined the cluster as ${nodeName} (${role})`, { clusterId: clusterId.toString('hex') });
+    log.info(`joined the cluster as ${role}`, { clusterId: clusterId.toString('hex'), node: nodeName });
     await this.#confirm(endpoint, diskUuid).then(
       () => log.info('join confirmed to the JoinService'),
       // The admission stays pending: only this TPM may replace it, and the first rejoin confirms it.
