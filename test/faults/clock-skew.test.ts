@@ -3,7 +3,7 @@
 // Each end runs in its own process with libfaketime skewing only its wall clock; the sockets are real.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
 import { initRequest, kubeadmStandin, testVerifier } from '../harness/cluster-kit.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
 import { skewedClockEnv } from './tools/faketime.js';
+import { inventoryPublisher } from './tools/inventory.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const PEER = join(REPO, 'test/faults/tools/atls-peer.ts');
@@ -76,7 +77,9 @@ describe('clock skew (issue 12 §5)', { timeout: 180_000 }, () => {
     after(() => removeSwtpmCa(ca));
 
     async function skewedCluster(offset: string) {
-      cp = await startAgentNode({ ca, env: skewedClockEnv(offset) });
+      const initSecret = randomBytes(32);
+      const publish = inventoryPublisher(initSecret);
+      cp = await startAgentNode({ ca, initSecret, env: skewedClockEnv(offset), beforeStart: publish });
       const { request } = initRequest(cp.initSecret);
       const result = await initCluster({
         endpoint: { host: '127.0.0.1', port: cp.initPort },
@@ -88,8 +91,9 @@ describe('clock skew (issue 12 §5)', { timeout: 180_000 }, () => {
       worker = await startAgentNode({
         ca,
         role: 'worker',
-        initSecret: cp.initSecret,
+        initSecret,
         joinEndpoints: [`127.0.0.1:${cp.joinServicePort}`],
+        beforeStart: publish,
       });
       return { cp, worker };
     }
