@@ -24,6 +24,7 @@ import {
   JoinServiceClient,
 } from '../../gen/proto/join.js';
 import type { Component } from '../components/spec.js';
+import { writeControlPlaneCertificates } from '../kubeadm/control-plane-certs.js';
 import type { KubeadmJoinRequest } from '../kubeadm/steps.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
@@ -35,7 +36,6 @@ import {
   NodeLockedError,
 } from '../nodelock/node-lock.js';
 import { backoffDelays } from '../retry/backoff.js';
-import { CLUSTER_SECRETS_TICKET_PATH } from '../state/cluster-secrets.js';
 import type { NodeState, NodeStateStore } from '../state/node-state.js';
 import type { KubeletKey } from './kubelet-csr.js';
 
@@ -266,14 +266,11 @@ export class JoinClient {
         token: ticket.token,
         caCertHash: ticket.discoveryTokenCaCertHash,
         controlPlane,
-        certificateKey: ticket.certificateKey,
         bindPort: deps.apiServerPort,
       });
       if (controlPlane) {
         step = 'join-service';
-        const file = ticket.controlPlaneFiles.find((f) => f.path === CLUSTER_SECRETS_TICKET_PATH);
-        if (!file) throw new Error('control-plane ticket lacks the cluster secrets');
-        await deps.onControlPlaneJoined(file.data);
+        await deps.onControlPlaneJoined(ticket.clusterSecrets);
       }
       step = 'persist-state';
       await deps.state.save({ ...base, phase: 'bootstrapped' });
@@ -316,11 +313,16 @@ export class JoinClient {
       mode: 0o644,
     });
     await writeFileAtomic(join(root, 'etc/kubernetes/sextant/ca.crt'), toPem('CERTIFICATE', ticket.caCert));
-    for (const file of ticket.controlPlaneFiles) {
-      if (file.path.includes('..') || file.path.startsWith('/'))
-        throw new Error(`control-plane file path ${file.path} is unsafe`);
-      await writeFileAtomic(join(root, 'etc/kubernetes/pki', file.path), file.data, { mode: 0o600 });
+    if (!ticket.isControlPlane) {
+      if (ticket.controlPlaneFiles.length > 0 || ticket.clusterSecrets.length > 0)
+        throw new Error('a worker ticket carries control-plane material');
+      return;
     }
+    // Checked before kubeadm runs: a control plane without the secrets could not serve joins after it joined.
+    if (ticket.clusterSecrets.length === 0) throw new Error('control-plane ticket lacks the cluster secrets');
+    // Only kubeadm's shared certificates go under /etc/kubernetes/pki; the cluster secrets (master secret) go to
+    // the agent's state directory through onControlPlaneJoined, never next to what kubeadm and its pods read.
+    await writeControlPlaneCertificates(join(root, 'etc/kubernetes/pki'), ticket.controlPlaneFiles);
   }
 
   /**

@@ -27,8 +27,10 @@ import {
   type OwnerChallenge,
   type OwnerProof,
 } from '../../gen/proto/join.js';
+import type { CertificateFile } from '../kubeadm/control-plane-certs.js';
+import type { BootstrapTokens } from '../kubernetes/bootstrap-token.js';
 import type { Logger } from '../log/index.js';
-import { CLUSTER_SECRETS_TICKET_PATH, type ClusterSecrets } from '../state/cluster-secrets.js';
+import type { ClusterSecrets } from '../state/cluster-secrets.js';
 import type { AdmissionRegistry } from './admissions.js';
 import type { AuditLog } from './audit-log.js';
 import {
@@ -52,7 +54,10 @@ export interface JoinServiceDeps {
   attester: Attester;
   measurements: MeasurementsSource;
   secrets: ClusterSecrets;
-  kubeadm: { createToken(ttl: string): Promise<string>; uploadCerts(): Promise<string> };
+  /** One short-lived bootstrap token per ticket, deleted once its node confirmed the join. */
+  tokens: BootstrapTokens;
+  /** The certificates all control planes share (kubeadm's upload-certs set), for control-plane tickets. */
+  controlPlaneCertificates(): Promise<CertificateFile[]>;
   signer: KubeletCertificateSigner;
   caCertHash: string;
   admissions: AdmissionRegistry;
@@ -112,6 +117,8 @@ export class JoinService {
   readonly #rate: PeerRateLimiter;
   readonly #userData: Buffer;
   readonly #clusterPcr: Buffer;
+  /** The bootstrap token id of each admitted node's latest ticket (by EK), until the node confirms its join. */
+  readonly #tokens = new Map<string, string>();
   #server: grpc.Server | null = null;
 
   constructor(private readonly deps: JoinServiceDeps) {
@@ -339,8 +346,8 @@ export class JoinService {
         new Refusal(grpc.status.INVALID_ARGUMENT, (err as Error).message),
       );
     }
-    const token = await this.deps.kubeadm.createToken('1h');
-    const certificateKey = controlPlane ? await this.deps.kubeadm.uploadCerts() : '';
+    const token = await this.#issueToken(ek, nodeName);
+    const certificates = controlPlane ? await this.deps.controlPlaneCertificates() : [];
     // What the node claimed about itself is recorded beside what it got, never used.
     const claimed =
       req.nodeName !== nodeName || req.isControlPlane !== controlPlane
@@ -383,12 +390,10 @@ export class JoinService {
       apiServerEndpoint: secrets.apiServerEndpoint,
       token,
       discoveryTokenCaCertHash: this.deps.caCertHash,
-      controlPlaneFiles: controlPlane
-        ? [{ path: CLUSTER_SECRETS_TICKET_PATH, data: this.deps.clusterSecretsFile() }]
-        : [],
+      controlPlaneFiles: certificates,
+      clusterSecrets: controlPlane ? this.deps.clusterSecretsFile() : Buffer.alloc(0),
       kubernetesVersion: secrets.kubernetesVersion,
       kubernetesComponents: secrets.components,
-      certificateKey,
       caCert: this.deps.signer.caCertDer,
       nodeName,
       isControlPlane: controlPlane,
@@ -412,6 +417,8 @@ export class JoinService {
       return this.#refuse('confirm', peer, this.deps.admissions.get(ek)?.nodeName ?? '', verified, err);
     }
     await this.deps.admissions.confirm(ek);
+    // Its kubelet has its own credentials now: the join token has done its work.
+    await this.#revokeToken(ek);
     await this.#audit('confirm', peer, nodeName, verified, 'admitted', 'join confirmed').catch((err: Error) =>
       this.deps.log.error(`audit log: ${err.message}`),
     );
@@ -452,6 +459,33 @@ export class JoinService {
   async #admissionKey(verified: VerifiedAttestation): Promise<string> {
     const presented = verified.ekPublicHash.toString('hex');
     return (await this.deps.inventory()).byEk(presented)?.eks[0] ?? presented;
+  }
+
+  /**
+   * A fresh bootstrap token for this admission. The EK's previous ticket is dead (the node asks again only when it
+   * lost or refused it), so its token goes first.
+   */
+  async #issueToken(ek: string, nodeName: string): Promise<string> {
+    await this.#revokeToken(ek);
+    const issued = await this.deps.tokens
+      .create(`sextant join ticket for ${nodeName}`)
+      .catch((err: Error) => {
+        throw new Refusal(grpc.status.UNAVAILABLE, `no bootstrap token: ${err.message}`);
+      });
+    this.#tokens.set(ek, issued.id);
+    return issued.token;
+  }
+
+  /** Deletes the EK's outstanding token; a failure is logged (the token still expires and the cleaner removes it). */
+  async #revokeToken(ek: string): Promise<void> {
+    const id = this.#tokens.get(ek);
+    if (id === undefined) return;
+    this.#tokens.delete(ek);
+    await this.deps.tokens
+      .delete(id)
+      .catch((err: Error) =>
+        this.deps.log.warn(`bootstrap token ${id} not deleted (it expires on its own): ${err.message}`),
+      );
   }
 
   #audit(

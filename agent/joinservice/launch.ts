@@ -15,7 +15,10 @@ import {
 import { deriveMeasurementsMacKey } from '../../common/keys.js';
 import { advertiseJoinService } from '../discovery/index.js';
 import { caCertHash } from '../kubeadm/ca-hash.js';
+import { readControlPlaneCertificates } from '../kubeadm/control-plane-certs.js';
 import type { Kubeadm } from '../kubeadm/driver.js';
+import { credentialsFromKubeconfig, KubeApi } from '../kubernetes/api-client.js';
+import { ApiBootstrapTokens, type BootstrapTokens } from '../kubernetes/bootstrap-token.js';
 import type { Logger } from '../log/index.js';
 import type { ClusterSecrets, ClusterSecretsStore } from '../state/cluster-secrets.js';
 import { AdmissionRegistry } from './admissions.js';
@@ -30,7 +33,10 @@ export interface JoinServiceSetup {
   log: Logger;
   trust: Trust;
   attester: Attester;
-  kubeadm: Pick<Kubeadm, 'createToken' | 'uploadCerts'>;
+  /** The admin kubeconfig kubeadm wrote on this control plane: join tokens are made through the API with it. */
+  kubeadm: Pick<Kubeadm, 'adminKubeconfig'>;
+  /** Replaces the API-backed bootstrap tokens (tests). */
+  tokens?: BootstrapTokens;
   secretsStore: ClusterSecretsStore;
   stateDir: string;
   /** Root of the filesystem kubeadm wrote the cluster CA to. */
@@ -140,13 +146,23 @@ export async function launchJoinService(
   const caPem = await readFile(join(pki, 'ca.crt'), 'utf8');
   const signer = await KubeletCertificateSigner.fromPem(caPem, await readFile(join(pki, 'ca.key'), 'utf8'));
   const auditDir = join(setup.stateDir, 'joinservice');
+  let api: KubeApi | undefined;
+  let tokens = setup.tokens;
+  if (!tokens) {
+    api = new KubeApi(
+      credentialsFromKubeconfig((await setup.kubeadm.adminKubeconfig()).toString('utf8'), 'admin kubeconfig'),
+    );
+    tokens = new ApiBootstrapTokens(api);
+  }
   const service = new JoinService({
     log: log.child({ component: 'join-service' }),
     identity: await createEphemeralIdentity(),
     attester: setup.attester,
     measurements: new MeasurementsSource(measurementsPath, secrets.measurements, makeVerifier, log, macKey),
     secrets,
-    kubeadm: setup.kubeadm,
+    tokens,
+    // read per control-plane ticket: what kubeadm holds now, never a copy kept since launch
+    controlPlaneCertificates: () => readControlPlaneCertificates(pki),
     signer,
     caCertHash: caCertHash(caPem),
     admissions: await AdmissionRegistry.open(auditDir),
@@ -165,6 +181,7 @@ export async function launchJoinService(
     async close() {
       await ad?.stop();
       await service.close();
+      api?.close();
     },
   };
 }

@@ -12,6 +12,7 @@ import {
   parseCidr,
   parseIp,
 } from '../../common/net.js';
+import { DOWNLOAD_CERTS_PHASE } from './control-plane-certs.js';
 
 /** Thrown for a bad kubeadm input; `field` names it as the caller passed it. */
 export class KubeadmConfigError extends Error {
@@ -202,6 +203,8 @@ export function joinConfiguration(input: JoinConfigInput): string {
     };
     if (input.controlPlane.certificateKey !== undefined)
       cp.certificateKey = input.controlPlane.certificateKey;
+    // The shared certificates were handed over (control-plane-certs.ts): nothing to download, said explicitly.
+    else join.skipPhases = [DOWNLOAD_CERTS_PHASE];
     join.controlPlane = cp;
   }
   return toYamlDocuments([join]);

@@ -9,9 +9,8 @@ export interface KubeadmJoinRequest {
   /** Secret: the bootstrap token. */
   token: string;
   caCertHash: string;
+  /** A control plane finds the shared certificates on disk (from its ticket): kubeadm downloads none. */
   controlPlane: boolean;
-  /** Secret: decrypts the uploaded control-plane certificates. */
-  certificateKey: string;
   bindPort: number;
 }
 
@@ -35,13 +34,7 @@ export function kubeadmJoin(kubeadm: Pick<Kubeadm, 'join'>, req: KubeadmJoinRequ
       token: req.token,
       caCertHashes: [req.caCertHash],
       ...(req.controlPlane
-        ? {
-            controlPlane: {
-              advertiseAddress: req.advertiseAddress,
-              bindPort: req.bindPort,
-              certificateKey: req.certificateKey,
-            },
-          }
+        ? { controlPlane: { advertiseAddress: req.advertiseAddress, bindPort: req.bindPort } }
         : {}),
     }),
   );

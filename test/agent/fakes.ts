@@ -4,6 +4,7 @@ import { createHash, webcrypto } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import type { Kubeadm } from '../../agent/kubeadm/driver.js';
+import type { BootstrapToken, BootstrapTokens } from '../../agent/kubernetes/bootstrap-token.js';
 import type { NodeState, NodeStateStore } from '../../agent/state/node-state.js';
 import { spkiOf } from '../../attestation/atls/index.js';
 import { ownerPublicKeyText, proveOwner } from '../../common/contracts/owner.js';
@@ -118,6 +119,27 @@ export class FakeKubeadm implements Kubeadm {
     this.calls.push('admin');
     if (this.fail.admin) throw this.fail.admin;
     return this.adminConf;
+  }
+}
+
+/** Bootstrap tokens in memory: what was created (for whom) and deleted, in order. */
+export class FakeBootstrapTokens implements BootstrapTokens {
+  calls: string[] = [];
+  live = new Map<string, string>();
+  fail: Partial<Record<'create' | 'delete', Error>> = {};
+  #seq = 0;
+
+  async create(description: string): Promise<BootstrapToken> {
+    this.calls.push(`create ${description}`);
+    if (this.fail.create) throw this.fail.create;
+    const id = `tok${String(this.#seq++).padStart(3, '0')}`;
+    this.live.set(id, description);
+    return { id, token: `${id}.0123456789abcdef`, expires: new Date(Date.now() + 1800_000) };
+  }
+  async delete(id: string): Promise<void> {
+    this.calls.push(`delete ${id}`);
+    if (this.fail.delete) throw this.fail.delete;
+    this.live.delete(id);
   }
 }
 

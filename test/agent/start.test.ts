@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { InitServer } from '../../agent/initserver/init-server.js';
 import { BOOT_PCRS } from '../../agent/joinclient/join-client.js';
+import { CONTROL_PLANE_CERTIFICATES } from '../../agent/kubeadm/control-plane-certs.js';
 import { clusterPcrValue } from '../../agent/nodelock/node-lock.js';
 import { type Platform, startAgent } from '../../agent/start.js';
 import {
@@ -311,10 +312,8 @@ describe('startAgent: a fresh node', () => {
         {
           isControlPlane: true,
           nodeName: 'node-0',
-          controlPlaneFiles: [
-            { path: 'sextant/cluster-secrets.json', data: Buffer.from(serializeClusterSecrets(secrets)) },
-          ],
-          certificateKey: 'cd'.repeat(32),
+          controlPlaneFiles: CONTROL_PLANE_CERTIFICATES.map((path) => ({ path, data: Buffer.from(path) })),
+          clusterSecrets: Buffer.from(serializeClusterSecrets(secrets)),
         },
       );
     const served = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));

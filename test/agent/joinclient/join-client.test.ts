@@ -3,7 +3,7 @@
 // every step after it marks the node for reset.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,8 +15,8 @@ import {
   type JoinKubeadmInput,
   JoinStopped,
 } from '../../../agent/joinclient/join-client.js';
+import { CONTROL_PLANE_CERTIFICATES } from '../../../agent/kubeadm/control-plane-certs.js';
 import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js';
-import { CLUSTER_SECRETS_TICKET_PATH } from '../../../agent/state/cluster-secrets.js';
 import type { NodeState } from '../../../agent/state/node-state.js';
 import {
   type AttestedChannel,
@@ -28,6 +28,20 @@ import { AttestationDocument, AttesterIdentity } from '../../../gen/proto/attest
 import type { IssueJoinTicketResponse } from '../../../gen/proto/join.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import { FAKE_OWNER, FakeJoinService, FakeStateStore, FakeTpm, refused, ticketFor } from '../fakes.js';
+
+/** kubeadm's shared certificates as a control-plane ticket carries them. */
+const CP_FILES = CONTROL_PLANE_CERTIFICATES.map((path) => ({ path, data: Buffer.from(`pem of ${path}`) }));
+
+/** Every file under `dir` whose content is `data`. */
+async function filesHolding(dir: string, data: Buffer): Promise<string[]> {
+  const found: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const path = join(e.parentPath, e.name);
+    if ((await readFile(path)).equals(data)) found.push(path);
+  }
+  return found;
+}
 
 const ownBoot = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
 
@@ -182,7 +196,6 @@ describe('JoinClient.joinVia: a successful join', () => {
       token: 'abcdef.0123456789abcdef',
       caCertHash: `sha256:${'ab'.repeat(32)}`,
       controlPlane: false,
-      certificateKey: '',
       bindPort: 6443,
     });
     const key = join(f.rootfs, 'var/lib/kubelet/pki/kubelet-client.key');
@@ -198,28 +211,37 @@ describe('JoinClient.joinVia: a successful join', () => {
     assert.equal(req?.diskUuid, f.state.current?.diskUuid);
   });
 
-  it('a control plane: hands the ticket cluster secrets on to start its own JoinService', async () => {
+  it("a control plane: writes kubeadm's shared certificates from the ticket, hands the cluster secrets on (never under pki)", async () => {
     const c = cluster();
     const secretsFile = Buffer.from('{"the":"secrets"}');
     service.ticket = () =>
       ticketFor(c, {
         isControlPlane: true,
         nodeName: 'cp-1',
-        certificateKey: 'cd'.repeat(32),
-        controlPlaneFiles: [
-          { path: 'ca.key', data: Buffer.from('CA KEY') },
-          { path: CLUSTER_SECRETS_TICKET_PATH, data: secretsFile },
-        ],
+        controlPlaneFiles: CP_FILES,
+        clusterSecrets: secretsFile,
       });
     const f = await fixture(served(c), {}, 'control-plane');
     await f.client.joinVia(endpoint());
     assert.deepEqual(f.calls, ['install', 'kubeadm-join', 'join-service']);
     assert.deepEqual(f.secretFiles, [secretsFile]);
     assert.equal(f.kubeadmInputs[0]?.controlPlane, true);
-    assert.equal(f.kubeadmInputs[0]?.certificateKey, 'cd'.repeat(32));
-    const caKey = join(f.rootfs, 'etc/kubernetes/pki/ca.key');
-    assert.equal((await stat(caKey)).mode & 0o777, 0o600);
+    assert.equal('certificateKey' in (f.kubeadmInputs[0] ?? {}), false, 'nothing for kubeadm to download');
+    const pki = join(f.rootfs, 'etc/kubernetes/pki');
+    for (const { path, data } of CP_FILES) {
+      assert.deepEqual(await readFile(join(pki, path)), data, path);
+      assert.equal((await stat(join(pki, path))).mode & 0o777, path.endsWith('.key') ? 0o600 : 0o644, path);
+    }
+    assert.deepEqual(await filesHolding(join(f.rootfs, 'etc'), secretsFile), []);
     assert.equal(service.joinRequests.at(-1)?.isControlPlane, true);
+  });
+
+  it('a worker writes nothing under /etc/kubernetes/pki', async () => {
+    const c = cluster();
+    service.ticket = () => ticketFor(c);
+    const f = await fixture(served(c));
+    await f.client.joinVia(endpoint());
+    await assert.rejects(stat(join(f.rootfs, 'etc/kubernetes/pki')), /ENOENT/);
   });
 });
 
@@ -338,7 +360,29 @@ describe('JoinClient.joinVia: a step failing after the lock marks the node for r
     {
       step: 'write-files',
       role: 'control-plane',
-      ticket: { controlPlaneFiles: [{ path: '../../etc/passwd', data: Buffer.from('x') }] },
+      ticket: {
+        controlPlaneFiles: [...CP_FILES, { path: '../../etc/passwd', data: Buffer.from('x') }],
+        clusterSecrets: Buffer.from('{}'),
+      },
+      calls: ['install', 'reset'],
+    },
+    {
+      // a missing shared certificate: kubeadm would make a CA of its own and split the cluster
+      step: 'write-files',
+      role: 'control-plane',
+      ticket: { controlPlaneFiles: CP_FILES.slice(1), clusterSecrets: Buffer.from('{}') },
+      calls: ['install', 'reset'],
+    },
+    {
+      // checked before kubeadm: a control plane that could not serve joins afterwards is not made
+      step: 'write-files',
+      role: 'control-plane',
+      ticket: { controlPlaneFiles: CP_FILES },
+      calls: ['install', 'reset'],
+    },
+    {
+      step: 'write-files',
+      ticket: { controlPlaneFiles: CP_FILES },
       calls: ['install', 'reset'],
     },
     {
@@ -353,13 +397,7 @@ describe('JoinClient.joinVia: a step failing after the lock marks the node for r
     {
       step: 'join-service',
       role: 'control-plane',
-      ticket: { controlPlaneFiles: [] },
-      calls: ['install', 'kubeadm-join', 'reset'],
-    },
-    {
-      step: 'join-service',
-      role: 'control-plane',
-      ticket: { controlPlaneFiles: [{ path: CLUSTER_SECRETS_TICKET_PATH, data: Buffer.from('{}') }] },
+      ticket: { controlPlaneFiles: CP_FILES, clusterSecrets: Buffer.from('{}') },
       deps: {
         onControlPlaneJoined: async () => {
           throw new Error('EADDRINUSE');

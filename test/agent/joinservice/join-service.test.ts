@@ -27,7 +27,8 @@ import {
 import { JoinService } from '../../../agent/joinservice/join-service.js';
 import { KubeletCertificateSigner } from '../../../agent/joinservice/kubelet-certificate.js';
 import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
-import { CLUSTER_SECRETS_TICKET_PATH, type ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
+import { CONTROL_PLANE_CERTIFICATES } from '../../../agent/kubeadm/control-plane-certs.js';
+import type { ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
 import {
   createEphemeralIdentity,
   type EphemeralIdentity,
@@ -46,7 +47,7 @@ import { deriveClusterId, deriveDiskKey, deriveMeasurementSecret } from '../../.
 import { AttestationDocument, AttesterIdentity, Challenge } from '../../../gen/proto/attestation.js';
 import type { IssueJoinTicketRequest, IssueRejoinTicketResponse } from '../../../gen/proto/join.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { FakeKubeadm } from '../fakes.js';
+import { FakeBootstrapTokens } from '../fakes.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -152,7 +153,7 @@ async function service(
   options: { unlisted?: UnlistedPolicy; secrets?: ClusterSecrets; audit?: AuditLog } = {},
 ): Promise<{
   js: JoinService;
-  kubeadm: FakeKubeadm;
+  tokens: FakeBootstrapTokens;
   admissions: AdmissionRegistry;
   audit: AuditLog;
   identity: EphemeralIdentity;
@@ -160,7 +161,7 @@ async function service(
 }> {
   const d = join(dir, `svc-${seq++}`);
   const log = recordingLog();
-  const kubeadm = new FakeKubeadm();
+  const tokens = new FakeBootstrapTokens();
   const admissions = await AdmissionRegistry.open(d);
   const identity = await createEphemeralIdentity();
   const audit = options.audit ?? (await AuditLog.open(d));
@@ -179,7 +180,8 @@ async function service(
       randomBytes(32),
     ),
     secrets: options.secrets ?? secrets,
-    kubeadm,
+    tokens,
+    controlPlaneCertificates: async () => CP_CERTS,
     signer,
     caCertHash: `sha256:${'cd'.repeat(32)}`,
     admissions,
@@ -188,8 +190,11 @@ async function service(
     ...(options.unlisted ? { unlisted: options.unlisted } : {}),
     clusterSecretsFile: () => Buffer.from('the cluster secrets file'),
   });
-  return { js, kubeadm, admissions, audit, identity, log };
+  return { js, tokens, admissions, audit, identity, log };
 }
+
+/** What launch reads from /etc/kubernetes/pki for control-plane tickets. */
+const CP_CERTS = CONTROL_PLANE_CERTIFICATES.map((path) => ({ path, data: Buffer.from(`pem of ${path}`) }));
 
 const PEER = 'ipv4:10.0.0.7:41000';
 const identity = AttesterIdentity.fromPartial({ ekCertificate: Buffer.alloc(64, 1) });
@@ -303,11 +308,11 @@ describe('JoinService: issueJoinTicket refusals', () => {
   ];
   for (const c of cases) {
     it(`refuses ${c.name}, admitting nobody and making no token`, async () => {
-      const { js, kubeadm, admissions, log } = await service();
+      const { js, tokens, admissions, log } = await service();
       verdict = c.verdict ?? attested(EK.w0);
       if (c.challenge !== false) await js.challenge({ identity }, PEER);
       await assert.rejects(js.issueJoinTicket(await c.req(), PEER), refusedWith(c.code, c.error));
-      assert.deepEqual(kubeadm.calls, []);
+      assert.deepEqual(tokens.calls, []);
       assert.deepEqual(admissions.all(), []);
       assert.ok(!log.lines.some((l) => l.includes(secrets.masterSecret.key.toString('hex'))));
     });
@@ -340,13 +345,14 @@ describe('JoinService: issueJoinTicket refusals', () => {
 });
 
 describe('JoinService: the server decides role and name, never the request', () => {
-  it('a worker that asks to be a control plane gets a worker ticket: no cluster secrets, no certificate key', async () => {
-    const { js, kubeadm, admissions } = await service();
+  it('a worker that asks to be a control plane gets a worker ticket: no cluster secrets, no certificates', async () => {
+    const { js, tokens, admissions } = await service();
     const ticket = await join_(js, EK.w0, { isControlPlane: true });
     assert.equal(ticket.isControlPlane, false);
     assert.deepEqual(ticket.controlPlaneFiles, []);
-    assert.equal(ticket.certificateKey, '');
-    assert.deepEqual(kubeadm.calls, ['token'], 'no upload-certs: the certificate key never leaves');
+    assert.equal(ticket.clusterSecrets.length, 0);
+    assert.deepEqual(tokens.calls, ['create sextant join ticket for w-0']);
+    assert.equal(ticket.token, 'tok000.0123456789abcdef');
     assert.equal(admissions.get(hex(EK.w0))?.role, 'worker');
   });
 
@@ -361,15 +367,14 @@ describe('JoinService: the server decides role and name, never the request', () 
   });
 
   it('an inventory control plane gets the control-plane material and its inventory name', async () => {
-    const { js, kubeadm } = await service();
+    const { js, tokens } = await service();
     const ticket = await join_(js, EK.cp0, { isControlPlane: false, nodeName: 'whatever' });
     assert.equal(ticket.isControlPlane, true);
     assert.equal(ticket.nodeName, 'cp-0');
-    assert.deepEqual(kubeadm.calls, ['token', 'upload-certs']);
-    assert.equal(ticket.certificateKey, 'ab'.repeat(32));
-    assert.deepEqual(ticket.controlPlaneFiles, [
-      { path: CLUSTER_SECRETS_TICKET_PATH, data: Buffer.from('the cluster secrets file') },
-    ]);
+    assert.deepEqual(tokens.calls, ['create sextant join ticket for cp-0']);
+    // kubeadm's shared certificates in the ticket (no upload-certs, no certificate key); the secrets apart from them
+    assert.deepEqual(ticket.controlPlaneFiles, CP_CERTS);
+    assert.deepEqual(ticket.clusterSecrets, Buffer.from('the cluster secrets file'));
     assert.match(subjectOf(ticket.kubeletCert), /CN=system:node:cp-0/);
   });
 
@@ -383,12 +388,12 @@ describe('JoinService: the server decides role and name, never the request', () 
   });
 
   it("with the 'refuse' policy a node the inventory does not list is refused", async () => {
-    const { js, kubeadm } = await service({ unlisted: 'refuse' });
+    const { js, tokens } = await service({ unlisted: 'refuse' });
     await assert.rejects(
       join_(js, EK.stranger),
       refusedWith(grpc.status.PERMISSION_DENIED, /not in the operator's inventory/),
     );
-    assert.deepEqual(kubeadm.calls, []);
+    assert.deepEqual(tokens.calls, []);
   });
 
   it('what the node claimed is audited beside what it got', async () => {
@@ -409,9 +414,9 @@ describe('JoinService: the server decides role and name, never the request', () 
 
 describe('JoinService: admissions keyed by EK', () => {
   it("a new TPM asking with another node's disk UUID is refused, and gets no key", async () => {
-    const { js, kubeadm } = await service();
+    const { js, tokens } = await service();
     await join_(js, EK.w0);
-    kubeadm.calls = [];
+    tokens.calls = [];
     await assert.rejects(
       join_(js, EK.w1),
       refusedWith(
@@ -419,7 +424,7 @@ describe('JoinService: admissions keyed by EK', () => {
         new RegExp(`state disk ${DISK} is registered to another TPM \\(w-0\\)`),
       ),
     );
-    assert.deepEqual(kubeadm.calls, []);
+    assert.deepEqual(tokens.calls, []);
   });
 
   it('the same TPM with a second AK is still the same node: one admission, one disk once confirmed', async () => {
@@ -620,5 +625,70 @@ describe('JoinService: proveOwner', () => {
       keyless.proveOwner({ nonce: randomBytes(32) }),
       refusedWith(grpc.status.FAILED_PRECONDITION, /holds no owner key/),
     );
+  });
+});
+
+describe('JoinService: one short-lived bootstrap token per ticket, deleted once used', () => {
+  const confirm = async (js: JoinService, ek: Buffer, pcr15 = clusterPcr) => {
+    verdict = attested(ek, { pcr15 });
+    await js.challenge({ identity }, PEER);
+    return js.confirmJoin({ attestation: doc, diskUuid: DISK }, PEER);
+  };
+
+  it("the node's confirmation deletes its token; another node's token stays", async () => {
+    const { js, tokens } = await service();
+    await join_(js, EK.w0);
+    await join_(js, EK.w1, { diskUuid: OTHER_DISK }, { name: 'w-1' });
+    assert.deepEqual(
+      [...tokens.live.values()],
+      ['sextant join ticket for w-0', 'sextant join ticket for w-1'],
+    );
+    await confirm(js, EK.w0);
+    assert.deepEqual([...tokens.live.values()], ['sextant join ticket for w-1']);
+    assert.equal(tokens.calls.at(-1), 'delete tok000');
+  });
+
+  it('a second ticket for the same TPM deletes the token of the first before making its own', async () => {
+    const { js, tokens } = await service();
+    const first = await join_(js, EK.w0);
+    const second = await join_(js, EK.w0);
+    assert.notEqual(first.token, second.token);
+    assert.deepEqual(tokens.calls, [
+      'create sextant join ticket for w-0',
+      'delete tok000',
+      'create sextant join ticket for w-0',
+    ]);
+    assert.deepEqual([...tokens.live.keys()], ['tok001']);
+  });
+
+  it('a refused confirmation (PCR 15 not the cluster value) deletes no token', async () => {
+    const { js, tokens } = await service();
+    await join_(js, EK.w0);
+    await assert.rejects(
+      confirm(js, EK.w0, Buffer.alloc(32)),
+      refusedWith(grpc.status.PERMISSION_DENIED, /PCR 15/),
+    );
+    assert.deepEqual([...tokens.live.keys()], ['tok000']);
+  });
+
+  it('no token from the API: the join is refused as unavailable and nobody is admitted', async () => {
+    const { js, tokens, admissions } = await service();
+    tokens.fail.create = new Error(
+      'creating a bootstrap token: POST /api/v1/namespaces/kube-system/secrets: connect ECONNREFUSED',
+    );
+    await assert.rejects(
+      join_(js, EK.w0),
+      refusedWith(grpc.status.UNAVAILABLE, /no bootstrap token: .*ECONNREFUSED/),
+    );
+    assert.deepEqual(admissions.all(), []);
+  });
+
+  it('a token that cannot be deleted does not fail the confirmation: it is logged and left to expire', async () => {
+    const { js, tokens, admissions, log } = await service();
+    await join_(js, EK.w0);
+    tokens.fail.delete = new Error('deleting bootstrap token tok000: 503 etcdserver: leader changed');
+    await confirm(js, EK.w0);
+    assert.equal(admissions.get(hex(EK.w0))?.state, 'confirmed');
+    assert.ok(log.lines.some((l) => /bootstrap token tok000 not deleted \(it expires on its own\)/.test(l)));
   });
 });

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import { type JoinServiceSetup, launchJoinService } from '../../../agent/joinservice/launch.js';
 import {
   type ClusterSecrets,
@@ -47,8 +48,28 @@ function secrets(text = measurements): ClusterSecrets {
   };
 }
 
+/** An admin.conf as kubeadm writes it: everything embedded (the CA stands in for the admin's certificate too). */
+function adminConf(user: Record<string, string>): Buffer {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  return Buffer.from(
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        { name: 'c', cluster: { server: 'https://10.0.0.1:6443', 'certificate-authority-data': b64(caPem) } },
+      ],
+      contexts: [{ name: 'kubernetes-admin@c', context: { cluster: 'c', user: 'kubernetes-admin' } }],
+      'current-context': 'kubernetes-admin@c',
+      users: [{ name: 'kubernetes-admin', user }],
+    }),
+  );
+}
+
 let seq = 0;
-async function setup(withPki = true): Promise<JoinServiceSetup> {
+async function setup(
+  withPki = true,
+  admin = adminConf({ 'client-certificate-data': 'Y2VydA==', 'client-key-data': 'a2V5' }),
+): Promise<JoinServiceSetup> {
   const node = join(dir, `node-${seq++}`);
   const stateDir = join(node, 'state');
   const rootfs = join(node, 'rootfs');
@@ -64,7 +85,7 @@ async function setup(withPki = true): Promise<JoinServiceSetup> {
       identity: async () => AttesterIdentity.fromPartial({}),
       attest: async () => AttestationDocument.fromPartial({}),
     },
-    kubeadm: new FakeKubeadm(),
+    kubeadm: Object.assign(new FakeKubeadm(), { adminConf: admin }),
     secretsStore: new ClusterSecretsStore(stateDir),
     stateDir,
     rootfs,
@@ -109,6 +130,13 @@ describe('launchJoinService', () => {
       setup: () => setup(),
       secrets: () => secrets('{"no":"measurements"}'),
       error: /measurements\.json: expected a JSON object with a "measurements" field/,
+    },
+    {
+      // no API access, no join tokens: refused at start, not at the first join
+      name: 'the admin kubeconfig has no client key',
+      setup: () => setup(true, adminConf({ 'client-certificate-data': 'Y2VydA==' })),
+      secrets: () => secrets(),
+      error: /admin kubeconfig: users\[0\]\.user\.client-key-data: missing/,
     },
   ];
   for (const r of refusals) {

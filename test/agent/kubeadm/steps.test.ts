@@ -11,7 +11,6 @@ const join: KubeadmJoinRequest = {
   token: 'abcdef.0123456789abcdef',
   caCertHash: `sha256:${'ab'.repeat(32)}`,
   controlPlane: false,
-  certificateKey: '',
   bindPort: 6443,
 };
 
@@ -57,6 +56,7 @@ describe('kubeadm steps', () => {
     await kubeadmJoin(kubeadm, join);
     const doc = joinConfig(kubeadm.configs[0] ?? '');
     assert.equal(doc.controlPlane, undefined);
+    assert.equal(doc.skipPhases, undefined);
     const discovery = (
       doc.discovery as { bootstrapToken: { caCertHashes: string[]; apiServerEndpoint: string } }
     ).bootstrapToken;
@@ -64,15 +64,13 @@ describe('kubeadm steps', () => {
     assert.equal(discovery.apiServerEndpoint, '10.0.0.1:6443');
   });
 
-  it('a control-plane join adds its address, port and certificate key', async () => {
+  it('a control-plane join adds its address and port, no certificate key, and skips download-certs', async () => {
     const kubeadm = new FakeKubeadm();
-    await kubeadmJoin(kubeadm, { ...join, controlPlane: true, certificateKey: 'cd'.repeat(32) });
+    await kubeadmJoin(kubeadm, { ...join, controlPlane: true });
     const doc = joinConfig(kubeadm.configs[0] ?? '');
-    const cp = doc.controlPlane as {
-      certificateKey: string;
-      localAPIEndpoint: { advertiseAddress: string; bindPort: number };
-    };
-    assert.equal(cp.certificateKey, 'cd'.repeat(32));
+    const cp = doc.controlPlane as Record<string, unknown>;
+    assert.equal('certificateKey' in cp, false, 'the shared certificates come with the ticket');
     assert.deepEqual(cp.localAPIEndpoint, { advertiseAddress: '10.0.0.7', bindPort: 6443 });
+    assert.deepEqual(doc.skipPhases, ['control-plane-prepare/download-certs']);
   });
 });

@@ -1,5 +1,5 @@
 import './reflect-shim.js';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { parse } from 'yaml';
@@ -265,6 +265,19 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
           "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address\n\nPlease ensure that:\n* The cluster has a stable controlPlaneEndpoint address.",
         );
       }
+      // checkIfReadyForAdditionalControlPlane: without a certificate key the shared certificates must be on disk.
+      if (!cp.certificateKey) {
+        const missing = SHARED_CERTS.filter((f) => !existsSync(rootfs.p(`${cluster!.certificatesDir}/${f}`)));
+        if (missing.length > 0) {
+          throw new Error(
+            `One or more conditions for hosting a new control plane instance is not satisfied.\n\n[${missing
+              .map((f) => `couldn't load ${cluster!.certificatesDir}/${f}: no such file or directory`)
+              .join(
+                ', ',
+              )}]\n\nPlease ensure that:\n* The cluster has a stable controlPlaneEndpoint address.\n* The certificates that must be shared among control plane instances are provided.`,
+          );
+        }
+      }
       say('[preflight] Running pre-flight checks before initializing the new control plane instance');
       await runChecks(controlPlaneChecks(rootfs, cluster, node.bindPort), ignore);
     }
@@ -277,46 +290,49 @@ export async function joinCommand(p: Parsed, v: number): Promise<void> {
 
   if (cp) {
     await runPhase('control-plane-prepare', skip, async () => {
-      await enterPhase('control-plane-prepare/download-certs');
-      if (!cp.certificateKey) {
-        say(
-          '[download-certs] Skipping certs download (no certificate key given); expecting the shared certificates on disk',
-        );
-      } else {
-        say(
-          '[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace',
-        );
-        const r = await apiRequest(
-          bt,
-          'GET',
-          '/api/v1/namespaces/kube-system/secrets/kubeadm-certs',
-          undefined,
-          apiTimeout,
-        );
-        if (r.status === 404) {
-          throw new Error(
-            'error downloading certs: error downloading the secret: Secret "kubeadm-certs" was not found in the "kube-system" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one',
+      // A skipped sub-phase does not run at all (workflow.Runner): Sextant's control-plane joins skip it.
+      if (!skip.has('control-plane-prepare/download-certs')) {
+        await enterPhase('control-plane-prepare/download-certs');
+        if (!cp.certificateKey) {
+          say(
+            '[download-certs] Skipping certs download (no certificate key given); expecting the shared certificates on disk',
           );
-        }
-        if (r.status !== 200)
-          throw new Error(`error downloading certs: error downloading the secret: ${statusMessage(r)}`);
-        const data = (r.body as { data?: Record<string, string> }).data ?? {};
-        for (const f of SHARED_CERTS) {
-          const blob = data[secretKeyFor(f)];
-          if (!blob) continue;
-          let plain: Buffer;
-          try {
-            plain = decryptBytes(Buffer.from(blob, 'base64'), cp.certificateKey);
-          } catch (e) {
+        } else {
+          say(
+            '[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace',
+          );
+          const r = await apiRequest(
+            bt,
+            'GET',
+            '/api/v1/namespaces/kube-system/secrets/kubeadm-certs',
+            undefined,
+            apiTimeout,
+          );
+          if (r.status === 404) {
             throw new Error(
-              `error downloading certs: error decoding secret data with provided key: ${(e as Error).message}`,
+              'error downloading certs: error downloading the secret: Secret "kubeadm-certs" was not found in the "kube-system" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one',
             );
           }
-          const dest = rootfs.p(`${c.certificatesDir}/${f}`);
-          if (f.endsWith('.key')) writeSecretFile(dest, plain);
-          else writeFileAtomic(dest, plain);
+          if (r.status !== 200)
+            throw new Error(`error downloading certs: error downloading the secret: ${statusMessage(r)}`);
+          const data = (r.body as { data?: Record<string, string> }).data ?? {};
+          for (const f of SHARED_CERTS) {
+            const blob = data[secretKeyFor(f)];
+            if (!blob) continue;
+            let plain: Buffer;
+            try {
+              plain = decryptBytes(Buffer.from(blob, 'base64'), cp.certificateKey);
+            } catch (e) {
+              throw new Error(
+                `error downloading certs: error decoding secret data with provided key: ${(e as Error).message}`,
+              );
+            }
+            const dest = rootfs.p(`${c.certificatesDir}/${f}`);
+            if (f.endsWith('.key')) writeSecretFile(dest, plain);
+            else writeFileAtomic(dest, plain);
+          }
+          say(`[download-certs] Saving the certificates to the folder: "${c.certificatesDir}"`);
         }
-        say(`[download-certs] Saving the certificates to the folder: "${c.certificatesDir}"`);
       }
       await enterPhase('control-plane-prepare/certs');
       await writeControlPlaneCerts(rootfs, c, node, (s) => enterPhase(s));
