@@ -4,9 +4,11 @@
 // system:bootstrap:<id> until it expires or is deleted, and the real `kubeadm join` discovery accepts it
 // with the pinned CA hash (the controller-manager signs cluster-info with it) and refuses a wrong pin.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -185,5 +187,52 @@ timeouts: {discovery: 20s}
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('real control plane on the host loopback (free ports, for in-process clients)', {
+  timeout: 180_000,
+}, () => {
+  let cp: RealControlPlane;
+  before(async () => {
+    kubernetesBinaries();
+    cp = await startRealControlPlane(undefined);
+  });
+  after(async () => {
+    await cp?.stop();
+  });
+
+  it('serves the admin kubeconfig kubeadm wrote, to kubectl and to an in-process TLS client', async () => {
+    assert.match(cp.server, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(cp.server, 'https://127.0.0.1:6443', 'a free port, not the default');
+    const ready = execFileSync('kubectl', ['--kubeconfig', cp.adminKubeconfig, 'get', '--raw', '/readyz']);
+    assert.equal(ready.toString().trim(), 'ok');
+
+    const review = await new Promise<{ status?: number; text: string }>((done, fail) => {
+      const req = request(
+        `${cp.server}/apis/authentication.k8s.io/v1/selfsubjectreviews`,
+        {
+          method: 'POST',
+          ca: cp.caPem,
+          cert: cp.admin.certPem,
+          key: cp.admin.keyPem,
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c) => {
+            text += c;
+          });
+          res.on('end', () => done({ status: res.statusCode, text }));
+        },
+      );
+      req.on('error', fail);
+      req.end(JSON.stringify(REVIEW));
+    });
+    assert.equal(review.status, 201, review.text);
+    const user = (JSON.parse(review.text) as { status: { userInfo: { username: string; groups: string[] } } })
+      .status.userInfo;
+    assert.equal(user.username, 'kubernetes-admin');
+    assert.ok(user.groups.includes('kubeadm:cluster-admins'), String(user.groups));
   });
 });

@@ -3,16 +3,18 @@
 // scripts/build-kubernetes.sh) writes the PKI, kubeconfigs and static Pod manifests into a rootfs directory;
 // each component then runs with exactly the command line of its manifest, its /etc/kubernetes and
 // /var/lib/etcd paths mapped into that rootfs. No kubelet, no container runtime: the processes stand in for
-// the static Pods, nothing else does. A namespace of its own gives kubeadm's fixed ports (2379, 6443, 10257)
-// without colliding with anything on the host.
-import { execFileSync } from 'node:child_process';
+// the static Pods, nothing else does. In a namespace of its own it uses kubeadm's default ports (2379, 6443,
+// 10257); on the host's loopback (no namespace given: for in-process clients) free ports, set through the
+// kubeadm config (bindPort, controlPlaneEndpoint, etcd/apiServer/controllerManager extraArgs).
+import { execFile, execFileSync, type SpawnOptions, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { createWriteStream, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import type { ExecResult, NodeNamespace } from './netns.js';
+import type { ExecOptions, ExecResult, NodeNamespace } from './netns.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 export const KUBERNETES_VERSION = 'v1.34.4';
@@ -42,9 +44,13 @@ export interface HttpResult {
 export interface RealControlPlane {
   rootfs: string;
   address: string;
-  /** https://<address>:6443 */
+  /** https://<address>:<port> */
   server: string;
   caPem: string;
+  /** The admin kubeconfig kubeadm wrote (host path; its server is `server`). */
+  adminKubeconfig: string;
+  /** The admin's client certificate and key (PEM), for an in-process client on the host's loopback. */
+  admin: { certPem: string; keyPem: string };
   /** Runs the real kubeadm inside the namespace with --rootfs (of this node unless given). */
   kubeadm(args: string[], rootfs?: string): Promise<ExecResult>;
   /** An API request from inside the namespace, as the admin (client certificate) or with a bearer token. */
@@ -70,19 +76,98 @@ function manifestCommand(rootfs: string, component: Component): string[] {
   return [join(rootfs, 'usr/local/bin', cmd!), ...args.map((a) => mapPaths(a, rootfs))];
 }
 
-function clusterConfig(address: string): string {
+interface Ports {
+  api: number;
+  etcdClient: number;
+  etcdPeer: number;
+  etcdMetrics: number;
+  controllerManager: number;
+}
+const DEFAULT_PORTS: Ports = {
+  api: 6443,
+  etcdClient: 2379,
+  etcdPeer: 2380,
+  etcdMetrics: 2381,
+  controllerManager: 10257,
+};
+
+/**
+ * kubeadm refuses a loopback advertise address ("unable to select an IP from lo network interface"), so on
+ * the host the control plane advertises TEST-NET-1's 192.0.2.1 (RFC 5737: documentation only, never routed;
+ * nothing here dials it — kubeconfigs and etcd use the loopback) and listens on 127.0.0.1.
+ */
+const HOST_ADVERTISE = '192.0.2.1';
+
+function clusterConfig(advertise: string, address: string, p: Ports): string {
+  // Only ports that differ from kubeadm's defaults are overridden, so a namespace runs kubeadm's own flags.
+  const moved = p.etcdClient !== DEFAULT_PORTS.etcdClient;
+  const etcdArgs = moved
+    ? `
+    extraArgs:
+    - {name: listen-client-urls, value: "https://${address}:${p.etcdClient}"}
+    - {name: advertise-client-urls, value: "https://${address}:${p.etcdClient}"}
+    - {name: listen-peer-urls, value: "https://${address}:${p.etcdPeer}"}
+    - {name: initial-advertise-peer-urls, value: "https://${address}:${p.etcdPeer}"}
+    - {name: initial-cluster, value: "cp-0=https://${address}:${p.etcdPeer}"}
+    - {name: listen-metrics-urls, value: "http://${address}:${p.etcdMetrics}"}`
+    : '';
+  const apiArgs = moved
+    ? `\n  extraArgs: [{name: etcd-servers, value: "https://${address}:${p.etcdClient}"}]`
+    : '';
+  const cmArgs = moved
+    ? `\ncontrollerManager: {extraArgs: [{name: secure-port, value: "${p.controllerManager}"}]}`
+    : '';
   return `apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
-localAPIEndpoint: {advertiseAddress: ${address}, bindPort: 6443}
+localAPIEndpoint: {advertiseAddress: ${advertise}, bindPort: ${p.api}}
 nodeRegistration: {name: cp-0, criSocket: "unix:///run/containerd/containerd.sock"}
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 kubernetesVersion: ${KUBERNETES_VERSION}
 clusterName: sextant-test
-controlPlaneEndpoint: "${address}:6443"
+controlPlaneEndpoint: "${address}:${p.api}"
 networking: {serviceSubnet: 10.96.0.0/12, podSubnet: 10.244.0.0/16}
+etcd:
+  local:
+    dataDir: /var/lib/etcd${etcdArgs}
+apiServer:
+  certSANs: [${address}]${apiArgs}${cmArgs}
 `;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as { port: number };
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** The host's own namespace, as a NodeNamespace: commands run here, long-lived ones in their own group. */
+function hostLoopback(): NodeNamespace {
+  return {
+    name: 'host',
+    address: '127.0.0.1',
+    veth: 'lo',
+    exec: (cmd: string, args: string[], opts: ExecOptions = {}) =>
+      new Promise<ExecResult>((done) => {
+        execFile(
+          cmd,
+          args,
+          { timeout: opts.timeoutMs ?? 0, maxBuffer: 64 << 20, encoding: 'utf8' },
+          (err, stdout, stderr) => {
+            const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+            done({ stdout, stderr, exitCode: code });
+          },
+        );
+      }),
+    spawn: (cmd: string, args: string[], opts: SpawnOptions = {}) =>
+      spawn(cmd, args, { ...opts, detached: true }),
+    setLinkUp: async () => {
+      throw new Error('the host loopback has no link to pull');
+    },
+  };
 }
 
 /** Hard-links (or copies, across filesystems) a binary into the rootfs. */
@@ -95,17 +180,32 @@ async function install(bin: string, rootfs: string, name: string): Promise<void>
   }
 }
 
+/**
+ * Starts the control plane in `ns` (kubeadm's default ports), or on the host's loopback with free ports when
+ * `ns` is undefined (then an in-process client reaches `server` directly).
+ */
 export async function startRealControlPlane(
-  ns: NodeNamespace,
+  nsOrHost: NodeNamespace | undefined,
   options: { components?: Component[]; readyTimeoutMs?: number } = {},
 ): Promise<RealControlPlane> {
+  const ns = nsOrHost ?? hostLoopback();
+  const ports: Ports = nsOrHost
+    ? DEFAULT_PORTS
+    : {
+        api: await freePort(),
+        etcdClient: await freePort(),
+        etcdPeer: await freePort(),
+        etcdMetrics: await freePort(),
+        controllerManager: await freePort(),
+      };
   const components = options.components ?? ['etcd', 'kube-apiserver'];
   const bin = kubernetesBinaries();
   const rootfs = await mkdtemp(join(tmpdir(), 'sextant-k8s-cp-'));
   mkdirSync(join(rootfs, 'usr/local/bin'), { recursive: true });
   mkdirSync(join(rootfs, 'etc'), { recursive: true });
   for (const b of ['kubeadm', ...components]) await install(bin, rootfs, b);
-  writeFileSync(join(rootfs, 'etc/kubeadm.yaml'), clusterConfig(ns.address));
+  const advertise = nsOrHost ? ns.address : HOST_ADVERTISE;
+  writeFileSync(join(rootfs, 'etc/kubeadm.yaml'), clusterConfig(advertise, ns.address, ports));
 
   const kubeadm = (args: string[], root = rootfs) =>
     ns.exec(join(root, 'usr/local/bin/kubeadm'), [...args, '--rootfs', root], { timeoutMs: 120_000 });
@@ -142,7 +242,7 @@ export async function startRealControlPlane(
   };
   const clientCert = Buffer.from(admin.users[0]!.user['client-certificate-data']!, 'base64').toString();
   const clientKey = Buffer.from(admin.users[0]!.user['client-key-data']!, 'base64').toString();
-  const server = `https://${ns.address}:6443`;
+  const server = `https://${ns.address}:${ports.api}`;
 
   // Requests go through `ip netns exec … node` so they leave from inside the namespace.
   const api = async (method: string, path: string, body?: unknown, auth?: { token: string }) => {
@@ -234,5 +334,16 @@ export async function startRealControlPlane(
     await stop();
     throw new Error(`apiserver.crt does not name ${ns.address}`);
   }
-  return { rootfs, address: ns.address, server, caPem, kubeadm, api, logTail, stop };
+  return {
+    rootfs,
+    address: ns.address,
+    server,
+    caPem,
+    adminKubeconfig: join(rootfs, 'etc/kubernetes/admin.conf'),
+    admin: { certPem: clientCert, keyPem: clientKey },
+    kubeadm,
+    api,
+    logTail,
+    stop,
+  };
 }
