@@ -7,6 +7,7 @@ import {
   openAttestedChannel,
   type PeerVerifier,
 } from '../../attestation/atls/index.js';
+import { StatusError } from '../../common/grpc.js';
 import { formatEndpoint } from '../../common/net.js';
 import {
   type InitRequest,
@@ -49,14 +50,8 @@ export class InitFailedError extends Error {
 }
 
 /** The node refused the request before changing anything (wrong secret, already initialized, bad field). */
-export class InitRefusedError extends Error {
-  constructor(
-    readonly code: grpc.status,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'InitRefusedError';
-  }
+export class InitRefusedError extends StatusError {
+  override name = 'InitRefusedError';
 }
 
 /** What to do after an init whose outcome this CLI did not see: the node may well have finished it. */
