@@ -9,7 +9,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isInitialized } from '../cli/workspace/workspace.js';
-import { type AgentNode, startAgentNode } from '../test/harness/agent-node.js';
+import { type AgentNode, publishInventory, startAgentNode } from '../test/harness/agent-node.js';
 import { createTestNetwork, type TestNetwork } from '../test/harness/netns.js';
 import { createSwtpmCa } from '../test/harness/swtpm.js';
 import { runCli, writeLocalWorkspace } from '../test/harness/workspace.js';
@@ -80,6 +80,8 @@ try {
     )),
   );
   for (const n of nodes) say(`${n.name}: agent up at ${n.address} (swtpm ${n.tpm.tcti})`);
+  // What `sextant create` does on VMs: the operator's signed inventory (name, role, EK) in every node's metadata.
+  await publishInventory(nodes, initSecret);
   const [cp, ...rest] = nodes as [AgentNode, ...AgentNode[]];
 
   say(`sextant init --endpoint ${cp.address}:${cp.initPort} (from the hub namespace)`);
