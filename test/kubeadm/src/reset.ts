@@ -24,8 +24,8 @@ export async function resetCommand(p: Parsed): Promise<void> {
   say('[preflight] Running pre-flight checks');
   await enterPhase('remove-etcd-member');
   await enterPhase('cleanup-node');
-  if (await stopDaemon(rootfs)) say('[reset] Stopped the kube-apiserver static Pod');
-  say('[reset] Stopping the kubelet service');
+  if (await stopDaemon(rootfs)) say("[reset] Stopped the kubeadm stand-in's API server process");
+  say('[reset] No kubelet service to stop: the kubeadm stand-in starts none');
   const etcdData = etcdDataDir(rootfs);
   say(
     `[reset] Deleting contents of directories: [${[etcdData, '/etc/kubernetes/manifests', '/var/lib/kubelet', '/etc/kubernetes/pki'].join(' ')}]`,
