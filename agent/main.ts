@@ -14,6 +14,7 @@ import { type AgentConfig, loadAgentConfig } from './config/agent-config.js';
 import { discoverAll, joinServiceSources } from './discovery/index.js';
 import { InitReplyStore } from './initserver/init-reply.js';
 import { serveNode } from './initserver/node-server.js';
+import { loadOrCreateDiskId } from './joinclient/disk-id.js';
 import { createKubeletCsr } from './joinclient/kubelet-csr.js';
 import { launchJoinService } from './joinservice/launch.js';
 import { CallLimits } from './joinservice/limits.js';
@@ -27,6 +28,8 @@ import { NodeStateStore } from './state/node-state.js';
 
 /** Exit status when the TPM failed beyond what reopening its context can cure. */
 export const EXIT_TPM_UNAVAILABLE = 70;
+/** Exit status when this boot can no longer become a node (a join failed after PCR 15 was extended). */
+export const EXIT_REBOOT_REQUIRED = 75;
 /** What follows a failed start, said with every reason so the journal explains a reboot before it happens. */
 const RESTART_NOTE =
   'exiting; systemd restarts the agent and reboots the node after 5 failed starts within 10 minutes';
@@ -172,6 +175,11 @@ async function nodePlatform(
     rootfs: config.rootfs,
     initReplies: new InitReplyStore(config.stateDir),
     clusterFiles: { clear: () => removeClusterFiles(config.stateDir) },
+    diskId: () => loadOrCreateDiskId(config.stateDir),
+    rebootRequired: (reason) => {
+      log.error(`${reason}; ${RESTART_NOTE}`);
+      process.exit(EXIT_REBOOT_REQUIRED);
+    },
     ready: () => notify('READY=1'),
   };
 }

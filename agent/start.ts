@@ -56,8 +56,15 @@ export interface Platform {
   ready(): void;
   /** What a reset removes besides the node state: the files of the cluster that never came to be. */
   clusterFiles?: { clear(): Promise<string[]> };
+  /**
+   * This boot can no longer become a node (a join failed after the node lock took PCR 15): the agent ends so that
+   * systemd's restart limit reboots the node, after which it joins again with the same disk ID.
+   */
+  rebootRequired?(reason: string): void;
   /** Where the init server keeps its answer for the owner (a repeated init gets it, also after a restart). */
   initReplies?: InitServerDeps['replies'];
+  /** The state-disk ID the join client shows JoinServices: persisted, surviving resets. */
+  diskId?(): Promise<string>;
   /** Join client retry pacing; tests shorten it. */
   joinBackoff?: { initialMs: number; maxMs: number };
 }
@@ -121,6 +128,7 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
       startKubelet: () => platform.kubelet.start(),
       onControlPlaneJoined: async (file) => startJoinService(await platform.secrets.adopt(file)),
       ...(platform.joinBackoff ? { backoff: platform.joinBackoff } : {}),
+      ...(platform.diskId ? { diskId: platform.diskId } : {}),
     });
     let joinClientDone: Promise<void> = Promise.resolve();
     switch (action.kind) {
@@ -154,7 +162,9 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
         () => log.info('join client finished: node joined'),
         (err: unknown) => {
           if (err instanceof JoinStopped && err.reason !== 'reset-required') log.info(err.message);
-          else log.error(`join client stopped: ${(err as Error).message}`);
+          else if (err instanceof JoinStopped && platform.rebootRequired) {
+            platform.rebootRequired(`${err.message}; reboot the node to join again`);
+          } else log.error(`join client stopped: ${(err as Error).message}`);
         },
       );
       return { joinClientDone: done };

@@ -77,6 +77,11 @@ export interface JoinClientDeps {
   startKubelet(): Promise<void>;
   /** For control-plane joins: persist the cluster secrets file from the ticket and start a JoinService. */
   onControlPlaneJoined(clusterSecretsFile: Buffer): Promise<void>;
+  /**
+   * The node's state-disk ID, persisted before it is first shown to a JoinService and kept across resets
+   * (agent/joinclient/disk-id.ts): an admission is bound to it. Without it, one ID per agent process.
+   */
+  diskId?(): Promise<string>;
   backoff?: { initialMs: number; maxMs: number };
   timeoutMs?: number;
 }
@@ -186,10 +191,11 @@ export class JoinClient {
     const { deps } = this;
     const log = deps.log.child({ component: 'join-client', endpoint: formatEndpoint(endpoint) });
     const timeoutMs = deps.timeoutMs ?? 15_000;
+    // On disk before any JoinService sees it: a write that fails ends this attempt before a ticket is asked for.
+    const diskUuid = deps.diskId ? await deps.diskId() : this.#diskUuid;
     const channel = await deps.openChannel(endpoint, await deps.serverVerifier());
     let ticket: IssueJoinTicketResponse;
     let kubeletKey: KubeletKey;
-    const diskUuid = this.#diskUuid;
     try {
       const client = new JoinServiceClient(
         formatEndpoint(endpoint),
@@ -275,10 +281,14 @@ export class JoinClient {
       step = 'persist-state';
       await deps.state.save({ ...base, phase: 'bootstrapped' });
     } catch (err) {
-      // Marked before it is said, so whoever reads the log line finds the state it announces.
-      await deps.state.save({ ...base, phase: 'reset-required', failedStep: step }).catch(() => {});
+      // Marked before it is said, so whoever reads the log line finds the state it announces; a mark that could
+      // not be written (a full disk) is said as such.
+      const marked = await deps.state.save({ ...base, phase: 'reset-required', failedStep: step }).then(
+        () => 'node marked for reset',
+        (e: Error) => `node NOT marked for reset (${e.message}); a reboot resets it all the same`,
+      );
       await deps.resetKubernetes().catch(() => {});
-      log.error(`join failed at ${step}: ${(err as Error).message}; node marked for reset`, { step });
+      log.error(`join failed at ${step}: ${(err as Error).message}; ${marked}`, { step });
       throw new JoinStopped(`join failed at ${step}: ${(err as Error).message}`, 'reset-required');
     }
     log.info(`joined the cluster as ${role}`, { clusterId: clusterId.toString('hex'), node: nodeName });

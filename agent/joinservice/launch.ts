@@ -166,7 +166,10 @@ export async function launchJoinService(
     signer,
     caCertHash: caCertHash(caPem),
     admissions: await AdmissionRegistry.open(auditDir),
-    audit: await AuditLog.open(auditDir),
+    // What the log does to itself (a torn tail cut, a broken segment set aside) is said in the journal.
+    audit: await AuditLog.open(auditDir, {
+      notice: (level, message) => (level === 'warn' ? log.warn(message) : log.info(message)),
+    }),
     clusterSecretsFile: () => setup.secretsStore.readFileSync(),
     inventory: inventorySource(setup.inventory, secrets.ownerSeed, log),
     ...(setup.unlisted ? { unlisted: setup.unlisted } : {}),

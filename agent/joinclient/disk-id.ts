@@ -1,0 +1,28 @@
+// The state disk's ID this node joins with, persisted before the first join ticket is asked for. A JoinService
+// binds an admission to the disk ID it was first shown; a node that drew a new ID on every start (or lost it in
+// the reset after a failed `kubeadm join`) could never be admitted again. The file survives the agent's reset.
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../common/atomic-file.js';
+
+export const DISK_ID_FILE = 'disk-id';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The node's disk ID: read from `stateDir`, or drawn and written (fsync'd) before it is returned, so no ticket is
+ * ever asked for with an ID the node could forget. A write that fails rejects: the join attempt fails and retries.
+ */
+export async function loadOrCreateDiskId(stateDir: string): Promise<string> {
+  const path = join(stateDir, DISK_ID_FILE);
+  try {
+    const text = (await readFile(path, 'utf8')).trim();
+    if (UUID.test(text)) return text;
+    // A torn or foreign file: no ticket was asked for with it (the write is atomic), so a new ID is safe.
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const id = randomUUID();
+  await writeFileAtomic(path, `${id}\n`, { mode: 0o600 });
+  return id;
+}
