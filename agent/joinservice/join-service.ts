@@ -11,6 +11,7 @@ import {
 } from '../../attestation/atls/index.js';
 import { clusterPcrValue } from '../../common/cluster-pcr.js';
 import { OWNER_NONCE_BYTES, proveOwner } from '../../common/contracts/owner.js';
+import { bindServer, shutdownServer, toServiceError } from '../../common/grpc.js';
 import { deriveClusterId, deriveDiskKey, deriveMeasurementSecret } from '../../common/keys.js';
 import type { Challenge } from '../../gen/proto/attestation.js';
 import { AttestationServiceService } from '../../gen/proto/attestation.js';
@@ -164,11 +165,7 @@ export class JoinService {
         this.#unary('rejoin', call, cb, () => this.issueRejoinTicket(call.request, call.getPeer())),
     };
     server.addService(JoinServiceService, handlers);
-    const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${address}:${port}`, attestedServerCredentials(this.deps.identity), (err, p) =>
-        err ? reject(err) : resolve(p),
-      ),
-    );
+    const bound = await bindServer(server, address, port, attestedServerCredentials(this.deps.identity));
     this.#server = server;
     this.deps.measurements.watch();
     return bound;
@@ -178,18 +175,7 @@ export class JoinService {
     this.deps.measurements.close();
     const server = this.#server;
     this.#server = null;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    if (server) await shutdownServer(server);
     await this.deps.audit.close().catch(() => {});
   }
 
@@ -202,15 +188,12 @@ export class JoinService {
     const peer = call.getPeer();
     if (!this.#rate.allow(peerHost(peer))) {
       this.deps.log.warn(`${what} refused: rate limit`, { peer });
-      cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'too many requests from this address' });
+      cb(toServiceError(new Refusal(grpc.status.RESOURCE_EXHAUSTED, 'too many requests from this address')));
       return;
     }
     fn().then(
       (res) => cb(null, res),
-      (err: unknown) => {
-        const code = err instanceof Refusal ? err.code : grpc.status.INTERNAL;
-        cb({ code, details: err instanceof Error ? err.message : String(err) });
-      },
+      (err: unknown) => cb(toServiceError(err)),
     );
   }
 
