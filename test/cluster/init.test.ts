@@ -85,7 +85,7 @@ describe('init: the first node becomes a cluster', () => {
       }
     });
 
-    test('a second init is refused with FAILED_PRECONDITION and changes nothing', async () => {
+    test('a second init by another owner (another master secret) is refused with FAILED_PRECONDITION and changes nothing', async () => {
       const before15 = await pcr15(node);
       await assert.rejects(
         initCluster({
@@ -95,7 +95,7 @@ describe('init: the first node becomes a cluster', () => {
         }),
         (err: InitRefusedError) =>
           err.code === grpc.status.FAILED_PRECONDITION &&
-          /node is already being initialized/.test(err.message),
+          /node is already initialized, by another owner/.test(err.message),
       );
       assert.equal(await pcr15(node), before15);
     });
