@@ -41,13 +41,23 @@ key=$(
   } | sha256sum | cut -c1-16
 )
 out=$dir/images-$key
-if [[ -f $out/images.json && -f $out/SHA256SUMS ]] && (cd "$out" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1); then
+cached() { [[ -f $out/images.json && -f $out/SHA256SUMS ]] && (cd "$out" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1); }
+if cached; then
   log "cached: $out"
+  echo "$out"
+  exit 0
+fi
+# One writer at a time (concurrent test files may all ask): the others wait, then reuse its result.
+exec 9>"$dir/.images.lock"
+flock 9
+if cached; then
+  log "cached (built meanwhile): $out"
   echo "$out"
   exit 0
 fi
 
 work=$(mktemp -d "$dir/.images-XXXXXX")
+chmod 0755 "$work"
 trap 'rm -rf "$work"' EXIT
 t0=$(date +%s)
 path_env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

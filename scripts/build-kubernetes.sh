@@ -52,14 +52,25 @@ key=$(
 )
 out=$cache_root/$k8s_version-$key
 
-if [[ -f $out/bin/SHA256SUMS ]] && (cd "$out/bin" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1); then
+cached() { [[ -f $out/bin/SHA256SUMS ]] && (cd "$out/bin" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1); }
+if cached; then
   log "cached: $out"
   echo "$out"
   exit 0
 fi
 
+# One build at a time per cache (test files run concurrently may all ask): the others wait, then reuse it.
 mkdir -p "$cache_root"
+chmod 0755 "$cache_root"
+exec 9>"$cache_root/.lock"
+flock 9
+if cached; then
+  log "cached (built meanwhile): $out"
+  echo "$out"
+  exit 0
+fi
 work=$(mktemp -d "$cache_root/.build-$k8s_version-XXXXXX")
+chmod 0755 "$work"
 trap 'rm -rf "$work"' EXIT
 bin=$work/bin
 mkdir -p "$bin"
