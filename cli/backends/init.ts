@@ -1,7 +1,6 @@
 // `sextant init` against a real node: secrets from the workspace, the node attested against the config, the
 // request sent only over that attested channel, and the workspace written only after the node said success.
 import { randomBytes } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
 import { AttestedChannelError } from '../../attestation/atls/index.js';
 import { removeStaleTempFiles } from '../../common/atomic-file.js';
 import {
@@ -67,13 +66,6 @@ export interface InterruptSource {
   on(event: 'SIGINT', listener: () => void): unknown;
   off(event: 'SIGINT', listener: () => void): unknown;
 }
-
-/** gRPC refusals that come before the node changed anything: nothing to fetch later. */
-const CLEAN_REFUSALS = new Set([
-  grpc.status.PERMISSION_DENIED,
-  grpc.status.INVALID_ARGUMENT,
-  grpc.status.UNIMPLEMENTED,
-]);
 
 /** What the operator can do next when the node's words ask for it. */
 function hintFor(message: string): string | undefined {
@@ -213,7 +205,8 @@ async function initLocked(
       return 1;
     }
     if (err instanceof InitRefusedError) {
-      if (!resuming && CLEAN_REFUSALS.has(err.code)) await clearPendingInit(ctx.workspace);
+      // The node said no to this very request: nothing of it happened there. A record from an earlier run stays.
+      if (!resuming) await clearPendingInit(ctx.workspace);
       ctx.stderr.write(`the node refused init: ${err.message}\n`);
       const hint = hintFor(err.message);
       if (hint) ctx.stderr.write(`${hint}\n`);
