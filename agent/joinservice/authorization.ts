@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeRole } from '../../common/contracts/node-role.js';
 import type { InventoryNode } from '../../common/contracts/owner.js';
-import { StatusError, StatusError } from '../../common/grpc.js';
+import { StatusError } from '../../common/grpc.js';
 import type { Admission, AdmissionRegistry } from './admissions.js';
 
 /** A request the JoinService refuses, with the gRPC status it answers. */
