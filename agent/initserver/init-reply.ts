@@ -3,23 +3,33 @@
 // sealed to what only the owner has: the init secret (the node keeps only its hash) and the master secret. The
 // node cannot open it again by itself; a repeated init from the same owner can.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as v from 'valibot';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { deriveOwnerId, type MasterSecret } from '../../common/keys.js';
+import { readTextIfExists } from '../../common/read-if-exists.js';
+import { parseWith, strictObject } from '../../common/schema.js';
 import { secretsEqual } from '../../common/secrets.js';
 import { InitSuccess } from '../../gen/proto/init.js';
 
 export const INIT_REPLY_FILE = 'init-reply.json';
 
-export interface SealedInitReply {
-  version: 1;
-  /** hex; lets a request from another owner be refused with a clear reason before any decryption. */
-  ownerId: string;
-  nonce: string;
-  ciphertext: string;
-  tag: string;
-}
+const text = v.pipe(v.string('expected a string'), v.nonEmpty('expected a non-empty string'));
+
+const sealedInitReplySchema = strictObject(
+  {
+    version: v.literal(1, 'expected 1'),
+    /** hex; lets a request from another owner be refused with a clear reason before any decryption. */
+    ownerId: text,
+    nonce: text,
+    ciphertext: text,
+    tag: text,
+  },
+  'a JSON object',
+);
+
+export type SealedInitReply = v.InferOutput<typeof sealedInitReplySchema>;
 
 const INFO = Buffer.from('sextant init reply v1', 'utf8');
 
@@ -89,20 +99,25 @@ export class InitReplyStore {
   }
 
   async load(): Promise<SealedInitReply | undefined> {
-    let text: string;
+    let body: string | undefined;
     try {
-      text = await readFile(this.path, 'utf8');
+      body = await readTextIfExists(this.path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new Error(`${INIT_REPLY_FILE}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-    const doc = JSON.parse(text) as Partial<SealedInitReply>;
-    for (const field of ['ownerId', 'nonce', 'ciphertext', 'tag'] as const) {
-      if (typeof doc[field] !== 'string')
-        throw new Error(`${INIT_REPLY_FILE}: "${field}": expected a string`);
+    if (body === undefined) return undefined;
+    let doc: unknown;
+    try {
+      doc = JSON.parse(body);
+    } catch {
+      throw new Error(`${INIT_REPLY_FILE}: not valid JSON`);
     }
-    if (doc.version !== 1) throw new Error(`${INIT_REPLY_FILE}: "version": expected 1`);
-    return doc as SealedInitReply;
+    try {
+      // sealed, but still not quoted in errors
+      return parseWith(sealedInitReplySchema, doc, { redact: true });
+    } catch (err) {
+      throw new Error(`${INIT_REPLY_FILE}: ${(err as Error).message}`);
+    }
   }
 
   async clear(): Promise<void> {

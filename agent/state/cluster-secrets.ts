@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import { writeFileAtomic } from '../../common/atomic-file.js';
@@ -7,6 +6,7 @@ import { decodeBase64 } from '../../common/base64.js';
 import { OWNER_SEED_BYTES } from '../../common/contracts/owner.js';
 import { MASTER_SECRET_BYTES, SALT_BYTES } from '../../common/keys.js';
 import { endpointProblem, isDnsLabel } from '../../common/net.js';
+import { readTextIfExists } from '../../common/read-if-exists.js';
 import { checkedString, matching, parseWith, strictObject } from '../../common/schema.js';
 import { componentsSchema } from '../components/spec.js';
 
@@ -96,13 +96,8 @@ export class ClusterSecretsStore {
 
   /** The secrets, or null when this node holds none (a worker, or a control plane that never got them). */
   async load(): Promise<ClusterSecrets | null> {
-    let text: string;
-    try {
-      text = await readFile(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
+    const text = await readTextIfExists(this.path);
+    if (text === undefined) return null;
     return parseClusterSecrets(this.path, text);
   }
 

@@ -1,8 +1,9 @@
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { NODE_ROLES } from '../../common/contracts/node-role.js';
+import { readTextIfExists } from '../../common/read-if-exists.js';
 import { matching, parseWith, strictObject } from '../../common/schema.js';
 
 const PHASES = ['initializing', 'joining', 'bootstrapped', 'reset-required'] as const;
@@ -61,13 +62,8 @@ export class NodeStateStore {
   }
 
   async load(): Promise<NodeState | null> {
-    let text: string;
-    try {
-      text = await readFile(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
+    const text = await readTextIfExists(this.path);
+    if (text === undefined) return null;
     let raw: unknown;
     try {
       raw = JSON.parse(text);

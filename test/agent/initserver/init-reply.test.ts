@@ -1,7 +1,7 @@
 // The kept init reply opens only for its owner: the init secret and the master secret it was sealed to.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -73,5 +73,26 @@ describe('init reply', () => {
     assert.deepEqual(openInitReply(loaded, initSecret, owner), success);
     await store.clear();
     assert.equal(await store.load(), undefined);
+  });
+
+  it('refuses a malformed stored reply, naming the file and the key, never quoting it', async () => {
+    const store = new InitReplyStore(join(dir, 'bad'));
+    const sealed = sealInitReply(success, initSecret, owner);
+    const cases: [string, RegExp][] = [
+      ['{"version":', /^init-reply\.json: not valid JSON$/],
+      [JSON.stringify({ ...sealed, tag: undefined }), /^init-reply\.json: tag: expected a string$/],
+      [JSON.stringify({ ...sealed, version: 2 }), /^init-reply\.json: version: expected 1$/],
+      [JSON.stringify({ ...sealed, extra: 'x' }), /^init-reply\.json: extra: unknown key/],
+      [JSON.stringify({ ...sealed, nonce: 5 }), /^init-reply\.json: nonce: expected a string$/],
+    ];
+    for (const [text, why] of cases) {
+      await mkdir(join(dir, 'bad'), { recursive: true });
+      await writeFile(store.path, text);
+      await assert.rejects(store.load(), (err: Error) => {
+        assert.match(err.message, why);
+        assert.ok(!err.message.includes(sealed.ciphertext.slice(0, 16)));
+        return true;
+      });
+    }
   });
 });
