@@ -4,6 +4,8 @@
 // JoinService still gives each only what the operator's records say it may have.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { createKubeletCsr } from '../../agent/joinclient/kubelet-csr.js';
@@ -202,6 +204,17 @@ describe('JoinService authorization on the wire (swtpm, real agent)', { timeout:
     assert.ok(verifyOwnerProof(owner, nonce, serverSpki, signature));
     const otherOperator = parseOwnerPublicKey(ownerPublicKeyText(deriveOwnerSeed(randomBytes(32))));
     assert.ok(!verifyOwnerProof(otherOperator, nonce, serverSpki, signature));
+  });
+
+  it("a measurements file hand-edited on the control plane's disk changes nothing", async () => {
+    // An edit that would lock every node out (PCR 0 enforced to a value no TPM has), written without the MAC.
+    const forged = { measurements: { 0: { expected: 'ee'.repeat(32), warnOnly: false } } };
+    await writeFile(join(cp.stateDir, 'measurements.json'), JSON.stringify(forged));
+    const line = await cp.waitFor((l) => /measurements reload refused/.test(String(l.msg)), 30_000);
+    assert.match(String(line.msg), /its MAC does not verify/);
+    // The JoinService still admits against the measurements it got at init.
+    const ticket = await ask(await machine());
+    assert.equal(ticket.stateDiskKey.length, 32);
   });
 
   it('a fresh node of another operator skips this JoinService, names it, and takes no lock', async () => {
