@@ -1,23 +1,10 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { ALG } from '../native/tpm/constants.js';
 import { ByteReader } from './byte-reader.js';
 import { ParseError } from './errors.js';
 
-/** TPM algorithm identifiers used here (TPM 2.0 Part 2, TPM_ALG_ID). */
-export const TPM_ALG = {
-  RSA: 0x0001,
-  SHA1: 0x0004,
-  AES: 0x0006,
-  SHA256: 0x000b,
-  SHA384: 0x000c,
-  SHA512: 0x000d,
-  NULL: 0x0010,
-  RSASSA: 0x0014,
-  RSAPSS: 0x0016,
-  ECDSA: 0x0018,
-  ECDAA: 0x001a,
-  ECC: 0x0023,
-  CFB: 0x0043,
-} as const;
+/** TPM algorithm identifiers (TPM_ALG_ID): the binding's table, under the name the verifier side uses. */
+export const TPM_ALG = ALG;
 
 export const TPM_GENERATED_VALUE = 0xff544347;
 export const TPM_ST_ATTEST_QUOTE = 0x8018;

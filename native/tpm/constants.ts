@@ -7,14 +7,20 @@ export const ESYS_TR = {
   RH_ENDORSEMENT: 0x10b,
 } as const;
 
+/** TPM algorithm identifiers (TPM 2.0 Part 2, TPM_ALG_ID): the binding's and the attestation parsers' one table. */
 export const ALG = {
   RSA: 0x0001,
+  SHA1: 0x0004,
+  AES: 0x0006,
   SHA256: 0x000b,
+  SHA384: 0x000c,
+  SHA512: 0x000d,
   NULL: 0x0010,
   RSASSA: 0x0014,
+  RSAPSS: 0x0016,
   ECDSA: 0x0018,
+  ECDAA: 0x001a,
   ECC: 0x0023,
-  AES: 0x0006,
   CFB: 0x0043,
 } as const;
 
