@@ -7,6 +7,7 @@ import { secretsEqual } from '../../common/secrets.js';
 import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/proto/init.js';
 import type { Component } from '../components/spec.js';
 import { faultPoint } from '../fault-hook.js';
+import type { InitConfigInput } from '../kubeadm/config.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
 import { type NodeLock, NodeLockedError } from '../nodelock/node-lock.js';
@@ -15,18 +16,21 @@ import type { NodeStateStore } from '../state/node-state.js';
 import { openInitReply, type SealedInitReply, sameOwner, sealInitReply } from './init-reply.js';
 import { type InitPlan, InitRequestError, validateInitRequest } from './init-request.js';
 
-/** What `kubeadm init` needs to know, beyond the request. */
-export interface InitKubeadmInput {
-  nodeName: string;
-  advertiseAddress: string;
-  bindPort: number;
-  clusterName: string;
-  kubernetesVersion: string;
-  serviceCidr: string;
-  podCidr: string;
-  apiServerCertSans: string[];
-  controlPlaneEndpoint: string;
-}
+/** What `kubeadm init` needs to know, beyond the request: the kubeadm configuration's input, pod CIDR decided. */
+export type InitKubeadmInput = Required<
+  Pick<
+    InitConfigInput,
+    | 'nodeName'
+    | 'advertiseAddress'
+    | 'bindPort'
+    | 'clusterName'
+    | 'kubernetesVersion'
+    | 'serviceCidr'
+    | 'podCidr'
+    | 'apiServerCertSans'
+    | 'controlPlaneEndpoint'
+  >
+>;
 
 /** The node's neighbours the init steps drive; tests replace each with a fake. */
 export interface InitServerDeps {
