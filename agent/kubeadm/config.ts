@@ -53,6 +53,24 @@ export const KUBEADM_TIMEOUTS = {
   discovery: '15m0s',
 } as const;
 /**
+ * A control plane on two emulated vCPUs, sharing the host with its worker, answers slowly: the API server's etcd
+ * health checks (2 s by default) then fail its /livez and /readyz, kubelet's liveness probe restarts it, and the
+ * restart makes it slower still. Seen in the VM end to end on a loaded host ("[-]etcd failed" for minutes).
+ */
+export const TCG_API_SERVER_ARGS: readonly KubeadmArg[] = [
+  { name: 'etcd-healthcheck-timeout', value: '30s' },
+  { name: 'etcd-readycheck-timeout', value: '30s' },
+];
+/**
+ * Leader election for the controller manager and the scheduler: the defaults (15 s lease, 10 s renew deadline)
+ * make both lose their lease and restart whenever a TCG node stalls for seconds, as they did in the VM end to end.
+ */
+export const TCG_LEADER_ELECTION_ARGS: readonly KubeadmArg[] = [
+  { name: 'leader-elect-lease-duration', value: '60s' },
+  { name: 'leader-elect-renew-deadline', value: '45s' },
+  { name: 'leader-elect-retry-period', value: '5s' },
+];
+/**
  * The bootstrap token init leaves behind when none is asked for: kubeadm would otherwise create one valid for 24 h.
  * Joins never use it (each join ticket carries its own short-lived token), so it only has to outlive init itself.
  */
@@ -159,7 +177,9 @@ export function initConfiguration(input: InitConfigInput): string {
     controlPlaneEndpoint: input.controlPlaneEndpoint,
     imageRepository: input.imageRepository ?? IMAGE_REPOSITORY,
     networking,
-    apiServer: { certSANs: [...input.apiServerCertSans] },
+    apiServer: { certSANs: [...input.apiServerCertSans], extraArgs: [...TCG_API_SERVER_ARGS] },
+    controllerManager: { extraArgs: [...TCG_LEADER_ELECTION_ARGS] },
+    scheduler: { extraArgs: [...TCG_LEADER_ELECTION_ARGS] },
   };
 
   // Hardened where kubeadm's defaults already point, spelled out so a changed default cannot loosen it.
@@ -220,7 +240,7 @@ function randomToken(): string {
 }
 
 function toYamlDocuments(docs: object[]): string {
-  return docs.map((d) => stringify(d, { lineWidth: 0 })).join('---\n');
+  return docs.map((d) => stringify(d, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n');
 }
 
 function normalizeArgs(args: JoinConfigInput['kubeletExtraArgs']): KubeadmArg[] {

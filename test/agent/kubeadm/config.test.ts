@@ -45,6 +45,12 @@ const docs = (yaml: string) =>
     return d.toJS() as Record<string, unknown>;
   });
 
+const leaderElection = [
+  { name: 'leader-elect-lease-duration', value: '60s' },
+  { name: 'leader-elect-renew-deadline', value: '45s' },
+  { name: 'leader-elect-retry-period', value: '5s' },
+];
+
 describe('initConfiguration', () => {
   it('produces the exact v1beta4 shape', () => {
     const [init, cluster, kubelet, kubeProxy, ...rest] = docs(initConfiguration(initInput));
@@ -89,7 +95,15 @@ describe('initConfiguration', () => {
       controlPlaneEndpoint: '10.0.0.2:6443',
       imageRepository: 'localhost/sextant',
       networking: { serviceSubnet: '10.96.0.0/12', podSubnet: '10.244.0.0/16', dnsDomain: 'cluster.local' },
-      apiServer: { certSANs: ['10.0.0.2', 'api.sextant.example', '*.sextant.example', 'fd00::1'] },
+      apiServer: {
+        certSANs: ['10.0.0.2', 'api.sextant.example', '*.sextant.example', 'fd00::1'],
+        extraArgs: [
+          { name: 'etcd-healthcheck-timeout', value: '30s' },
+          { name: 'etcd-readycheck-timeout', value: '30s' },
+        ],
+      },
+      controllerManager: { extraArgs: leaderElection },
+      scheduler: { extraArgs: leaderElection },
     });
     assert.equal(kubelet?.apiVersion, 'kubelet.config.k8s.io/v1beta1');
     assert.equal(kubelet?.kind, 'KubeletConfiguration');
