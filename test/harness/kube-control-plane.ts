@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { rewriteKubeconfigServer } from '../../agent/kubeadm/kubeconfig.js';
 import type { ExecOptions, ExecResult, NodeNamespace } from './netns.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -221,6 +222,14 @@ export async function startRealControlPlane(
   if (components.includes('kube-controller-manager')) {
     await phase('kubeconfig', 'controller-manager');
     await phase('control-plane', 'controller-manager');
+    // kubeadm points a component's local kubeconfig at the advertise address, which on the host is a placeholder
+    // nobody listens on: the controller-manager would never reach the API server (no signer, no token cleaner).
+    if (!nsOrHost) {
+      const conf = join(rootfs, 'etc/kubernetes/controller-manager.conf');
+      writeFileSync(conf, rewriteKubeconfigServer(readFileSync(conf), `${ns.address}:${ports.api}`), {
+        mode: 0o600,
+      });
+    }
   }
 
   const logs = new Map<Component, string>();
@@ -333,6 +342,15 @@ export async function startRealControlPlane(
   if (!new X509Certificate(pki('apiserver.crt')).checkIP(ns.address)) {
     await stop();
     throw new Error(`apiserver.crt does not name ${ns.address}`);
+  }
+  // What kubeadm init does once the API server answers: its config into the cluster — and, on the first use
+  // of admin.conf, the kubeadm:cluster-admins binding (through super-admin.conf) without which admin.conf's
+  // user may do nothing.
+  try {
+    await phase('upload-config', 'kubeadm');
+  } catch (e) {
+    await stop();
+    throw e;
   }
   return {
     rootfs,
