@@ -27,7 +27,15 @@ import { deriveClusterId } from '../../../common/keys.js';
 import { AttestationDocument, AttesterIdentity } from '../../../gen/proto/attestation.js';
 import type { IssueJoinTicketResponse } from '../../../gen/proto/join.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { FAKE_OWNER, FakeJoinService, FakeStateStore, FakeTpm, refused, ticketFor } from '../fakes.js';
+import {
+  FAKE_OWNER,
+  FAKE_OWNER_SEED,
+  FakeJoinService,
+  FakeStateStore,
+  FakeTpm,
+  refused,
+  ticketFor,
+} from '../fakes.js';
 
 /** kubeadm's shared certificates as a control-plane ticket carries them. */
 const CP_FILES = CONTROL_PLANE_CERTIFICATES.map((path) => ({ path, data: Buffer.from(`pem of ${path}`) }));
@@ -336,6 +344,85 @@ describe('JoinClient.joinVia: refusals before the lock leave the node untouched'
     assert.equal(f.lock.holder, null);
     assert.deepEqual(f.state.saved, []);
   });
+});
+
+describe("JoinClient.joinVia: the JoinService must prove the node's operator first (issue 11 §3)", () => {
+  const cases: {
+    name: string;
+    setup: (f: Fixture) => void;
+    error: RegExp;
+    metadataWithoutOwner?: boolean;
+  }[] = [
+    {
+      name: "another operator's JoinService (its owner key is not the metadata's)",
+      setup: () => {
+        service.ownerSeed = Buffer.alloc(32, 0x66);
+      },
+      error: /JoinService 127\.0\.0\.1:\d+ does not belong to this node's operator .*; skipped/,
+    },
+    {
+      name: 'a JoinService that holds no owner key',
+      setup: () => {
+        service.ownerSeed = null;
+      },
+      error:
+        /cannot prove it belongs to this node's operator \(FAILED_PRECONDITION: .*no owner key\); skipped/,
+    },
+    {
+      name: 'a proof made for another TLS key (relayed from another channel)',
+      setup: () => {
+        service.serverCertDer = otherCert;
+      },
+      error: /does not belong to this node's operator/,
+    },
+    {
+      name: 'metadata without an operator commitment',
+      setup: () => {},
+      metadataWithoutOwner: true,
+      error: /carries no operator commitment \(owner\); it joins no JoinService/,
+    },
+  ];
+  let otherCert: Buffer;
+  before(async () => {
+    otherCert = (await createEphemeralIdentity()).certDer;
+  });
+  for (const c of cases) {
+    it(`${c.name}: skipped before the node attests, asks or locks anything`, async () => {
+      const cl = cluster();
+      service.ticket = () => ticketFor(cl);
+      const asked = service.joinRequests.length;
+      const f = await fixture(
+        served(cl),
+        c.metadataWithoutOwner
+          ? {
+              metadata: {
+                name: 'w-0',
+                role: 'worker',
+                initSecretHash: '00'.repeat(32),
+                advertiseAddress: '10.0.0.7',
+                peers: [],
+                joinEndpoints: [],
+              },
+            }
+          : {},
+      );
+      c.setup(f);
+      try {
+        await assert.rejects(f.client.joinVia(endpoint()), (err: Error) => {
+          assert.ok(!(err instanceof JoinStopped), 'skipped: discovery goes on');
+          assert.match(err.message, c.error);
+          return true;
+        });
+      } finally {
+        service.ownerSeed = FAKE_OWNER_SEED;
+        service.serverCertDer = serverCert;
+      }
+      assert.equal(service.joinRequests.length, asked, 'no ticket asked for');
+      assert.equal(f.lock.holder, null);
+      assert.equal(f.tpm.extends.length, 0);
+      assert.deepEqual(f.state.saved, []);
+    });
+  }
 });
 
 describe('JoinClient.joinVia: a step failing after the lock marks the node for reset', () => {
