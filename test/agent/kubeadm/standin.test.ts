@@ -33,7 +33,8 @@ async function freePort(): Promise<number> {
 
 const VERSION = 'v1.31.4';
 
-describe('kubeadm driver with the stand-in', { timeout: 60_000 }, () => {
+// Five kubeadm runs with their API-server daemons: ~30 s on a quiet machine, twice that beside other suites.
+describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
   let component: ServedComponent;
   let work: string;
   const rootfses: string[] = [];
