@@ -62,35 +62,35 @@ function hex8(v: number): string {
  * something when the key it wraps to is such a key.
  */
 export function checkEkTemplate(ek: TpmPublic): void {
-  const fail = (what: string): never => {
-    throw new AttestationError('ek-chain', `ek_public is not a TCG EK template: ${what}`);
-  };
+  const fail = (what: string): AttestationError =>
+    new AttestationError('ek-chain', `ek_public is not a TCG EK template: ${what}`);
   const attrs = ek.attributes;
   if ((attrs & EK_REQUIRED_ATTRIBUTES) !== EK_REQUIRED_ATTRIBUTES) {
     const missing = Object.entries(TPMA_OBJECT)
       .filter(([, bit]) => EK_REQUIRED_ATTRIBUTES & bit && !(attrs & bit))
       .map(([name]) => name);
-    fail(`attributes ${hex8(attrs)} lack ${missing.join(', ')}`);
+    throw fail(`attributes ${hex8(attrs)} lack ${missing.join(', ')}`);
   }
-  if (attrs & TPMA_OBJECT.sign) fail(`attributes ${hex8(attrs)} include sign (an EK only decrypts)`);
+  if (attrs & TPMA_OBJECT.sign) throw fail(`attributes ${hex8(attrs)} include sign (an EK only decrypts)`);
   const policy = ek.authPolicy.toString('hex');
   const known = EK_POLICIES.find((p) => p.nameAlg === ek.nameAlg && p.digest === policy);
   if (known === undefined) {
-    return fail(
+    throw fail(
       `authPolicy ${policy || '(empty)'} with nameAlg 0x${ek.nameAlg.toString(16)} is none of the standard EK policies`,
     );
   }
   if (Boolean(attrs & TPMA_OBJECT.userWithAuth) !== known.userWithAuth) {
-    fail(
+    throw fail(
       `userWithAuth is ${attrs & TPMA_OBJECT.userWithAuth ? 'set' : 'clear'}; ${known.name} requires it ${known.userWithAuth ? 'set' : 'clear'}`,
     );
   }
   if (ek.symmetric.algorithm !== TPM_ALG.AES || ek.symmetric.mode !== TPM_ALG.CFB) {
-    fail(
+    throw fail(
       `symmetric 0x${ek.symmetric.algorithm.toString(16)}/0x${ek.symmetric.mode.toString(16)}; expected AES in CFB mode`,
     );
   }
-  if (ek.scheme.scheme !== TPM_ALG.NULL) fail(`scheme 0x${ek.scheme.scheme.toString(16)}; expected NULL`);
+  if (ek.scheme.scheme !== TPM_ALG.NULL)
+    throw fail(`scheme 0x${ek.scheme.scheme.toString(16)}; expected NULL`);
 }
 
 export interface TrustOptions {
