@@ -104,7 +104,10 @@ describe('init: the first node becomes a cluster', () => {
   describe('bad input leaves the node initializable', () => {
     let node: AgentNode;
     before(async () => {
-      node = await startAgentNode();
+      // Ten inits from one address within seconds, each with its own attested handshake: more than the node's
+      // per-peer burst (10 calls, then 2/s; test/agent/joinservice/call-limits.test.ts covers that limit). Raised
+      // here so each case meets the refusal it is about, not RESOURCE_EXHAUSTED.
+      node = await startAgentNode({ env: { SEXTANT_JOIN_BURST_PER_PEER: '200' } });
     });
     after(async () => {
       await node.stop();
