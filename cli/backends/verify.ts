@@ -49,6 +49,8 @@ export async function runVerify(ctx: CommandContext, options: VerifyOptions): Pr
     ctx.stdout.write(`verified: ${options.endpoint}\n`);
     ctx.stdout.write(`AK name: ${attestation.akName.toString('hex')}\n`);
     ctx.stdout.write(`EK certificate SHA-256: ${attestation.ekCertificateHash.toString('hex')}\n`);
+    // what the operator's inventory and the JoinService know the node by
+    ctx.stdout.write(`EK public key SHA-256: ${attestation.ekPublicHash.toString('hex')}\n`);
     for (const [index, value] of [...attestation.pcrs].sort(([a], [b]) => a - b)) {
       ctx.stdout.write(`PCR ${String(index).padStart(2)}: ${value.toString('hex')}\n`);
     }

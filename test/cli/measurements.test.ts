@@ -156,6 +156,7 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
     const r = await verify(ws);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^verified: /);
+    assert.match(r.stdout, /\nEK public key SHA-256: [0-9a-f]{64}\n/);
   });
 
   it('a node whose every PCR is wrong, against an all-warnOnly set: never "verified"', async () => {
