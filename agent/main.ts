@@ -166,6 +166,7 @@ async function nodePlatform(
           port: config.joinServicePort,
           burstPerPeer: config.joinBurstPerPeer,
           callLimits,
+          unlisted: config.unlistedNodes,
           ...(config.mdns ? { mdnsName: `${metadata.name}-join` } : {}),
           inventory: async () => (await loadMetadata(config.metadataUrl)).inventory,
         },

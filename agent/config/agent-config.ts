@@ -35,6 +35,11 @@ export interface AgentConfig {
    * share one address (NAT, a benchmark on loopback).
    */
   joinBurstPerPeer: number;
+  /**
+   * What this node's JoinService does with a TPM the operator's inventory does not list: 'worker' admits it as a
+   * worker named after its EK (autoscaled workers), 'refuse' admits inventory nodes only (docs/security.md).
+   */
+  unlistedNodes: 'worker' | 'refuse';
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/sextant/agent.json';
@@ -57,6 +62,7 @@ export const DEFAULTS: AgentConfig = {
   kubeletStart: ['systemctl', 'start', 'kubelet'],
   ekCaCertificates: ['/etc/sextant/ek-ca.pem'],
   joinBurstPerPeer: 10,
+  unlistedNodes: 'worker',
 };
 
 export class ConfigError extends Error {
@@ -95,6 +101,7 @@ const FIELDS = {
   kubeletStart: strings,
   ekCaCertificates: strings,
   joinBurstPerPeer: integer(1, 1_000_000, 'an integer 1-1000000'),
+  unlistedNodes: v.picklist(['worker', 'refuse'], 'expected worker or refuse'),
 } satisfies Record<keyof AgentConfig, v.GenericSchema>;
 
 const fileSchema = v.partial(
@@ -122,6 +129,7 @@ const ENV: Partial<Record<keyof AgentConfig, string>> = {
   kubeletStart: 'SEXTANT_KUBELET_START',
   ekCaCertificates: 'SEXTANT_EK_CA',
   joinBurstPerPeer: 'SEXTANT_JOIN_BURST_PER_PEER',
+  unlistedNodes: 'SEXTANT_UNLISTED_NODES',
 };
 
 /** Environment values are text: numbers, lists ("a,b") and booleans ("1"/"true", "0"/"false") are read first. */
