@@ -15,7 +15,6 @@ import { discoverAll, joinServiceSources } from './discovery/index.js';
 import { InitReplyStore } from './initserver/init-reply.js';
 import { serveNode } from './initserver/node-server.js';
 import { loadOrCreateDiskId } from './joinclient/disk-id.js';
-import { createKubeletCsr } from './joinclient/kubelet-csr.js';
 import { launchJoinService } from './joinservice/launch.js';
 import { CallLimits } from './joinservice/limits.js';
 import { createKubeadm } from './kubeadm/driver.js';
@@ -145,7 +144,6 @@ async function nodePlatform(
     openChannel: (endpoint, verifier) => openAttestedChannel(endpoint, { verifier }),
     discover: (signal) => discoverAll(sources, log, signal),
     checkMeasurements: (text) => void parseMeasurementsFile(text, 'measurements'),
-    createKubeletCsr,
     serveNode: (initServer) =>
       serveNode(
         { attester, address: config.listenAddress, port: config.initPort, guard: callLimits },

@@ -5,7 +5,6 @@ import type { Component } from './components/spec.js';
 import { resumeControlPlane } from './controlplane/resume.js';
 import { InitServer, type InitServerDeps } from './initserver/init-server.js';
 import { JoinClient, JoinStopped } from './joinclient/join-client.js';
-import type { KubeletKey } from './joinclient/kubelet-csr.js';
 import type { Kubeadm } from './kubeadm/driver.js';
 import { rewriteKubeconfigServer } from './kubeadm/kubeconfig.js';
 import type { Kubelet } from './kubeadm/kubelet.js';
@@ -44,7 +43,6 @@ export interface Platform {
   discover(signal?: AbortSignal): Promise<Endpoint[]>;
   /** Refuses a measurements file from an init request that does not parse. */
   checkMeasurements(text: string): void;
-  createKubeletCsr(nodeName: string, address: string): Promise<KubeletKey>;
   /** The node's gRPC server: attestation always, init when an init server is given. */
   serveNode(initServer?: InitServer): Promise<Running & { port: number }>;
   /** Persists the cluster secrets and serves joins with them. */
@@ -121,7 +119,6 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
       readPcrs: (indices) => platform.tpm.readPcrs(indices),
       openChannel: (endpoint, verifier) => platform.openChannel(endpoint, verifier),
       discover: (s) => platform.discover(s),
-      createKubeletCsr: (name, address) => platform.createKubeletCsr(name, address),
       installComponents: (components) => platform.installComponents(components),
       runKubeadmJoin: (input) => kubeadmJoin(platform.kubeadm, input),
       resetKubernetes: () => platform.kubeadm.reset(),

@@ -9,9 +9,7 @@ import {
   grpcMessage,
   type PeerVerifier,
   spkiOf,
-  toPem,
 } from '../../attestation/atls/index.js';
-import { writeFileAtomic } from '../../common/atomic-file.js';
 import { OWNER_NONCE_BYTES, parseOwnerPublicKey, verifyOwnerProof } from '../../common/contracts/owner.js';
 import { type UnaryMethod, unaryCall } from '../../common/grpc.js';
 import { deriveClusterId } from '../../common/keys.js';
@@ -36,7 +34,6 @@ import {
 } from '../nodelock/node-lock.js';
 import { backoffDelays } from '../retry/backoff.js';
 import type { NodeState, NodeStateStore } from '../state/node-state.js';
-import type { KubeletKey } from './kubelet-csr.js';
 
 /** What `kubeadm join` needs, from the ticket and the node: the kubeadm step's own input. */
 export type JoinKubeadmInput = KubeadmJoinRequest;
@@ -69,7 +66,6 @@ export interface JoinClientDeps {
   readPcrs(indices: number[]): Promise<Map<number, Buffer>>;
   openChannel(endpoint: Endpoint, verifier: PeerVerifier): Promise<AttestedChannel>;
   discover(signal?: AbortSignal): Promise<Endpoint[]>;
-  createKubeletCsr(nodeName: string, address: string): Promise<KubeletKey>;
   installComponents(components: Component[]): Promise<void>;
   runKubeadmJoin(input: JoinKubeadmInput): Promise<void>;
   resetKubernetes(): Promise<void>;
@@ -194,7 +190,6 @@ export class JoinClient {
     const diskUuid = deps.diskId ? await deps.diskId() : this.#diskUuid;
     const channel = await deps.openChannel(endpoint, await deps.serverVerifier());
     let ticket: IssueJoinTicketResponse;
-    let kubeletKey: KubeletKey;
     try {
       const client = new JoinServiceClient(
         formatEndpoint(endpoint),
@@ -203,13 +198,11 @@ export class JoinClient {
       );
       await this.#checkOwner(channel, client, endpoint);
       const attestation = await this.#attestTo(channel, client);
-      kubeletKey = await deps.createKubeletCsr(deps.metadata.name, deps.metadata.advertiseAddress);
       ticket = await call(
         client.issueJoinTicket.bind(client),
         {
           attestation,
           diskUuid,
-          certificateRequest: kubeletKey.csrDer,
           // what the provider told this node; the JoinService decides both from the operator's inventory
           isControlPlane: deps.metadata.role === 'control-plane',
           nodeName: deps.metadata.name,
@@ -262,7 +255,7 @@ export class JoinClient {
       step = 'install-components';
       await deps.installComponents(ticket.kubernetesComponents);
       step = 'write-files';
-      await this.#writeFiles(ticket, kubeletKey);
+      await this.#writeFiles(ticket);
       step = 'kubeadm-join';
       await deps.runKubeadmJoin({
         nodeName,
@@ -314,14 +307,12 @@ export class JoinClient {
     }
   }
 
-  async #writeFiles(ticket: IssueJoinTicketResponse, key: KubeletKey): Promise<void> {
+  /**
+   * A control plane's shared certificates. A worker writes nothing: kubeadm join takes the CA from discovery (pinned
+   * by the ticket's hash) and the kubelet its client certificate from TLS bootstrap with the ticket's token.
+   */
+  async #writeFiles(ticket: IssueJoinTicketResponse): Promise<void> {
     const root = this.deps.rootfs;
-    const pki = join(root, 'var/lib/kubelet/pki');
-    await writeFileAtomic(join(pki, 'kubelet-client.key'), key.keyPem, { mode: 0o600 });
-    await writeFileAtomic(join(pki, 'kubelet-client.crt'), toPem('CERTIFICATE', ticket.kubeletCert), {
-      mode: 0o644,
-    });
-    await writeFileAtomic(join(root, 'etc/kubernetes/sextant/ca.crt'), toPem('CERTIFICATE', ticket.caCert));
     if (!ticket.isControlPlane) {
       if (ticket.controlPlaneFiles.length > 0 || ticket.clusterSecrets.length > 0)
         throw new Error('a worker ticket carries control-plane material');

@@ -43,7 +43,6 @@ import {
   Refusal,
   type UnlistedPolicy,
 } from './authorization.js';
-import type { KubeletCertificateSigner } from './kubelet-certificate.js';
 import { CallLimits, type PeerRateLimiter, peerHost, type Semaphore } from './limits.js';
 import type { MeasurementsSource } from './measurements-source.js';
 
@@ -59,7 +58,6 @@ export interface JoinServiceDeps {
   tokens: BootstrapTokens;
   /** The certificates all control planes share (kubeadm's upload-certs set), for control-plane tickets. */
   controlPlaneCertificates(): Promise<CertificateFile[]>;
-  signer: KubeletCertificateSigner;
   caCertHash: string;
   admissions: AdmissionRegistry;
   audit: AuditLog;
@@ -317,18 +315,6 @@ export class JoinService {
     }
     const { nodeName, role, ek } = who;
     const controlPlane = role === 'control-plane';
-    let kubeletCert: Buffer;
-    try {
-      kubeletCert = await this.deps.signer.sign(req.certificateRequest, nodeName, peerHost(peer));
-    } catch (err) {
-      return this.#refuse(
-        'join',
-        peer,
-        nodeName,
-        verified,
-        new Refusal(grpc.status.INVALID_ARGUMENT, (err as Error).message),
-      );
-    }
     const token = await this.#issueToken(ek, nodeName);
     const certificates = controlPlane ? await this.deps.controlPlaneCertificates() : [];
     // What the node claimed about itself is recorded beside what it got, never used.
@@ -369,7 +355,6 @@ export class JoinService {
       stateDiskKey: deriveDiskKey(secrets.masterSecret, req.diskUuid),
       measurementSalt: secrets.measurementSalt,
       measurementSecret: deriveMeasurementSecret(secrets.masterSecret),
-      kubeletCert,
       apiServerEndpoint: secrets.apiServerEndpoint,
       token,
       discoveryTokenCaCertHash: this.deps.caCertHash,
@@ -377,7 +362,6 @@ export class JoinService {
       clusterSecrets: controlPlane ? this.deps.clusterSecretsFile() : Buffer.alloc(0),
       kubernetesVersion: secrets.kubernetesVersion,
       kubernetesComponents: secrets.components,
-      caCert: this.deps.signer.caCertDer,
       nodeName,
       isControlPlane: controlPlane,
     };

@@ -25,7 +25,6 @@ import { AdmissionRegistry } from './admissions.js';
 import { AuditLog } from './audit-log.js';
 import { Inventory, type UnlistedPolicy } from './authorization.js';
 import { JoinService } from './join-service.js';
-import { KubeletCertificateSigner } from './kubelet-certificate.js';
 import type { CallLimits } from './limits.js';
 import { MeasurementsSource, macPathOf } from './measurements-source.js';
 
@@ -113,7 +112,8 @@ function inventorySource(
 
 /**
  * Starts a control plane's JoinService: persists the cluster secrets and measurements it admits nodes against
- * (the measurements file is watched for upgrades), signs kubelet certificates with the cluster CA kubeadm made.
+ * (the measurements file is watched for upgrades), pins joiners to the cluster CA kubeadm made, and makes their
+ * bootstrap tokens through the API with kubeadm's admin kubeconfig.
  */
 export async function launchJoinService(
   setup: JoinServiceSetup,
@@ -144,7 +144,6 @@ export async function launchJoinService(
     });
   const pki = join(setup.rootfs, 'etc/kubernetes/pki');
   const caPem = await readFile(join(pki, 'ca.crt'), 'utf8');
-  const signer = await KubeletCertificateSigner.fromPem(caPem, await readFile(join(pki, 'ca.key'), 'utf8'));
   const auditDir = join(setup.stateDir, 'joinservice');
   let api: KubeApi | undefined;
   let tokens = setup.tokens;
@@ -163,7 +162,6 @@ export async function launchJoinService(
     tokens,
     // read per control-plane ticket: what kubeadm holds now, never a copy kept since launch
     controlPlaneCertificates: () => readControlPlaneCertificates(pki),
-    signer,
     caCertHash: caCertHash(caPem),
     admissions: await AdmissionRegistry.open(auditDir),
     // What the log does to itself (a torn tail cut, a broken segment set aside) is said in the journal.

@@ -1,5 +1,5 @@
 export { channelUserData } from './binding.js';
-export { createEphemeralIdentity, type EphemeralIdentity, spkiOf, toPem } from './certificate.js';
+export { createEphemeralIdentity, type EphemeralIdentity, spkiOf } from './certificate.js';
 export {
   type AttestedChannel,
   AttestedChannelError,

@@ -241,12 +241,10 @@ export function ticketFor(
     stateDiskKey: Buffer.alloc(32, 0x11),
     measurementSalt: cluster.measurementSalt,
     measurementSecret: cluster.measurementSecret,
-    kubeletCert: Buffer.from('kubelet-cert'),
     apiServerEndpoint: '10.0.0.1:6443',
     token: 'abcdef.0123456789abcdef',
     discoveryTokenCaCertHash: `sha256:${'ab'.repeat(32)}`,
     kubernetesVersion: 'v1.31.2',
-    caCert: Buffer.from('ca-cert'),
     nodeName: 'w-0',
     ...overrides,
   };

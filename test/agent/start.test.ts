@@ -150,7 +150,6 @@ function harness(
     },
     discover: async () => [],
     checkMeasurements: () => {},
-    createKubeletCsr: async () => ({ csrDer: Buffer.from('csr'), keyPem: 'KEY' }),
     serveNode: async (init) => {
       if (init) initServer = init;
       events.push(init ? 'serve init+attestation' : 'serve attestation');

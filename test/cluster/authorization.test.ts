@@ -3,12 +3,11 @@
 // each hold a swtpm and ask what an attacker would ask. Every TPM attests honestly — the quote passes — and the
 // JoinService still gives each only what the operator's records say it may have.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
-import { createKubeletCsr } from '../../agent/joinclient/kubelet-csr.js';
 import { createTrust, type Trust } from '../../attestation/ek-chain.js';
 import { parseTpmtPublic } from '../../attestation/tpm-structures.js';
 import { initCluster } from '../../cli/init/init-cluster.js';
@@ -67,7 +66,6 @@ describe('JoinService authorization on the wire (swtpm, real agent)', { timeout:
     requestJoinTicket(endpoint(), trust, m.issuer, {
       nodeName: over.nodeName ?? 'w-0',
       diskUuid: over.diskUuid ?? randomUUID(),
-      csrDer: (await createKubeletCsr(over.nodeName ?? 'w-0', '127.0.0.1')).csrDer,
       ...(over.isControlPlane !== undefined ? { isControlPlane: over.isControlPlane } : {}),
     });
 
@@ -110,12 +108,9 @@ describe('JoinService authorization on the wire (swtpm, real agent)', { timeout:
     );
   });
 
-  it("a node_name of the control plane is never signed: the kubelet certificate names the TPM's own name", async () => {
+  it("a node_name of the control plane is ignored: the ticket names the TPM's own name", async () => {
     const stranger = await machine();
     const ticket = await ask(stranger, { nodeName: 'cp-0' });
-    const subject = new X509Certificate(ticket.kubeletCert).subject;
-    assert.doesNotMatch(subject, /cp-0/);
-    assert.match(subject, new RegExp(`CN=system:node:node-${ekOf(stranger).slice(0, 16)}`));
     assert.equal(ticket.nodeName, `node-${ekOf(stranger).slice(0, 16)}`);
   });
 
@@ -160,7 +155,6 @@ describe('JoinService authorization on the wire (swtpm, real agent)', { timeout:
         requestJoinTicket(endpoint(), trust, rsa, {
           nodeName: 'w-x',
           diskUuid: randomUUID(),
-          csrDer: (await createKubeletCsr('w-x', '127.0.0.1')).csrDer,
         }),
         refused(
           'FAILED_PRECONDITION',

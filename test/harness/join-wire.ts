@@ -67,13 +67,12 @@ export function requestJoinTicket(
   endpoint: Endpoint,
   trust: Trust,
   issuer: Issuer,
-  request: { nodeName: string; diskUuid: string; csrDer: Buffer; isControlPlane?: boolean },
+  request: { nodeName: string; diskUuid: string; isControlPlane?: boolean },
 ): Promise<IssueJoinTicketResponse> {
   return withAttestation(endpoint, trust, issuer, (client, attestation) =>
     unary(client.issueJoinTicket.bind(client) as never, {
       attestation,
       diskUuid: request.diskUuid,
-      certificateRequest: request.csrDer,
       isControlPlane: request.isControlPlane ?? false,
       nodeName: request.nodeName,
     }),

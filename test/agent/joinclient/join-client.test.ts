@@ -158,7 +158,6 @@ async function fixture(
     readPcrs: (indices) => tpm.readPcrs(indices),
     openChannel: async () => channel(),
     discover: async () => [endpoint],
-    createKubeletCsr: async () => ({ csrDer: Buffer.from('csr'), keyPem: 'KUBELET KEY' }),
     installComponents: async () => {
       calls.push('install');
     },
@@ -206,13 +205,6 @@ describe('JoinClient.joinVia: a successful join', () => {
       controlPlane: false,
       bindPort: 6443,
     });
-    const key = join(f.rootfs, 'var/lib/kubelet/pki/kubelet-client.key');
-    assert.equal(await readFile(key, 'utf8'), 'KUBELET KEY');
-    assert.equal((await stat(key)).mode & 0o777, 0o600);
-    assert.match(
-      await readFile(join(f.rootfs, 'etc/kubernetes/sextant/ca.crt'), 'utf8'),
-      /BEGIN CERTIFICATE/,
-    );
     const req = service.joinRequests.at(-1);
     assert.equal(req?.nodeName, 'w-0');
     assert.equal(req?.isControlPlane, false);
@@ -244,12 +236,13 @@ describe('JoinClient.joinVia: a successful join', () => {
     assert.equal(service.joinRequests.at(-1)?.isControlPlane, true);
   });
 
-  it('a worker writes nothing under /etc/kubernetes/pki', async () => {
+  it('a worker writes no file of its own: kubeadm join brings the CA (pinned) and the kubelet its certificate', async () => {
     const c = cluster();
     service.ticket = () => ticketFor(c);
     const f = await fixture(served(c));
     await f.client.joinVia(endpoint());
-    await assert.rejects(stat(join(f.rootfs, 'etc/kubernetes/pki')), /ENOENT/);
+    await assert.rejects(stat(join(f.rootfs, 'etc')), /ENOENT/);
+    await assert.rejects(stat(join(f.rootfs, 'var/lib/kubelet')), /ENOENT/);
   });
 });
 

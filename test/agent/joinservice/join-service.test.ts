@@ -4,14 +4,12 @@
 // the request; admissions keyed by EK, pending until confirmed; PCR 15 zero to join, the cluster's to come back.
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import * as x509 from '@peculiar/x509';
-import { createKubeletCsr } from '../../../agent/joinclient/kubelet-csr.js';
 import { AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
 import {
   AuditAppendError,
@@ -25,7 +23,6 @@ import {
   unlistedNodeName,
 } from '../../../agent/joinservice/authorization.js';
 import { JoinService } from '../../../agent/joinservice/join-service.js';
-import { KubeletCertificateSigner } from '../../../agent/joinservice/kubelet-certificate.js';
 import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
 import { CONTROL_PLANE_CERTIFICATES } from '../../../agent/kubeadm/control-plane-certs.js';
 import type { ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
@@ -48,28 +45,6 @@ import { AttestationDocument, AttesterIdentity, Challenge } from '../../../gen/p
 import type { IssueJoinTicketRequest, IssueRejoinTicketResponse } from '../../../gen/proto/join.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import { FakeBootstrapTokens } from '../fakes.js';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-
-async function clusterCa(): Promise<{ certPem: string; keyPem: string }> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name: 'CN=kubernetes',
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 3600_000),
-    keys,
-    signingAlgorithm: alg,
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
-  });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8
-    .toString('base64')
-    .match(/.{1,64}/g)
-    ?.join('\n')}\n-----END PRIVATE KEY-----\n`;
-  return { certPem: cert.toString('pem'), keyPem };
-}
 
 const DISK = '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11';
 const OTHER_DISK = '9c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f';
@@ -120,11 +95,8 @@ const fakeVerifier: PeerVerifier = {
 };
 
 let dir: string;
-let signer: KubeletCertificateSigner;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sextant-join-service-'));
-  const ca = await clusterCa();
-  signer = await KubeletCertificateSigner.fromPem(ca.certPem, ca.keyPem);
   secrets = {
     masterSecret: { key: randomBytes(32), salt: randomBytes(32) },
     measurementSalt: randomBytes(32),
@@ -182,7 +154,6 @@ async function service(
     secrets: options.secrets ?? secrets,
     tokens,
     controlPlaneCertificates: async () => CP_CERTS,
-    signer,
     caCertHash: `sha256:${'cd'.repeat(32)}`,
     admissions,
     audit,
@@ -207,7 +178,6 @@ async function joinRequest(
   return {
     attestation: doc,
     diskUuid: DISK,
-    certificateRequest: (await createKubeletCsr(name, '10.0.0.7')).csrDer,
     isControlPlane: false,
     nodeName: name,
     ...overrides,
@@ -232,10 +202,6 @@ function refusedWith(code: grpc.status, message: RegExp) {
     assert.match(err.message, message);
     return true;
   };
-}
-
-function subjectOf(der: Buffer): string {
-  return new X509Certificate(der).subject;
 }
 
 describe('JoinService: challenge', () => {
@@ -299,12 +265,6 @@ describe('JoinService: issueJoinTicket refusals', () => {
       code: grpc.status.PERMISSION_DENIED,
       error: /PCR 15 is 7777.*not zero: this node already took a node lock/,
     },
-    {
-      name: 'a CSR that is not DER',
-      req: () => joinRequest({ certificateRequest: Buffer.from('nope') }),
-      code: grpc.status.INVALID_ARGUMENT,
-      error: /certificate_request: not a DER PKCS#10 request/,
-    },
   ];
   for (const c of cases) {
     it(`refuses ${c.name}, admitting nobody and making no token`, async () => {
@@ -356,14 +316,12 @@ describe('JoinService: the server decides role and name, never the request', () 
     assert.equal(admissions.get(hex(EK.w0))?.role, 'worker');
   });
 
-  it("a worker that asks for the control plane's name gets a kubelet certificate for its own name only", async () => {
-    const { js } = await service();
+  it("a worker that asks for the control plane's name gets a ticket for its own name only", async () => {
+    const { js, tokens } = await service();
     const ticket = await join_(js, EK.w1, { nodeName: 'cp-0' }, { name: 'cp-0' });
     assert.equal(ticket.nodeName, 'w-1');
-    const subject = subjectOf(ticket.kubeletCert);
-    assert.match(subject, /CN=system:node:w-1/);
-    assert.doesNotMatch(subject, /cp-0/);
-    assert.match(new X509Certificate(ticket.kubeletCert).subjectAltName ?? '', /DNS:w-1/);
+    assert.equal(ticket.isControlPlane, false);
+    assert.deepEqual(tokens.calls, ['create sextant join ticket for w-1']);
   });
 
   it('an inventory control plane gets the control-plane material and its inventory name', async () => {
@@ -375,7 +333,6 @@ describe('JoinService: the server decides role and name, never the request', () 
     // kubeadm's shared certificates in the ticket (no upload-certs, no certificate key); the secrets apart from them
     assert.deepEqual(ticket.controlPlaneFiles, CP_CERTS);
     assert.deepEqual(ticket.clusterSecrets, Buffer.from('the cluster secrets file'));
-    assert.match(subjectOf(ticket.kubeletCert), /CN=system:node:cp-0/);
   });
 
   it('a node the inventory does not list joins as a worker named after its EK (default policy)', async () => {
