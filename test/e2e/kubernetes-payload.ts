@@ -1,9 +1,9 @@
-// What the VM end to end hands the nodes as components (URL + SHA-256, served from the host over HTTP), never baked
-// into the measured image:
-//   - the Kubernetes node binaries (kubeadm, kubelet, kubectl, crictl) -> /usr/local/bin
-//   - the CNI plugins (bridge, host-local, loopback, portmap)          -> /opt/cni/bin
-//   - the container images as archives                                 -> /opt/sextant/images (the image's kubeadm
-//     wrapper imports them into containerd before init/join: there is no registry)
+// What the VM end to end hands the nodes as components (URL + SHA-256 each, served from the host over HTTP), never
+// baked into the measured image:
+//   - the Kubernetes node binaries (kubeadm, kubelet, kubectl, crictl) -> /usr/local/bin/<name>
+//   - the CNI plugins (bridge, host-local, loopback, portmap)          -> /opt/cni/bin/<name>
+//   - the container images as archives                                 -> /opt/sextant/images/<name>.tar (the image's
+//     kubeadm wrapper imports them into containerd before init/join: there is no registry)
 // plus the e2e's own test image, built here from the host's static busybox (no registry, no base image).
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -30,16 +30,6 @@ const sha256File = async (path: string) =>
   createHash('sha256')
     .update(await readFile(path))
     .digest('hex');
-
-async function tarGz(dir: string, out: string, entries: string[]): Promise<void> {
-  await run(
-    'tar',
-    ['-C', dir, '--owner=0', '--group=0', '--numeric-owner', '-I', 'gzip -1', '-cf', out, ...entries],
-    {
-      maxBuffer: 16 * 1024 * 1024,
-    },
-  );
-}
 
 /**
  * A docker-archive (what `docker save` writes, which `ctr images import` names by RepoTags) holding one layer:
@@ -94,9 +84,10 @@ export async function buildTestImage(work: string): Promise<string> {
 }
 
 /**
- * Packs the Kubernetes build and the test image into three component tarballs: `kubernetesDir` is what
+ * The Kubernetes build and the test image as components, one file each (extract: false): `kubernetesDir` is what
  * scripts/build-kubernetes.sh prints (bin/ with the node binaries, bin/cni/ with the plugins), `imagesDir` what
- * scripts/build-kubernetes-images.sh prints (one archive per image, *.tar).
+ * scripts/build-kubernetes-images.sh prints (one archive per image, *.tar). Single files, not tarballs: the image
+ * archives are compressed already, and a node under TCG spent ~100 s unpacking gzip'd bundles of them.
  */
 export async function realKubernetesPayload(
   kubernetesDir: string,
@@ -104,49 +95,31 @@ export async function realKubernetesPayload(
   work: string,
 ): Promise<Payload> {
   const bin = join(kubernetesDir, 'bin');
-  const stage = join(work, 'payload');
   const files = new Map<string, string>();
-
-  const k8s = join(stage, 'kubernetes');
-  await mkdir(join(k8s, 'bin'), { recursive: true });
-  for (const b of ['kubeadm', 'kubelet', 'kubectl', 'crictl'])
-    await copyFile(join(bin, b), join(k8s, 'bin', b));
-  await run('chmod', ['755', ...['kubeadm', 'kubelet', 'kubectl', 'crictl'].map((b) => join(k8s, 'bin', b))]);
-  await tarGz(k8s, join(stage, 'kubernetes.tar.gz'), ['bin']);
-  files.set('kubernetes.tar.gz', join(stage, 'kubernetes.tar.gz'));
-
-  const cniSource = join(bin, 'cni');
-  const cni = join(stage, 'cni');
-  await mkdir(cni, { recursive: true });
-  for (const p of ['bridge', 'host-local', 'loopback', 'portmap'])
-    await copyFile(join(cniSource, p), join(cni, p));
-  await run('chmod', ['755', ...['bridge', 'host-local', 'loopback', 'portmap'].map((p) => join(cni, p))]);
-  await tarGz(cni, join(stage, 'cni.tar.gz'), ['bridge', 'host-local', 'loopback', 'portmap']);
-  files.set('cni.tar.gz', join(stage, 'cni.tar.gz'));
-
-  const images = join(stage, 'images');
-  await mkdir(images, { recursive: true });
+  const targets = new Map<string, string>();
+  const add = (name: string, path: string, installPath: string) => {
+    files.set(name, path);
+    targets.set(name, installPath);
+  };
+  for (const b of ['kubeadm', 'kubelet', 'kubectl', 'crictl']) add(b, join(bin, b), `/usr/local/bin/${b}`);
+  for (const p of ['bridge', 'host-local', 'loopback', 'portmap']) {
+    add(`cni-${p}`, join(bin, 'cni', p), `/opt/cni/bin/${p}`);
+  }
   const archives = (await readdir(imagesDir)).filter((f) => f.endsWith('.tar'));
   if (archives.length === 0) throw new Error(`${imagesDir} holds no image archives`);
-  for (const a of archives) await copyFile(join(imagesDir, a), join(images, a));
-  await copyFile(await buildTestImage(work), join(images, 'e2e-busybox.tar'));
-  await tarGz(images, join(stage, 'images.tar.gz'), await readdir(images));
-  files.set('images.tar.gz', join(stage, 'images.tar.gz'));
+  for (const a of archives) add(`image-${a}`, join(imagesDir, a), `/opt/sextant/images/${a}`);
+  await mkdir(work, { recursive: true });
+  add('image-e2e-busybox.tar', await buildTestImage(work), '/opt/sextant/images/e2e-busybox.tar');
 
   return {
     files,
     async components(baseUrl) {
-      const spec: [string, string][] = [
-        ['kubernetes.tar.gz', '/usr/local'],
-        ['cni.tar.gz', '/opt/cni/bin'],
-        ['images.tar.gz', '/opt/sextant/images'],
-      ];
       return Promise.all(
-        spec.map(async ([name, installPath]) => ({
+        [...files].map(async ([name, path]) => ({
           url: `${baseUrl}/${name}`,
-          sha256: await sha256File(files.get(name)!),
-          installPath,
-          extract: true,
+          sha256: await sha256File(path),
+          installPath: targets.get(name)!,
+          extract: false,
         })),
       );
     },

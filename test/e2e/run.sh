@@ -8,7 +8,7 @@ if [ "$#" -gt 0 ]; then files=("$@"); else
 fi
 [ "${#files[@]}" -gt 0 ] || { echo "no e2e files"; echo "0 passed, 1 failed"; exit 1; }
 log=$(mktemp); trap 'rm -f "$log"' EXIT
-node --import tsx --test --test-concurrency=1 --test-timeout="${TEST_TIMEOUT_MS:-1800000}" \
+node --import tsx --test --test-concurrency=1 --test-timeout="${TEST_TIMEOUT_MS:-5400000}" \
   --test-reporter=spec "${files[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 pass=$(grep -E '^ℹ pass [0-9]+' "$log" | tail -1 | awk '{print $3}'); fail=$(grep -E '^ℹ fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
