@@ -13,10 +13,6 @@ export interface Kubeadm {
   init(configYaml: string, opts?: { uploadCerts?: boolean }): Promise<void>;
   /** `kubeadm join --config F`. */
   join(configYaml: string): Promise<void>;
-  /** `kubeadm token create --ttl T`; the token is a secret. */
-  createToken(ttl: string): Promise<string>;
-  /** `kubeadm init phase upload-certs --upload-certs`; returns the certificate key, a secret. */
-  uploadCerts(): Promise<string>;
   /** `kubeadm reset -f`. */
   reset(): Promise<void>;
   /** The admin kubeconfig init wrote (<rootfs>/etc/kubernetes/admin.conf). */
@@ -62,9 +58,6 @@ export class KubeadmError extends Error {
  */
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 const TAIL_LINES = 40;
-const TOKEN = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
-const CERT_KEY = /^[0-9a-f]{64}$/;
-const TTL = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
 
 /** "error execution phase control-plane/apiserver: …" → "control-plane/apiserver" (the last one wins). */
 export function parseFailedPhase(lines: readonly string[]): string | undefined {
@@ -95,7 +88,6 @@ export function createKubeadm(opts: KubeadmOptions): Kubeadm {
           if (name === 'stdout') log.info(safe, { stream: name });
           else log.warn(safe, { stream: name });
         }
-        // The raw line stays in the result: createToken and uploadCerts read their secret from it.
         yield line;
       };
     log.info('running kubeadm');
@@ -171,28 +163,6 @@ export function createKubeadm(opts: KubeadmOptions): Kubeadm {
       await withConfigFile(configYaml, (f) => run('join', ['join', '--config', f]));
     },
 
-    async createToken(ttl) {
-      if (!TTL.test(ttl))
-        throw new TypeError(`createToken ttl: expected a duration such as 15m0s (got ${ttl})`);
-      const out = await run('token create', ['token', 'create', '--ttl', ttl]);
-      const token = lastLine(out);
-      if (!TOKEN.test(token)) {
-        throw new KubeadmError('kubeadm token create printed no bootstrap token', { outputTail: [] });
-      }
-      return token;
-    },
-
-    async uploadCerts() {
-      const out = await run('upload-certs', ['init', 'phase', 'upload-certs', '--upload-certs']);
-      const key = lastLine(out);
-      if (!CERT_KEY.test(key)) {
-        throw new KubeadmError('kubeadm init phase upload-certs printed no certificate key', {
-          outputTail: [],
-        });
-      }
-      return key;
-    },
-
     async reset() {
       await run('reset', ['reset', '-f']);
     },
@@ -219,12 +189,4 @@ export function summarizeFailure(tail: readonly string[]): string {
     .map((l) => l.trim())
     .join(' ');
   return text || 'no output';
-}
-
-function lastLine(out: string): string {
-  const lines = out
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-  return lines.at(-1) ?? '';
 }

@@ -86,7 +86,7 @@ export class FakeStateStore implements Pick<NodeStateStore, 'load' | 'save' | 'c
 export class FakeKubeadm implements Kubeadm {
   calls: string[] = [];
   configs: string[] = [];
-  fail: Partial<Record<'init' | 'join' | 'reset' | 'token' | 'upload-certs' | 'admin', Error>> = {};
+  fail: Partial<Record<'init' | 'join' | 'reset' | 'admin', Error>> = {};
   adminConf = Buffer.from(
     'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1:6443\n',
   );
@@ -100,16 +100,6 @@ export class FakeKubeadm implements Kubeadm {
     this.calls.push('join');
     this.configs.push(configYaml);
     if (this.fail.join) throw this.fail.join;
-  }
-  async createToken(): Promise<string> {
-    this.calls.push('token');
-    if (this.fail.token) throw this.fail.token;
-    return 'abcdef.0123456789abcdef';
-  }
-  async uploadCerts(): Promise<string> {
-    this.calls.push('upload-certs');
-    if (this.fail['upload-certs']) throw this.fail['upload-certs'];
-    return 'ab'.repeat(32);
   }
   async reset(): Promise<void> {
     this.calls.push('reset');

@@ -99,23 +99,6 @@ describe('kubeadm driver (fake binary)', () => {
     assert.match(call, new RegExp(`^init --config ${tmpdir()}/sextant-kubeadm-\\w+/config\\.yaml$`));
   });
 
-  it('createToken returns the token and never logs it', async () => {
-    const { kubeadm, log } = make();
-    assert.equal(await kubeadm.createToken('15m0s'), TOKEN);
-    assert.equal((await argv()).at(-1), `token create --ttl 15m0s --rootfs ${rootfs}`);
-    assert.ok(!log.lines.join('\n').includes(TOKEN));
-    await assert.rejects(kubeadm.createToken('15 minutes'), /createToken ttl/);
-    await assert.rejects(make({ FAKE_TOKEN: 'garbage' }).kubeadm.createToken('1h'), KubeadmError);
-  });
-
-  it('uploadCerts returns the certificate key and never logs it', async () => {
-    const { kubeadm, log } = make();
-    assert.equal(await kubeadm.uploadCerts(), KEY);
-    assert.equal((await argv()).at(-1), `init phase upload-certs --upload-certs --rootfs ${rootfs}`);
-    assert.ok(!log.lines.join('\n').includes(KEY));
-    await assert.rejects(make({ FAKE_KEY: 'short' }).kubeadm.uploadCerts(), /printed no certificate key/);
-  });
-
   it('reset runs reset -f', async () => {
     const { kubeadm } = make();
     await kubeadm.reset();

@@ -13,8 +13,14 @@ import { parse, parseAllDocuments } from 'yaml';
 import { installComponents } from '../../../agent/components/install.js';
 import { caCertHash } from '../../../agent/kubeadm/ca-hash.js';
 import { initConfiguration, joinConfiguration } from '../../../agent/kubeadm/config.js';
+import {
+  readControlPlaneCertificates,
+  writeControlPlaneCertificates,
+} from '../../../agent/kubeadm/control-plane-certs.js';
 import { createKubeadm, type Kubeadm, KubeadmError } from '../../../agent/kubeadm/driver.js';
 import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
+import { credentialsFromKubeconfig, KubeApi } from '../../../agent/kubernetes/api-client.js';
+import { ApiBootstrapTokens } from '../../../agent/kubernetes/bootstrap-token.js';
 import {
   prepareStandinNode,
   type ServedComponent,
@@ -76,6 +82,16 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
     const binary = join(rootfs, opts.tarball ? 'usr/local/bin/kubeadm' : 'usr/bin/kubeadm');
     const kubeadm = createKubeadm({ binary, rootfs, log, timeoutMs: 30_000, env: opts.env });
     return { rootfs, log, kubeadm };
+  }
+
+  /** A join token made through the stand-in's API server with the admin kubeconfig, as launchJoinService does. */
+  async function joinToken(adminConf: Buffer): Promise<string> {
+    const api = new KubeApi(credentialsFromKubeconfig(adminConf.toString(), 'admin.conf'));
+    try {
+      return (await new ApiBootstrapTokens(api).create('standin test')).token;
+    } finally {
+      api.close();
+    }
   }
 
   async function initCluster(
@@ -150,9 +166,9 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
       'our hash is the one kubeadm prints',
     );
 
-    const token = await cp.kubeadm.createToken('15m0s');
+    // The join token as the JoinService makes it: a Secret through the API with kubeadm's admin kubeconfig.
+    const token = await joinToken(admin);
     assert.match(token, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
-    assert.ok(!cp.log.lines.join('\n').includes(token), 'the token is never logged');
 
     const worker = await node('worker', { tarball: true });
     await worker.kubeadm.join(
@@ -201,32 +217,39 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
     assert.ok(!err.message.includes(token) && !err.outputTail.join('\n').includes(token));
   });
 
-  it('a control-plane join with the uploaded certificate key', async () => {
+  it('a control-plane join with the shared certificates handed over (no certificate key, download-certs skipped)', async () => {
     const cp = await node('cp');
     const port = await freePort();
     await initCluster(cp.kubeadm, port);
-    const key = await cp.kubeadm.uploadCerts();
-    assert.match(key, /^[0-9a-f]{64}$/);
-    assert.ok(!cp.log.lines.join('\n').includes(key), 'the certificate key is never logged');
-    const token = await cp.kubeadm.createToken('15m0s');
+    const token = await joinToken(await cp.kubeadm.adminKubeconfig());
     const hash = caCertHash(await readFile(join(cp.rootfs, 'etc/kubernetes/pki/ca.crt')));
+    const cpJoin = async (name: string, k: Kubeadm) =>
+      k.join(
+        joinConfiguration({
+          nodeName: name,
+          nodeIp: '127.0.0.1',
+          apiServerEndpoint: `127.0.0.1:${port}`,
+          token,
+          caCertHashes: [hash],
+          controlPlane: { advertiseAddress: '127.0.0.1', bindPort: await freePort() },
+        }),
+      );
 
+    // Without the certificates on disk and without a key, kubeadm refuses before it makes a CA of its own.
+    const bare = await node('cp-bare');
+    const err = await cpJoin('cp-9', bare.kubeadm).catch((e: unknown) => e);
+    assert.ok(err instanceof KubeadmError, String(err));
+    assert.equal(err.phase, 'preflight');
+    assert.match(err.outputTail.join('\n'), /certificates that must be shared among control plane instances/);
+
+    // What the join ticket carries, written as the join client writes it.
     const cp2 = await node('cp2');
-    await cp2.kubeadm.join(
-      joinConfiguration({
-        nodeName: 'cp-1',
-        nodeIp: '127.0.0.1',
-        apiServerEndpoint: `127.0.0.1:${port}`,
-        token,
-        caCertHashes: [hash],
-        controlPlane: { advertiseAddress: '127.0.0.1', bindPort: await freePort(), certificateKey: key },
-      }),
-    );
-    assert.equal(
-      caCertHash(await readFile(join(cp2.rootfs, 'etc/kubernetes/pki/ca.crt'))),
-      hash,
-      'the control-plane certificates were copied',
-    );
+    const pki = (rootfs: string) => join(rootfs, 'etc/kubernetes/pki');
+    await writeControlPlaneCertificates(pki(cp2.rootfs), await readControlPlaneCertificates(pki(cp.rootfs)));
+    await cpJoin('cp-1', cp2.kubeadm);
+    assert.equal(caCertHash(await readFile(join(pki(cp2.rootfs), 'ca.crt'))), hash);
+    assert.ok(!cp2.log.lines.some((l) => l.includes('download-certs')), 'download-certs ran');
+    assert.ok(existsSync(join(cp2.rootfs, 'etc/kubernetes/manifests/kube-apiserver.yaml')));
   });
 
   it("a node without forwarding or a kubelet fails kubeadm's preflight; ignorePreflightErrors makes them warnings", async () => {
