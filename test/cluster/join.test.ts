@@ -183,11 +183,10 @@ describe('join in network namespaces', { timeout: 600_000 }, () => {
       assert.equal(init.exitCode, 0, init.stderr);
       await cp.waitFor((l) => msg(l) === 'JoinService listening', 30_000);
 
-      // The control plane's agent dies while it issues worker-0's ticket, then comes back.
-      const issuing = cp.waitFor(
-        (l) => l.command === 'token create' && msg(l) === 'running kubeadm',
-        120_000,
-      );
+      // The control plane's agent dies as it hands worker-0 its ticket (bootstrap token made through the API,
+      // admission recorded, the answer not yet read by the worker), then comes back: the worker asks again and
+      // the same EK's pending admission is replaced.
+      const issuing = cp.waitFor((l) => msg(l) === 'admitted worker-0 as worker', 120_000);
       const starting = c.start(1, 'worker-0', 'worker');
       await issuing;
       await cp.kill();
