@@ -106,7 +106,7 @@ spec:
   - name: web
     image: ${TEST_IMAGE}
     imagePullPolicy: Never
-    command: [sh, -c, 'mkdir -p /www && echo "served by $(hostname)" > /www/index.html && exec httpd -f -p 8080 -h /www']
+    args: [serve, '8080']
     ports: [{containerPort: 8080}]
 ---
 apiVersion: v1
@@ -120,14 +120,6 @@ spec:
 
 /** A client pod on the worker: the web pod by its IP (pod network), the service by name (CoreDNS), then by name. */
 function clientPod(workerName: string, webIp: string): string {
-  // Retries inside the pod: the route to the other node's pod range appears within seconds of its pod CIDR.
-  const script = [
-    `i=0; until wget -qO- -T 5 http://${webIp}:8080/; do i=$((i+1)); [ $i -lt 30 ] || exit 1; sleep 2; done`,
-    'echo ---',
-    'i=0; until nslookup e2e-web.default.svc.cluster.local; do i=$((i+1)); [ $i -lt 30 ] || exit 2; sleep 2; done',
-    'echo ---',
-    'wget -qO- -T 10 http://e2e-web.default.svc.cluster.local/',
-  ].join('\n');
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Pod',
@@ -136,7 +128,13 @@ function clientPod(workerName: string, webIp: string): string {
       nodeSelector: { 'kubernetes.io/hostname': workerName },
       restartPolicy: 'Never',
       containers: [
-        { name: 'client', image: TEST_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', script] },
+        {
+          name: 'client',
+          image: TEST_IMAGE,
+          imagePullPolicy: 'Never',
+          // netcheck retries each step (30 x 2 s): the route to the other node's pod range appears within seconds
+          args: ['client', `${webIp}:8080`, 'e2e-web.default.svc.cluster.local'],
+        },
       ],
     },
   });

@@ -4,10 +4,10 @@
 //   - the CNI plugins (bridge, host-local, loopback, portmap)          -> /opt/cni/bin/<name>
 //   - the container images as archives                                 -> /opt/sextant/images/<name>.tar (the image's
 //     kubeadm wrapper imports them into containerd before init/join: there is no registry)
-// plus the e2e's own test image, built here from the host's static busybox (no registry, no base image).
+// plus the e2e's own test image (test/e2e/netcheck, built here; no registry, no base image).
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -16,9 +16,8 @@ import type { ComponentConfig } from '../../cli/config/schema.js';
 
 const run = promisify(execFile);
 
-/** The e2e's own workload image: static busybox (httpd, wget, nslookup, sh). */
-export const TEST_IMAGE = 'localhost/sextant/e2e-busybox:1';
-const BUSYBOX = '/bin/busybox';
+/** The e2e's own workload image: test/e2e/netcheck, one static Go binary. */
+export const TEST_IMAGE = 'localhost/sextant/e2e-netcheck:1';
 
 export interface Payload {
   /** name -> file served at /<name> */
@@ -33,19 +32,17 @@ const sha256File = async (path: string) =>
 
 /**
  * A docker-archive (what `docker save` writes, which `ctr images import` names by RepoTags) holding one layer:
- * /bin/busybox and the applet links the test pods use.
+ * /netcheck, built here with the Go toolchain (CGO off: static, no libc; a glibc-static busybox segfaulted
+ * resolving names in the pods).
  */
 export async function buildTestImage(work: string): Promise<string> {
   const root = join(work, 'test-image');
   const rootfs = join(root, 'rootfs');
-  await mkdir(join(rootfs, 'bin'), { recursive: true });
   await mkdir(join(rootfs, 'tmp'), { recursive: true });
-  await copyFile(BUSYBOX, join(rootfs, 'bin/busybox'));
-  await run('chmod', ['755', join(rootfs, 'bin/busybox')]);
-  const { stdout: applets } = await run(BUSYBOX, ['--list']);
-  for (const applet of applets.split('\n').filter((a) => /^[a-z0-9[]+$/.test(a) && a !== 'busybox')) {
-    await symlink('busybox', join(rootfs, 'bin', applet)).catch(() => undefined);
-  }
+  await run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', join(rootfs, 'netcheck'), '.'], {
+    cwd: join(import.meta.dirname, 'netcheck'),
+    env: { ...process.env, CGO_ENABLED: '0' },
+  });
   const layer = join(root, 'layer.tar');
   await run('tar', [
     '-C',
@@ -56,14 +53,14 @@ export async function buildTestImage(work: string): Promise<string> {
     '--mtime=@0',
     '-cf',
     layer,
-    'bin',
+    'netcheck',
     'tmp',
   ]);
   const layerDigest = await sha256File(layer);
   const config = JSON.stringify({
     architecture: 'amd64',
     os: 'linux',
-    config: { Env: ['PATH=/bin'], Cmd: ['/bin/sh'] },
+    config: { Entrypoint: ['/netcheck'] },
     rootfs: { type: 'layers', diff_ids: [`sha256:${layerDigest}`] },
     history: [{ created: '1970-01-01T00:00:00Z', created_by: 'sextant e2e' }],
   });
@@ -78,7 +75,7 @@ export async function buildTestImage(work: string): Promise<string> {
       { Config: `${configDigest}.json`, RepoTags: [TEST_IMAGE], Layers: [`${layerDigest}.tar`] },
     ]),
   );
-  const out = join(root, 'e2e-busybox.tar');
+  const out = join(root, 'e2e-netcheck.tar');
   await run('tar', ['-C', archiveDir, '--owner=0', '--group=0', '--mtime=@0', '-cf', out, '.']);
   return out;
 }
@@ -109,7 +106,7 @@ export async function realKubernetesPayload(
   if (archives.length === 0) throw new Error(`${imagesDir} holds no image archives`);
   for (const a of archives) add(`image-${a}`, join(imagesDir, a), `/opt/sextant/images/${a}`);
   await mkdir(work, { recursive: true });
-  add('image-e2e-busybox.tar', await buildTestImage(work), '/opt/sextant/images/e2e-busybox.tar');
+  add('image-e2e-netcheck.tar', await buildTestImage(work), '/opt/sextant/images/e2e-netcheck.tar');
 
   return {
     files,

@@ -1,0 +1,3 @@
+module sextant.dev/e2e/netcheck
+
+go 1.24
