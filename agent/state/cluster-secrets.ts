@@ -50,9 +50,6 @@ export type ClusterSecrets = v.InferOutput<typeof clusterSecretsSchema>;
 /** The file's name in the state directory. */
 const FILE = 'cluster-secrets.json';
 
-/** Where a control-plane join ticket carries the same file (a path among its control-plane files). */
-export const CLUSTER_SECRETS_TICKET_PATH = 'sextant/cluster-secrets.json';
-
 /** The serialized form: what the state directory holds and what a control-plane joiner receives, byte for byte. */
 export function serializeClusterSecrets(secrets: ClusterSecrets): string {
   return JSON.stringify({
@@ -110,7 +107,7 @@ export class ClusterSecretsStore {
    * replaces anything, then stored as this node's own.
    */
   async adopt(file: Buffer): Promise<ClusterSecrets> {
-    const secrets = parseClusterSecrets(`join ticket ${CLUSTER_SECRETS_TICKET_PATH}`, file.toString('utf8'));
+    const secrets = parseClusterSecrets('join ticket cluster_secrets', file.toString('utf8'));
     await this.save(secrets);
     return secrets;
   }
