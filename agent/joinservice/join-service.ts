@@ -435,7 +435,7 @@ export class JoinService {
   async #issueToken(ek: string, nodeName: string): Promise<string> {
     await this.#revokeToken(ek);
     const issued = await this.deps.tokens
-      .create(`sextant join ticket for ${nodeName}`)
+      .create(`sextant join ticket for ${nodeName}`, nodeName)
       .catch((err: Error) => {
         throw new Refusal(grpc.status.UNAVAILABLE, `no bootstrap token: ${err.message}`);
       });

@@ -19,6 +19,7 @@ import { readControlPlaneCertificates } from '../kubeadm/control-plane-certs.js'
 import type { Kubeadm } from '../kubeadm/driver.js';
 import { credentialsFromKubeconfig, KubeApi } from '../kubernetes/api-client.js';
 import { ApiBootstrapTokens, type BootstrapTokens } from '../kubernetes/bootstrap-token.js';
+import { CsrApprover } from '../kubernetes/csr-approver.js';
 import type { Logger } from '../log/index.js';
 import type { ClusterSecrets, ClusterSecretsStore } from '../state/cluster-secrets.js';
 import { AdmissionRegistry } from './admissions.js';
@@ -175,6 +176,13 @@ export async function launchJoinService(
     ...(setup.callLimits ? { callLimits: setup.callLimits } : {}),
   });
   const port = await service.listen(setup.listenAddress, setup.port);
+  // The tokens record their node's name; this approves a joining kubelet's client certificate for that name only,
+  // and deletes kubeadm's approve-any-name binding (on its first pass, started with the listener — a kubelet's CSR
+  // comes minutes after its ticket, after the component download and kubeadm's discovery — and again now and then).
+  // Started only once the service is up, so a launch that fails leaves no loop behind. Not with injected tokens
+  // (tests): there is no API server to watch.
+  const approver = api ? new CsrApprover(api, { log: log.child({ component: 'csr-approver' }) }) : undefined;
+  approver?.start();
   const ad = setup.mdnsName ? advertiseJoinService({ name: setup.mdnsName, port }) : undefined;
   log.info('JoinService listening', { port });
   return {
@@ -182,6 +190,7 @@ export async function launchJoinService(
     async close() {
       await ad?.stop();
       await service.close();
+      await approver?.stop();
       api?.close();
     },
   };

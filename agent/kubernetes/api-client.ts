@@ -84,7 +84,7 @@ export function credentialsFromKubeconfig(text: string, where: string): KubeCred
 
 /** What the JoinService asks of the API; tests swap it for a fake. */
 export interface KubeApiRequester {
-  request<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T>;
+  request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T>;
 }
 
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -105,7 +105,7 @@ export class KubeApi implements KubeApiRequester {
   }
 
   /** One request; resolves with the JSON body of a 2xx answer, rejects with KubeApiError otherwise. */
-  request<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const url = new URL(path, this.credentials.server);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const what = `${method} ${url.pathname}`;

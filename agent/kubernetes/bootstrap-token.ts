@@ -9,6 +9,13 @@ import { KubeApiError, type KubeApiRequester } from './api-client.js';
 export const NODE_BOOTSTRAP_GROUP = 'system:bootstrappers:kubeadm:default-node-token';
 
 /**
+ * The Secret's data key naming the node the token was issued for (the name the JoinService decided from the EK
+ * registry): every control plane's CSR approver (csr-approver.ts) reads it to approve that name's kubelet client
+ * certificate and no other. The API server ignores keys it does not know.
+ */
+export const NODE_NAME_KEY = 'sextant-node-name';
+
+/**
  * How long a join token lives. It must outlast a join up to the kubelet's TLS bootstrap: the component download, then
  * kubeadm's discovery and, for a control plane, its certificate and manifest phases, under TCG minutes each. Used
  * tokens are deleted long before (on ConfirmJoin); this bounds only a token whose node never came back.
@@ -25,8 +32,11 @@ export interface BootstrapToken {
 
 /** What the JoinService needs of bootstrap tokens. */
 export interface BootstrapTokens {
-  /** A fresh token for one join; `description` says whom for (shown by `kubeadm token list`). */
-  create(description: string): Promise<BootstrapToken>;
+  /**
+   * A fresh token for one join; `description` says whom for (shown by `kubeadm token list`), `nodeName` is the only
+   * name its holder's kubelet client certificate is approved for (a token without one gets no certificate).
+   */
+  create(description: string, nodeName?: string): Promise<BootstrapToken>;
   /** Deletes the token; one already gone (expired and cleaned, or deleted before) is not an error. */
   delete(id: string): Promise<void>;
 }
@@ -48,7 +58,13 @@ const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** The Secret kubeadm's token create writes (data base64, as kubeadm sends it; the API server reads nothing else). */
-export function bootstrapTokenSecret(id: string, secret: string, expires: Date, description: string) {
+export function bootstrapTokenSecret(
+  id: string,
+  secret: string,
+  expires: Date,
+  description: string,
+  nodeName?: string,
+) {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -63,6 +79,7 @@ export function bootstrapTokenSecret(id: string, secret: string, expires: Date, 
       // discovery: the bootstrap signer signs cluster-info with every signing token, which kubeadm join checks
       'usage-bootstrap-signing': b64('true'),
       'auth-extra-groups': b64(NODE_BOOTSTRAP_GROUP),
+      ...(nodeName === undefined ? {} : { [NODE_NAME_KEY]: b64(nodeName) }),
     },
   };
 }
@@ -73,7 +90,7 @@ export class ApiBootstrapTokens implements BootstrapTokens {
     private readonly options: { ttlMs?: number; now?: () => number } = {},
   ) {}
 
-  async create(description: string): Promise<BootstrapToken> {
+  async create(description: string, nodeName?: string): Promise<BootstrapToken> {
     const expires = new Date(
       (this.options.now?.() ?? Date.now()) + (this.options.ttlMs ?? JOIN_TOKEN_TTL_MS),
     );
@@ -85,7 +102,7 @@ export class ApiBootstrapTokens implements BootstrapTokens {
         await this.api.request(
           'POST',
           NAMESPACE_PATH,
-          bootstrapTokenSecret(id, secret, expires, description),
+          bootstrapTokenSecret(id, secret, expires, description, nodeName),
         );
         return { id, token: `${id}.${secret}`, expires };
       } catch (err) {
