@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -432,8 +432,10 @@ test(`VM cluster (${REAL ? 'real Kubernetes' : 'kubeadm stand-in'}): create, ini
   // A tampered image: one more word on the kernel command line. Same config and measurements, its own workspace.
   const bad = await buildImage({ SEXTANT_CMDLINE_EXTRA: 'sextant.tampered=1' });
   await buildImage(); // image/build/current back to the real image
-  // the same config, and the measurements release key config generate pinned beside it
-  for (const f of ['sextant-conf.yaml', 'sextant-measurements-key.pem']) {
+  // the same config and what config generate put beside it: the measurements, their signature, the pinned key
+  for (const f of (await readdir(ws)).filter(
+    (n) => n === 'sextant-conf.yaml' || n.startsWith('sextant-measurements'),
+  )) {
     await writeFile(join(tampered, f), await readFile(join(ws, f)));
   }
   const tamperedConfig = await loadConfig(tampered);
