@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { deriveOwnerSeed } from '../../common/contracts/owner.js';
 import { StatusError, toServiceError } from '../../common/grpc.js';
 import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../common/keys.js';
+import { formatEndpoint } from '../../common/net.js';
 import { secretsEqual } from '../../common/secrets.js';
 import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/proto/init.js';
 import type { Component } from '../components/spec.js';
@@ -146,7 +147,10 @@ export class InitServer {
     };
     try {
       await this.#step('persist-state', () => this.deps.state.save({ ...base, phase: 'initializing' }));
-      const endpoint = `${this.deps.metadata.advertiseAddress}:${this.deps.apiServerPort}`;
+      const endpoint = formatEndpoint({
+        host: this.deps.metadata.advertiseAddress,
+        port: this.deps.apiServerPort,
+      });
       progress(`running kubeadm init for Kubernetes ${plan.kubernetesVersion}`);
       const adminConf = await this.#step('kubeadm-init', () =>
         this.deps.runKubeadmInit(kubeadmInput(plan, this.deps.metadata, this.deps.apiServerPort, endpoint)),

@@ -112,6 +112,19 @@ function kinds(out: InitResponse[]): string[] {
 }
 
 describe('InitServer: a successful init', () => {
+  it('writes an IPv6 advertise address in brackets in the endpoint, the kubeconfig and the cluster secrets', async () => {
+    const base = fixture();
+    const f = fixture({ metadata: { ...base.deps.metadata, advertiseAddress: 'fd00::5' } });
+    const w = writer();
+    await f.server.init(request(), w);
+    const last = w.out.at(-1)?.kind;
+    assert.equal(last?.$case, 'success');
+    if (last?.$case !== 'success') return;
+    assert.equal(last.value.endpoint, '[fd00::5]:6443');
+    assert.match(last.value.kubeconfig.toString(), /server: https:\/\/\[fd00::5\]:6443/);
+    assert.equal(f.joinServiceSecrets[0]?.apiServerEndpoint, '[fd00::5]:6443');
+  });
+
   it('takes the lock with the cluster ID, runs the steps in order and answers with the kubeconfig', async () => {
     const f = fixture();
     const req = request();
