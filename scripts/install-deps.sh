@@ -20,7 +20,7 @@ fi
 # naming the program, instead of as "spawn … ENOENT" deep inside a test (qemu-img once hid that way for a stop).
 programs=(swtpm swtpm_setup swtpm_localca tpm2_pcrread tpm2_quote tpm2_checkquote tpm2_eventlog protoc
   qemu-system-x86_64 qemu-img mmdebstrap mkfs.ext4 mkfs.vfat mcopy mmd sfdisk objcopy openssl busybox cpio zstd jq
-  xxd ip kubectl nft containerd ctr)
+  xxd ip kubectl nft containerd ctr faketime setpriv systemd-analyze python3 go)
 absent=()
 for p in "${programs[@]}"; do command -v "$p" >/dev/null || absent+=("$p"); done
 if [ "${#absent[@]}" -gt 0 ]; then
