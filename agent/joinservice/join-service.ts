@@ -369,7 +369,20 @@ export class JoinService {
 
   /** The node joined and holds its lock for this cluster: its pending admission becomes confirmed. */
   async confirmJoin(req: ConfirmJoinRequest, peer: string): Promise<ConfirmJoinResponse> {
-    const { verified, ek, nodeName } = await this.#authorizeReturn('confirm', req, peer);
+    const verified = await this.#verify('confirm', req.attestation, peer);
+    const ek = await this.#admissionKey(verified);
+    let nodeName = '';
+    try {
+      nodeName = authorizeReturn(
+        'confirm',
+        { ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid },
+        this.#clusterPcr,
+        this.deps.admissions,
+      ).nodeName;
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      return this.#refuse('confirm', peer, this.deps.admissions.get(ek)?.nodeName ?? '', verified, err);
+    }
     await this.deps.admissions.confirm(ek);
     // Its kubelet has its own credentials now: the join token has done its work.
     await this.#revokeToken(ek);
@@ -381,7 +394,20 @@ export class JoinService {
   }
 
   async issueRejoinTicket(req: IssueRejoinTicketRequest, peer: string): Promise<IssueRejoinTicketResponse> {
-    const { verified, ek, nodeName } = await this.#authorizeReturn('rejoin', req, peer);
+    const verified = await this.#verify('rejoin', req.attestation, peer);
+    const ek = await this.#admissionKey(verified);
+    let nodeName = '';
+    try {
+      nodeName = authorizeReturn(
+        'rejoin',
+        { ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid },
+        this.#clusterPcr,
+        this.deps.admissions,
+      ).nodeName;
+    } catch (err) {
+      if (!(err instanceof Refusal)) throw err;
+      return this.#refuse('rejoin', peer, this.deps.admissions.get(ek)?.nodeName ?? '', verified, err);
+    }
     try {
       await this.#audit('rejoin', peer, nodeName, verified, 'admitted', 'rejoin');
     } catch (err) {
@@ -397,31 +423,6 @@ export class JoinService {
   }
 
   /** The EK an admission of this TPM is recorded under: the inventory's first of its EKs, else the presented one. */
-  /**
-   * A node that joined before comes back (to confirm its join or to rejoin): verified, keyed by its EK, and
-   * authorized against what the registry holds for that EK; a refusal is audited and logged before it is thrown.
-   */
-  async #authorizeReturn(
-    what: 'confirm' | 'rejoin',
-    req: { attestation: IssueJoinTicketRequest['attestation']; diskUuid: string },
-    peer: string,
-  ): Promise<{ verified: VerifiedAttestation; ek: string; nodeName: string }> {
-    const verified = await this.#verify(what, req.attestation, peer);
-    const ek = await this.#admissionKey(verified);
-    try {
-      const { nodeName } = authorizeReturn(
-        what,
-        { ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid },
-        this.#clusterPcr,
-        this.deps.admissions,
-      );
-      return { verified, ek, nodeName };
-    } catch (err) {
-      if (!(err instanceof Refusal)) throw err;
-      return this.#refuse(what, peer, this.deps.admissions.get(ek)?.nodeName ?? '', verified, err);
-    }
-  }
-
   async #admissionKey(verified: VerifiedAttestation): Promise<string> {
     const presented = verified.ekPublicHash.toString('hex');
     return (await this.deps.inventory()).byEk(presented)?.eks[0] ?? presented;
