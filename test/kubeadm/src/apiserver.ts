@@ -403,9 +403,4 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
   const stop = () => server.close(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // A node's API server lives as long as its node: once the node's root is removed (a test's temporary tree
-  // deleted, even by a run that never got to stop this detached process), nothing is left to serve.
-  setInterval(() => {
-    if (!existsSync(rootfs.dir)) stop();
-  }, 2000).unref();
 }
