@@ -1,7 +1,7 @@
 // One swtpm per VM, manufactured with EK + platform certificates from a PRIVATE swtpm-localca CA that lives in
 // the workspace (the system CA under /var/lib/swtpm-localca is never touched).
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ekKeyHash } from '../../../common/contracts/owner.js';
@@ -76,7 +76,15 @@ export async function ensureLocalCa(dir: string): Promise<LocalCa> {
       rmSync(scratch, { recursive: true, force: true });
     }
   }
+  lockPrivateKeys(f.stateDir);
   return readLocalCa(f.dir);
+}
+
+/** swtpm_localca writes its root and signing keys 0640; secrets here are 0600 (also repairs an older workspace). */
+function lockPrivateKeys(stateDir: string): void {
+  for (const name of readdirSync(stateDir)) {
+    if (/(privkey|signkey).*\.pem$/.test(name)) chmodSync(join(stateDir, name), 0o600);
+  }
 }
 
 /** Reads the CA certificates once at least one TPM has been manufactured (or ensureLocalCa ran). */
@@ -116,6 +124,8 @@ export async function manufactureTpm(
     ...(ekCertDir ? ['--write-ek-cert-files', resolve(ekCertDir)] : []),
     '--overwrite',
   ]);
+  // swtpm_setup made the CA on first use when ensureLocalCa did not run first
+  lockPrivateKeys(writeCaConfig(caDir).stateDir);
 }
 
 /**
