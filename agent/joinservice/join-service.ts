@@ -152,7 +152,13 @@ export class JoinService {
       attestationService(this.deps.attester, this.deps.identity, this.#callLimits),
     );
     const handlers: JoinServiceServer = {
-      proveOwner: (call, cb) => this.#unary('owner', call, cb, async () => this.proveOwner(call.request)),
+      proveOwner: (call, cb) =>
+        this.#unary('owner', call, cb, async () => {
+          const proof = await this.proveOwner(call.request);
+          // a joining node's next calls (Attest) draw on the TPM share a flood of strangers cannot empty
+          this.#callLimits.vouch(call.getPeer());
+          return proof;
+        }),
       challenge: (call, cb) =>
         this.#unary('challenge', call, cb, () => this.challenge(call.request, call.getPeer())),
       issueJoinTicket: (call, cb) =>
@@ -347,6 +353,7 @@ export class JoinService {
       admittedAt: new Date().toISOString(),
       ...(previous?.confirmedAt ? { confirmedAt: previous.confirmedAt } : {}),
     });
+    this.#callLimits.vouch(peer);
     this.deps.log.info(`admitted ${nodeName} as ${controlPlane ? 'control plane' : 'worker'}${claimed}`, {
       peer,
       node: nodeName,
@@ -415,6 +422,7 @@ export class JoinService {
     }
     // A node that rejoins with PCR 15 = this cluster's joined for sure, whether or not its confirmation arrived.
     await this.deps.admissions.confirm(ek);
+    this.#callLimits.vouch(peer);
     this.deps.log.info(`rejoin admitted for ${nodeName}`, { peer, node: nodeName });
     return {
       stateDiskKey: deriveDiskKey(this.deps.secrets.masterSecret, req.diskUuid),

@@ -89,7 +89,7 @@ describe('Identify/Attest behind CallLimits', () => {
     const identity = await createEphemeralIdentity();
     const tpm = serialTpm(0);
     let now = 0;
-    const limits = new CallLimits({ tpmOpsBurst: 20, tpmOpsPerSecond: 10 }, () => now);
+    const limits = new CallLimits({ tpmOpsBurst: 20, tpmOpsPerSecond: 10, tpmReservedShare: 0 }, () => now);
     const service = attestationService(tpm, identity, limits);
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) => attestAs(service, `ipv4:10.1.0.${i}:5000`)),
