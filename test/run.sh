@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 # The unit tier: every test under these directories, except the ones below that need privileges or real
 # programs (they run in the full suite).
-UNIT_DIRS=(test/agent test/common test/cli/config)
+UNIT_DIRS=(test/agent test/common test/cli/config test/cli/release test/cli/commands)
 UNIT_EXCLUDE=(
   test/agent/discovery/mdns.test.ts  # mDNS between network namespaces: root
   test/agent/kubeadm/standin.test.ts # the kubeadm stand-in with kubectl and its daemons: ~20 s of processes

@@ -1,5 +1,7 @@
 // The real backends the commands run with: cli/main.ts passes these; tests pass fakes.
+import { join, resolve } from 'node:path';
 import type { Backends, NodeProvider } from '../commands/backends.js';
+import { RELEASE_COMPONENTS_DIR } from '../release/release.js';
 import { runInit } from './init.js';
 import { runVerify } from './verify.js';
 
@@ -14,6 +16,10 @@ async function qemuProvider(): Promise<NodeProvider> {
         initSecretHash: spec.initSecretHash,
         ownerSeed: spec.ownerSeed,
         joinServicePort: spec.config.joinServicePort,
+        subnet: q.subnet,
+        ...(q.release !== undefined
+          ? { releaseComponents: join(resolve(workspaceDir, q.release), RELEASE_COMPONENTS_DIR) }
+          : {}),
         cpus: q.vcpus,
         memoryMiB: q.memoryMiB,
         onProgress: spec.onProgress,

@@ -8,6 +8,8 @@ import { writeFileAtomic } from '../../common/atomic-file.js';
 import { configPath, saveConfig } from '../config/file.js';
 import { generateQemuConfig } from '../config/generate.js';
 import { CONFIG_FILE, validateConfig } from '../config/validate.js';
+import { freeNetworkFor } from '../provider/qemu/network.js';
+import { loadRelease, type Release, releaseComponents } from '../release/release.js';
 import { defineCommand } from './command.js';
 import { type CommandContext, UsageError } from './context.js';
 
@@ -20,6 +22,8 @@ export interface ConfigGenerateOptions {
   measurementsFile?: string;
   /** The release public key (PEM) to pin; default: measurements.pub.pem beside the measurements file. */
   measurementsKey?: string;
+  /** A release directory (sextant release build): measurements, image, Kubernetes version and components from it. */
+  release?: string;
   force: boolean;
 }
 
@@ -51,9 +55,18 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
   }
   let measurements: Measurements | undefined;
   let pinned: { file: Buffer; signature: Buffer; publicKey: Buffer } | undefined;
-  if (options.measurementsFile !== undefined) {
-    const file = resolve(ctx.workspace, options.measurementsFile);
-    const keyFile = resolve(ctx.workspace, options.measurementsKey ?? join(dirname(file), RELEASE_KEY_NAME));
+  let release: Release | undefined;
+  if (options.release !== undefined) {
+    release = await loadRelease(resolve(ctx.workspace, options.release)).catch((err: Error) => {
+      throw new UsageError(`--release: ${err.message}`, NAME);
+    });
+  }
+  const measurementsFile = release?.measurementsFile ?? options.measurementsFile;
+  if (measurementsFile !== undefined) {
+    const file = resolve(ctx.workspace, measurementsFile);
+    const keyFile = release
+      ? release.publicKeyFile
+      : resolve(ctx.workspace, options.measurementsKey ?? join(dirname(file), RELEASE_KEY_NAME));
     const read = (path: string, flag: string) =>
       readFile(path).catch((err: NodeJS.ErrnoException) => {
         throw new UsageError(`${flag}: cannot read ${path} (${err.code ?? 'error'})`, NAME);
@@ -72,6 +85,20 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
     ctx.stderr.write(`pinned measurements release key ${keyFingerprint(pinned.publicKey)} (${keyFile})\n`);
   }
   let config = generateQemuConfig();
+  if (release) {
+    // the nodes fetch the components from the provider's server at the host's address on their subnet, so the
+    // subnet is fixed here (a free one) and the URLs name it
+    const net = await freeNetworkFor(ctx.workspace);
+    config.provider.qemu.image = release.imageDir;
+    config.provider.qemu.release = release.dir;
+    config.provider.qemu.subnet = net.subnet;
+    config.kubernetes.version = release.manifest.kubernetesVersion;
+    config.kubernetes.components = releaseComponents(release.manifest, net.hostAddress);
+    ctx.stderr.write(
+      `release ${release.dir}: Kubernetes ${release.manifest.kubernetesVersion}, image ${release.manifest.image}, ` +
+        `${release.manifest.components.length} components served to the nodes from ${net.hostAddress}\n`,
+    );
+  }
   if (pinned) {
     await writeFileAtomic(join(ctx.workspace, WORKSPACE_MEASUREMENTS), pinned.file, { mode: 0o644 });
     await writeFileAtomic(join(ctx.workspace, `${WORKSPACE_MEASUREMENTS}.sig`), pinned.signature, {
@@ -106,17 +133,21 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
 export const configGenerateCommand = defineCommand<ConfigGenerateOptions>({
   path: ['config', 'generate'],
   summary: 'write sextant-conf.yaml with defaults for a provider',
-  usage: 'sextant config generate qemu [--measurements FILE [--measurements-key PUB]] [--force]',
+  usage:
+    'sextant config generate qemu [--release DIR | --measurements FILE [--measurements-key PUB]] [--force]',
   help: [
     'Writes sextant-conf.yaml into the workspace with strong defaults for a local QEMU cluster',
     '(1 control plane, 1 worker, OVMF measured boot, Kubernetes and network defaults).',
     '',
+    '  --release DIR            a release directory (sextant release build): its signed measurements are pinned,',
+    '                           its image, Kubernetes version and components (served to the nodes) configured',
     '  --measurements FILE      the image measurements file; its signature FILE.sig must verify against the',
     '                           release key, which is pinned in the workspace with the file and signature',
     '  --measurements-key PUB   the release public key (default: measurements.pub.pem beside FILE)',
     '  --force                  overwrite an existing sextant-conf.yaml',
   ].join('\n'),
   options: {
+    release: { type: 'string' },
     measurements: { type: 'string' },
     'measurements-key': { type: 'string' },
     force: { type: 'boolean' },
@@ -132,9 +163,16 @@ export const configGenerateCommand = defineCommand<ConfigGenerateOptions>({
         NAME,
       );
     }
+    if (typeof values.release === 'string' && typeof values.measurements === 'string') {
+      throw new UsageError(
+        '--release and --measurements: give one (a release carries its measurements)',
+        NAME,
+      );
+    }
     return {
       provider: 'qemu',
       force: values.force === true,
+      ...(typeof values.release === 'string' ? { release: values.release } : {}),
       ...(typeof values.measurements === 'string' ? { measurementsFile: values.measurements } : {}),
       ...(typeof values['measurements-key'] === 'string'
         ? { measurementsKey: values['measurements-key'] }

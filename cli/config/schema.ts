@@ -28,6 +28,8 @@ const qemuProvider = strictObject({
   firmware: v.picklist(['ovmf', 'seabios'], 'expected one of ovmf, seabios'),
   /** IPv4 subnet of the VMs' network namespace, or "auto" (derived from the workspace path). */
   subnet: checkedString('"auto" or an IPv4 CIDR with a prefix from /16 to /28', isVmSubnet, cidrProblem),
+  /** A release directory (sextant release build): the provider serves its components to the nodes. */
+  release: v.optional(path('the path of a release directory')),
 });
 
 const kubernetes = v.pipe(
@@ -160,9 +162,9 @@ export const configSchema = v.pipe(
 );
 
 export type SextantConfig = v.InferOutput<typeof configSchema>;
-export type { Component as ComponentConfig } from '../../common/contracts/component.js';
 
-export const DEFAULT_KUBERNETES_VERSION = 'v1.31.2';
+/** The Kubernetes version scripts/build-kubernetes.sh builds (kubernetes/go.mod); a release names its own. */
+export const DEFAULT_KUBERNETES_VERSION = 'v1.34.4';
 export const DEFAULT_INIT_PORT = 9000;
 export const DEFAULT_JOIN_SERVICE_PORT = 30090;
 /** Where the QEMU provider keeps the private swtpm-localca CA its TPMs' EK certificates are issued by. */

@@ -25,12 +25,12 @@ export interface VmNetwork {
  * Names derived from the workspace path, so terminate finds them with no state file; the subnet too, unless
  * `attempt` asks for another one (terminate needs only the names).
  */
-export function networkFor(workspaceDir: string, attempt = 0): VmNetwork {
+export function networkFor(workspaceDir: string, attempt = 0, subnet?: string): VmNetwork {
   const h = createHash('sha256').update(workspaceDir).digest();
   const id = h.subarray(0, 4).toString('hex');
   const s = attempt === 0 ? h : createHash('sha256').update(`${workspaceDir}\0${attempt}`).digest();
   const third = 16 + ((s[4] ?? 0) % 224); // 10.213.16.0 .. 10.213.239.0
-  const base = `10.213.${third}`;
+  const base = subnet === undefined ? `10.213.${third}` : subnetBase(subnet);
   return {
     namespace: `sextant-${id}`,
     hostInterface: `sx${id}`,
@@ -43,6 +43,17 @@ export function networkFor(workspaceDir: string, attempt = 0): VmNetwork {
   };
 }
 
+/** The first three octets of a configured x.y.z.0/24 (the addresses the provider hands out assume a /24). */
+function subnetBase(subnet: string): string {
+  const m = /^(\d{1,3}\.\d{1,3}\.\d{1,3})\.0\/24$/.exec(subnet);
+  if (!m?.[1]) {
+    throw new Error(
+      `provider.qemu.subnet: the QEMU provider supports "auto" or an x.y.z.0/24 subnet, got ${JSON.stringify(subnet)}`,
+    );
+  }
+  return m[1];
+}
+
 export function networkExists(net: VmNetwork): boolean {
   return existsSync(`/run/netns/${net.namespace}`);
 }
@@ -51,7 +62,9 @@ export function networkExists(net: VmNetwork): boolean {
  * The workspace's network on a subnet nothing on this host routes yet: another workspace (or one a killed run left
  * behind) may hold the one its path hashes to.
  */
-export async function freeNetworkFor(workspaceDir: string): Promise<VmNetwork> {
+export async function freeNetworkFor(workspaceDir: string, subnet?: string): Promise<VmNetwork> {
+  // a configured subnet is the operator's (or config generate --release's) choice: createNetwork checks it is free
+  if (subnet !== undefined && subnet !== 'auto') return networkFor(workspaceDir, 0, subnet);
   const routes = (await run('list host routes', 'ip', ['-4', 'route', 'show'])).split('\n');
   for (let attempt = 0; attempt < 32; attempt++) {
     const net = networkFor(workspaceDir, attempt);

@@ -12,6 +12,8 @@ import { NODE_ROLES, type NodeRole } from '../../../common/contracts/node-role.j
 import { ownerPublicKeyText, signInventory } from '../../../common/contracts/owner.js';
 import { formatEndpoint, isDnsLabel } from '../../../common/net.js';
 import { parseWith } from '../../../common/schema.js';
+import { RELEASE_SERVER_PORT } from '../../release/release.js';
+import { startComponentServer } from './component-server.js';
 import { isOurProcess, readPid, run, stopProcess } from './exec.js';
 import { createNetwork, deleteNetwork, freeNetworkFor, networkFor } from './network.js';
 import { ekHashesIn, manufactureTpm, readLocalCa, startSwtpm } from './swtpm.js';
@@ -42,6 +44,13 @@ export interface QemuClusterSpec {
   cpus?: number;
   /** Default 3072 MiB: a control plane runs etcd, the API server, controller manager, scheduler and kubelet. */
   memoryMiB?: number;
+  /** "auto" (from the workspace path) or an x.y.z.0/24 the config names. */
+  subnet?: string;
+  /**
+   * A release's components directory: served over HTTP on the host's address on the subnet, port RELEASE_SERVER_PORT,
+   * from create until terminate (the component URLs config generate --release wrote point there).
+   */
+  releaseComponents?: string;
   /** Wait for every agent's ready marker (default true). */
   waitForAgent?: boolean;
   readyTimeoutMs?: number;
@@ -69,6 +78,9 @@ export interface QemuCluster {
   /** The private swtpm-localca CA the nodes' EK certificates chain to. */
   ekCa: { rootPem: string; issuerPem: string };
 }
+
+/** The component server's pid file, in the provider directory. */
+const SERVER_PID = 'release-server.pid';
 
 export const READY_MARKER = /SEXTANT-AGENT-READY/;
 /** The machine shape nodes (and the reference boot for the image's measurements) get unless told otherwise. */
@@ -113,7 +125,7 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
   validate(spec);
   const ws = resolve(workspaceDir);
   const dir = providerDir(ws);
-  const net = await freeNetworkFor(ws);
+  const net = await freeNetworkFor(ws, spec.subnet);
   const progress = spec.onProgress ?? (() => undefined);
   if (existsSync(join(dir, 'cluster.json')) || existsSync(`/run/netns/${net.namespace}`)) {
     throw new Error(`qemu provider: ${dir} already holds a cluster; terminate it first`);
@@ -130,6 +142,18 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
     `network: namespace ${net.namespace}, ${net.subnet}, host ${net.hostAddress} on ${net.hostInterface}`,
   );
   await createNetwork(net, spec.nodes.length);
+  if (spec.releaseComponents !== undefined) {
+    const pid = await startComponentServer({
+      root: spec.releaseComponents,
+      host: net.hostAddress,
+      port: RELEASE_SERVER_PORT,
+      pidFile: join(dir, SERVER_PID),
+      logFile: join(dir, 'release-server.log'),
+    });
+    progress(
+      `release components served at http://${net.hostAddress}:${RELEASE_SERVER_PORT}/ (pid ${pid}, from ${spec.releaseComponents})`,
+    );
+  }
 
   const nodes: QemuNode[] = spec.nodes.map((n, i) => {
     const nodeDir = join(dir, n.name);
@@ -310,6 +334,11 @@ export async function terminateNodes(
       }
     }),
   );
+  const server = readPid(join(dir, SERVER_PID));
+  if (server !== undefined && isOurProcess(server, dir)) {
+    progress(`stopping the release component server (pid ${server})`);
+    await stopProcess(server, dir);
+  }
   await deleteNetwork(networkFor(ws));
   rmSync(runtimeDir(ws), { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,144 @@
+// The one cluster every e2e scenario shares: brought up by `sextant mini up` exactly as the README says (plus
+// the e2e's workload image, --preload-image), taken down by `sextant mini down --yes`. Scenarios get this
+// handle: the workspace, kubectl with the workspace's admin kubeconfig, the nodes, and the CLI.
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../cli/config/file.js';
+import type { SextantConfig } from '../../cli/config/schema.js';
+import { buildTestImage } from './netcheck-image.js';
+
+export const repo = join(import.meta.dirname, '..', '..');
+
+export type Kubectl = (args: string[], input?: string) => Promise<string>;
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface MiniCluster {
+  /** Scratch directory of the run (holds the workspace and whatever scenarios make). */
+  work: string;
+  /** The workspace mini up ran in. */
+  ws: string;
+  config: SextantConfig;
+  nodes: { name: string; role: 'control-plane' | 'worker'; address: string; consoleLog: string }[];
+  kubectl: Kubectl;
+  /** `sextant <args> --workspace <dir>` (default the cluster's workspace) from the sources. */
+  sextant(args: string[], dir?: string, env?: NodeJS.ProcessEnv): Promise<Ran>;
+  /** What mini up printed on stdout (the summary with its phase breakdown). */
+  upSummary: string;
+}
+
+export function sextantIn(dir: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(repo, 'cli/main.ts'), ...args, '--workspace', dir],
+      { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      process.stdout.write(
+        `    ${args.slice(0, 2).join(' ')}: ${c.toString().trimEnd().replace(/\n/g, '\n    ')}\n`,
+      );
+    });
+    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+export function kubectlFor(binary: string, kubeconfig: string): Kubectl {
+  return (args, input) =>
+    new Promise((resolve, reject) => {
+      const child = execFile(
+        binary,
+        ['--kubeconfig', kubeconfig, '--request-timeout=60s', ...args],
+        { maxBuffer: 16 * 1024 * 1024 },
+        (err, stdout, stderr) =>
+          err ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
+      );
+      if (input !== undefined) child.stdin?.end(input);
+    });
+}
+
+/** Polls `probe` every 5 s until it returns a value; the error names what was awaited and the last failure. */
+export async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last: ${last})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 5000));
+  }
+}
+
+/** The agent's structured journal lines a node forwarded to its serial console. */
+export async function agentJournal(consoleLog: string): Promise<Record<string, string>[]> {
+  const text = await readFile(consoleLog, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, string>];
+      } catch {
+        return []; // a line cut by other console output
+      }
+    })
+    .filter((e) => e.SYSLOG_IDENTIFIER === 'sextant-agent');
+}
+
+/** `sextant mini up` in a new, empty directory; resolves once it said every node is Ready. */
+export async function startMiniCluster(): Promise<MiniCluster> {
+  const work = await mkdtemp(join(tmpdir(), 'sextant-e2e-'));
+  const ws = join(work, 'cluster');
+  await mkdir(ws);
+  const image = await buildTestImage(join(tmpdir(), 'sextant-e2e-netcheck'));
+  const t0 = Date.now();
+  const up = await sextantIn(ws, ['mini', 'up', '--preload-image', image]);
+  console.log(`mini up: exit ${up.code} after ${((Date.now() - t0) / 1000).toFixed(1)} s\n${up.stdout}`);
+  if (up.code !== 0) throw new Error(`sextant mini up failed (exit ${up.code}):\n${up.stderr.slice(-4000)}`);
+  const config = await loadConfig(ws);
+  const cluster = JSON.parse(await readFile(join(ws, 'qemu/cluster.json'), 'utf8')) as {
+    nodes: MiniCluster['nodes'];
+  };
+  return {
+    work,
+    ws,
+    config,
+    nodes: cluster.nodes,
+    kubectl: kubectlFor(
+      join(config.provider.qemu.release as string, 'components/kubectl'),
+      join(ws, 'sextant-admin.conf'),
+    ),
+    sextant: (args, dir = ws, env = {}) => sextantIn(dir, args, env),
+    upSummary: up.stdout,
+  };
+}
+
+/** Every qemu, swtpm or component server whose command line names `dir`. */
+export async function processesOf(dir: string): Promise<string[]> {
+  const out = await new Promise<string>((resolve) =>
+    execFile('ps', ['-eo', 'pid,args'], { maxBuffer: 8 * 1024 * 1024 }, (_e, stdout) =>
+      resolve(stdout ?? ''),
+    ),
+  );
+  return out.split('\n').filter((l) => l.includes(dir) && !l.includes(' ps -eo'));
+}
