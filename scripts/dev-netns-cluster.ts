@@ -1,9 +1,10 @@
-// The README's main job: a local Sextant cluster on this machine. One control plane and N workers, each an agent
+// DEVELOPER TOOL, NOT A KUBERNETES: the API server is the kubeadm stand-in's; `sextant mini up` is the real cluster.
+// One control plane and N workers, each an agent
 // process in its own network namespace with its own software TPM; the operator's CLI inits the control plane over
 // attested TLS from the hub namespace; the workers find the JoinService by mDNS, attest, and join. kubeadm is the
 // test stand-in (test/kubeadm): real kubeadm cannot be obtained here, and the stand-in never ships in an image.
 //
-//   node --import tsx scripts/local-cluster.ts [--workspace DIR] [--workers N] [--keep] [--force]
+//   node --import tsx scripts/dev-netns-cluster.ts [--workspace DIR] [--workers N] [--keep] [--force]
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -16,7 +17,7 @@ import { runCli, writeLocalWorkspace } from '../test/harness/workspace.js';
 
 const { values } = parseArgs({
   options: {
-    workspace: { type: 'string', default: 'local-cluster' },
+    workspace: { type: 'string', default: 'dev-netns-cluster' },
     workers: { type: 'string', default: '2' },
     keep: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
