@@ -110,6 +110,13 @@ async function nodePlatform(
   });
   const issuer = await createIssuer({ tpm, variant: config.variant, eventLogPath: config.eventLogPath });
   closing.push(() => issuer.close());
+  // The variant's verifiers all check the EK certificate chain: serving an identity without one would have every
+  // init and join refused while the agent runs on, so the start fails instead (systemd retries it).
+  if (issuer.identity().ekCertificate.length === 0) {
+    throw new Error(
+      `the TPM at "${config.tcti}" holds no EK certificate (NV index 0x01c00002 is not defined), which variant ${config.variant} requires: every verifier would refuse this node`,
+    );
+  }
   const attester: Attester = {
     identity: async () => issuer.identity(),
     attest: (c, u) => issuer.attest(c, u),

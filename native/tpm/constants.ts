@@ -32,6 +32,16 @@ export const TPM2_SE_POLICY = 0x01;
 /** TPM_RC_INITIALIZE: Startup was already done (swtpm started with startup-clear, or a second open). */
 export const TPM_RC_INITIALIZE = 0x100;
 
+/** TPM_RC_HANDLE (format one, handle number stripped): nothing is defined at that handle or NV index. */
+export const TPM_RC_HANDLE = 0x08b;
+
+/** TPM_RC_REFERENCE_H0 … _H6: a handle of the command names no loaded object (the TPM was restarted under us). */
+export const TPM_RC_REFERENCE_H0 = 0x910;
+export const TPM_RC_REFERENCE_H6 = 0x916;
+
+/** TPM_RC_OBJECT_MEMORY: no free transient object slot (swtpm has 3; a lost context keeps its objects loaded). */
+export const TPM_RC_OBJECT_MEMORY = 0x902;
+
 /** Where swtpm_setup and the TCG EK profile put the RSA EK and its certificate. */
 export const EK_RSA_PERSISTENT_HANDLE = 0x81010001;
 export const EK_RSA_CERT_NV_INDEX = 0x01c00002;

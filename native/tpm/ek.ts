@@ -1,7 +1,13 @@
 // The RSA endorsement key and its certificate (TCG EK Credential Profile locations).
-import { EK_RSA_CERT_NV_INDEX, EK_RSA_PERSISTENT_HANDLE, ESYS_TR, NV_READ_CHUNK } from './constants.js';
+import {
+  EK_RSA_CERT_NV_INDEX,
+  EK_RSA_PERSISTENT_HANDLE,
+  ESYS_TR,
+  NV_READ_CHUNK,
+  TPM_RC_HANDLE,
+} from './constants.js';
 import type { EsysContext } from './context.js';
-import { TpmError } from './errors.js';
+import { baseRc, TpmError } from './errors.js';
 import { createPrimary, readPublic } from './keys.js';
 import { fn, type Pointer } from './library.js';
 import { toWire, tpm2bContent } from './mu.js';
@@ -16,7 +22,11 @@ export interface EndorsementKey {
   certificate: Buffer | null;
 }
 
-/** Esys_TR_FromTPMPublic, or null when nothing lives at that TPM handle. */
+/**
+ * Esys_TR_FromTPMPublic, or null when the TPM says nothing is defined at that handle (TPM_RC_HANDLE). Any other
+ * failure, a dropped command above all, is thrown: taking it for "absent" would fix a missing EK certificate
+ * into the agent's identity for the life of the process.
+ */
 async function trFromTpmPublic(c: EsysContext, ctx: Pointer, tpmHandle: number): Promise<number | null> {
   const out: [number] = [0];
   try {
@@ -32,7 +42,7 @@ async function trFromTpmPublic(c: EsysContext, ctx: Pointer, tpmHandle: number):
     );
     return out[0];
   } catch (err) {
-    if (err instanceof TpmError) return null;
+    if (err instanceof TpmError && err.rc >>> 16 === 0 && baseRc(err.rc) === TPM_RC_HANDLE) return null;
     throw err;
   }
 }
