@@ -1,8 +1,15 @@
 // A Tpm that survives I/O faults: when the TCTI or ESAPI fails (a dropped connection leaves ESAPI answering
-// "function called in the wrong order" forever), the context is torn down and reopened, the keys the caller
-// holds are recreated, and the operation retried a bounded number of times. What it cannot recover it reports
-// once, through onFatal, so the agent exits and systemd restarts it rather than running on without a TPM.
-import { TPM_RC_INITIALIZE } from './constants.js';
+// "function called in the wrong order" forever), or the TPM lost its objects (restarted, slots exhausted), the
+// context is torn down and reopened, the keys the caller holds are recreated, and the operation retried. One
+// caller's bad luck is its own: a call that runs out of attempts fails alone. The TPM is given up on (onFatal,
+// so the agent exits and systemd restarts it) only when reopening it fails several times in a row, or a command
+// never answers.
+import {
+  TPM_RC_INITIALIZE,
+  TPM_RC_OBJECT_MEMORY,
+  TPM_RC_REFERENCE_H0,
+  TPM_RC_REFERENCE_H6,
+} from './constants.js';
 import type { EndorsementKey } from './ek.js';
 import { baseRc, TpmError } from './errors.js';
 import type { AttestationKey } from './keys.js';
@@ -30,11 +37,13 @@ export class TpmOutcomeUnknownError extends Error {
 }
 
 export interface ResilientTpmOptions {
-  /** Attempts per operation, the first included (default 3). */
+  /** Attempts per operation that each start a reopen, the first included (default 3). */
   attempts?: number;
+  /** Reopens failing in a row before the TPM is declared gone (default 5). */
+  reopenAttempts?: number;
   /** A command with no answer after this long means the TPM is stuck (default 60 s). */
   commandTimeoutMs?: number;
-  /** Pause before attempt n is n × this (default 200 ms). */
+  /** Pause before attempt n (and before reopen try n) is n × this (default 200 ms). */
   backoffMs?: number;
   /** Said once per reopen and on the fatal failure: the agent's logger. */
   notice?: (level: 'warn' | 'error', message: string) => void;
@@ -49,19 +58,43 @@ const ESAPI_LAYER = 7;
 const SYS_LAYER = 8;
 const TCTI_LAYER = 10;
 
-/** True for failures a fresh context can cure: TCTI errors, ESAPI/SYS sequence and I/O errors, a TPM restarted. */
+/** True for failures in transit a fresh context cures: TCTI errors, ESAPI/SYS sequence and I/O errors. */
 export function isTransportFailure(err: unknown): boolean {
   if (!(err instanceof TpmError)) return false;
   const layer = err.rc >>> 16;
   if (layer === TCTI_LAYER) return true;
-  if ((layer === ESAPI_LAYER || layer === SYS_LAYER) && TRANSPORT_BASES.has(err.rc & 0xffff)) return true;
-  return layer === 0 && baseRc(err.rc) === TPM_RC_INITIALIZE;
+  return (layer === ESAPI_LAYER || layer === SYS_LAYER) && TRANSPORT_BASES.has(err.rc & 0xffff);
 }
+
+/** TSS2_ESYS_RC_BAD_SEQUENCE: ESAPI refused the call on a context a failed command left mid-sequence. */
+function isRefusedUnsent(err: unknown): boolean {
+  return err instanceof TpmError && err.rc >>> 16 === ESAPI_LAYER && (err.rc & 0xffff) === 7;
+}
+
+/**
+ * The TPM refused the command, before running it, for want of state a reopen restores: it was restarted under
+ * us (not started, or a transient key gone: TPM_RC_REFERENCE_H0…H6), or its object slots are held by a lost
+ * context (TPM_RC_OBJECT_MEMORY; a reopen flushes them).
+ */
+function needsFreshState(err: unknown): boolean {
+  if (!(err instanceof TpmError) || err.rc >>> 16 !== 0) return false;
+  const base = baseRc(err.rc);
+  return (
+    base === TPM_RC_INITIALIZE ||
+    base === TPM_RC_OBJECT_MEMORY ||
+    (base >= TPM_RC_REFERENCE_H0 && base <= TPM_RC_REFERENCE_H6)
+  );
+}
+
+/** Retries that start no reopen (another caller's reopen, a queue drained) are free, but not endless. */
+const FREE_RETRIES = 64;
 
 interface Held<T extends { handle: number; public: Buffer }> {
   recreate: (tpm: Tpm) => Promise<T>;
   real: T;
   generation: number;
+  /** A recreation under way: concurrent callers share it instead of each loading a copy into a scarce slot. */
+  recreating?: Promise<T>;
 }
 
 /** First virtual handle: far from ESYS_TR values, still a valid unsigned 32-bit integer. */
@@ -71,12 +104,11 @@ class ResilientTpm implements Tpm {
   #tpm: Tpm;
   #generation = 0;
   #reopening: Promise<void> | undefined;
-  /** The current context failed in transit and no reopen has succeeded since. */
-  #broken = false;
   #fatal: TpmUnavailableError | undefined;
   #nextHandle = VIRTUAL_BASE;
   readonly #held = new Map<number, Held<AttestationKey> | Held<EndorsementKey>>();
   readonly #attempts: number;
+  readonly #reopenAttempts: number;
   readonly #timeoutMs: number;
   readonly #backoffMs: number;
   readonly #notice: NonNullable<ResilientTpmOptions['notice']>;
@@ -90,6 +122,7 @@ class ResilientTpm implements Tpm {
   ) {
     this.#tpm = first;
     this.#attempts = Math.max(1, options.attempts ?? 3);
+    this.#reopenAttempts = Math.max(1, options.reopenAttempts ?? 5);
     this.#timeoutMs = options.commandTimeoutMs ?? 60_000;
     this.#backoffMs = options.backoffMs ?? 200;
     this.#notice = options.notice ?? (() => {});
@@ -103,39 +136,44 @@ class ResilientTpm implements Tpm {
   }
 
   async #run<T>(operation: string, idempotent: boolean, op: (tpm: Tpm) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
+    let spent = 0;
+    for (let free = 0; ; ) {
       if (this.#fatal) throw this.#fatal;
+      // Nothing is issued on a context being replaced: it would only fail there and cost a retry.
+      if (this.#reopening) await this.#reopening;
       const generation = this.#generation;
       let err: unknown;
       try {
-        // A reopen that failed earlier is tried again first: the old context is gone either way.
-        if (this.#broken) await this.#reopen(generation);
         return await this.#watch(operation, op(this.#tpm));
       } catch (e) {
         err = e;
       }
       if (err instanceof TpmUnavailableError) throw err;
-      if (!this.#broken && this.#generation === generation) {
-        if (!isTransportFailure(err)) throw err;
-        this.#notice(
-          'warn',
-          `TPM ${operation} failed in transit (${(err as Error).message}); reopening the TPM context`,
-        );
-        this.#broken = true;
-        try {
-          await this.#reopen(generation);
-        } catch (reopenErr) {
-          err = reopenErr;
-        }
-        if (!idempotent) throw new TpmOutcomeUnknownError(operation, { cause: err });
+      const inTransit = isTransportFailure(err);
+      if (!inTransit && !needsFreshState(err)) throw err;
+      // ESAPI refuses a broken context's calls before sending anything: only other transit failures may have run.
+      const mayHaveRun = inTransit && !isRefusedUnsent(err);
+      if (this.#generation !== generation || this.#reopening) {
+        // Failed on a context another caller already replaced (or is replacing): the fault was counted there.
+        if (++free > FREE_RETRIES) throw err;
+        if (!idempotent && mayHaveRun) throw new TpmOutcomeUnknownError(operation, { cause: err });
+        continue;
       }
-      if (attempt >= this.#attempts) {
-        throw this.#giveUp(
-          `TPM ${operation}: still failing after ${attempt} attempts and context reopens: ${(err as Error).message}`,
-          err,
+      spent += 1;
+      this.#notice(
+        'warn',
+        `TPM ${operation} failed (${(err as Error).message}); reopening the TPM context (attempt ${spent} of ${this.#attempts} for this call)`,
+      );
+      await this.#reopen(generation);
+      // A refused command did not run; one lost in transit may have.
+      if (!idempotent && mayHaveRun) throw new TpmOutcomeUnknownError(operation, { cause: err });
+      if (spent >= this.#attempts) {
+        throw new Error(
+          `TPM ${operation}: failed ${spent} times, each time on a context then reopened (the TPM works on; retry the request): ${(err as Error).message}`,
+          { cause: err },
         );
       }
-      await new Promise((r) => setTimeout(r, this.#backoffMs * attempt));
+      await new Promise((r) => setTimeout(r, this.#backoffMs * spent));
     }
   }
 
@@ -161,15 +199,34 @@ class ResilientTpm implements Tpm {
     return this.#fatal;
   }
 
-  /** One reopen at a time; callers that failed on the same generation share it. */
+  /**
+   * One reopen at a time, shared by every caller that failed on `failedGeneration`. It succeeds or, after
+   * `reopenAttempts` failed opens in a row, declares the TPM gone.
+   */
   #reopen(failedGeneration: number): Promise<void> {
-    if (this.#generation !== failedGeneration && !this.#broken) return Promise.resolve();
+    if (this.#generation !== failedGeneration) return Promise.resolve();
     this.#reopening ??= (async () => {
       // The old context is beyond use: finalizing it is all close() can still do.
       await this.#tpm.close().catch(() => {});
-      this.#tpm = await this.#open(this.tcti);
+      for (let tries = 1; ; tries++) {
+        try {
+          this.#tpm = await this.#open(this.tcti);
+          break;
+        } catch (err) {
+          if (tries >= this.#reopenAttempts) {
+            throw this.#giveUp(
+              `TPM at "${this.tcti}": ${tries} reopens in a row failed, the TPM is gone: ${(err as Error).message}`,
+              err,
+            );
+          }
+          this.#notice(
+            'warn',
+            `TPM reopen ${tries} of ${this.#reopenAttempts} failed: ${(err as Error).message}`,
+          );
+          await new Promise((r) => setTimeout(r, this.#backoffMs * tries));
+        }
+      }
       this.#generation += 1;
-      this.#broken = false;
       this.#notice(
         'warn',
         `TPM context reopened (${this.#generation} so far); keys are recreated on next use`,
@@ -184,15 +241,22 @@ class ResilientTpm implements Tpm {
   async #real<T extends AttestationKey | EndorsementKey>(tpm: Tpm, key: T, what: string): Promise<T> {
     const held = this.#held.get(key.handle) as Held<T> | undefined;
     if (!held) return key;
-    if (held.generation !== this.#generation) {
-      const again = await held.recreate(tpm);
-      if (!again.public.equals(held.real.public)) {
-        throw this.#giveUp(`${what} recreated after a TPM reopen differs from the original`);
-      }
-      held.real = again;
-      held.generation = this.#generation;
-    }
-    return held.real;
+    const generation = this.#generation;
+    if (held.generation === generation) return held.real;
+    held.recreating ??= held
+      .recreate(tpm)
+      .then((again) => {
+        if (!again.public.equals(held.real.public)) {
+          throw this.#giveUp(`${what} recreated after a TPM reopen differs from the original`);
+        }
+        held.real = again;
+        held.generation = generation;
+        return again;
+      })
+      .finally(() => {
+        held.recreating = undefined;
+      });
+    return held.recreating;
   }
 
   #hold<T extends AttestationKey | EndorsementKey>(real: T, recreate: (tpm: Tpm) => Promise<T>): T {
@@ -268,7 +332,8 @@ class ResilientTpm implements Tpm {
     if (held.generation === this.#generation && !this.#fatal) await this.#tpm.flush(held.real.handle);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.#reopening?.catch(() => {});
     return this.#tpm.close();
   }
 }

@@ -3,8 +3,10 @@
 // attestation that follows verifies against the same identity. What cannot be recovered is reported once
 // (onFatal), which is where the agent exits non-zero for systemd to restart it.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { createIssuer, type Issuer } from '../../attestation/issuer.js';
 import {
   openResilientTpm,
@@ -15,7 +17,9 @@ import {
 } from '../../native/tpm/index.js';
 import { testVerifier } from '../harness/cluster-kit.js';
 import { createSwtpmCa, removeSwtpmCa, type Swtpm, type SwtpmCa, startSwtpm } from '../harness/swtpm.js';
-import { startTpmProxy, TPM_CC, type TpmFault, type TpmProxy } from './tools/tpm-proxy.js';
+import { seededRandom, startTpmProxy, TPM_CC, type TpmFault, type TpmProxy } from './tools/tpm-proxy.js';
+
+const run = promisify(execFile);
 
 async function attestOnce(ca: SwtpmCa, issuer: Issuer): Promise<Buffer> {
   const pending = await testVerifier(ca).challenge(issuer.identity());
@@ -24,7 +28,7 @@ async function attestOnce(ca: SwtpmCa, issuer: Issuer): Promise<Buffer> {
   return verified.akName;
 }
 
-describe('TPM faults (issue 12 §4)', { timeout: 120_000 }, () => {
+describe('TPM faults (issue 12 §4, issue 17 §1, §2, §6)', { timeout: 240_000 }, () => {
   let ca: SwtpmCa;
   let swtpm: Swtpm;
   before(async () => {
@@ -149,16 +153,98 @@ describe('TPM faults (issue 12 §4)', { timeout: 120_000 }, () => {
     // The stuck worker thread keeps the old context: nothing to close cleanly; the agent exits here.
   });
 
-  it('a TPM that stays gone: bounded attempts, then onFatal (the agent exits non-zero for systemd)', async () => {
+  it('a TPM that stays gone: reopens fail in a row, then onFatal once (the agent exits non-zero for systemd)', async () => {
     tpm = await open({ attempts: 3 });
     const armed = proxy.arm({ fault: 'drop-command', commandCode: TPM_CC.GetRandom });
     await proxy.close();
     await assert.rejects(
       tpm.getRandom(8),
-      (e: Error) => e instanceof TpmUnavailableError && /after 3 attempts/.test(e.message),
+      (e: Error) =>
+        e instanceof TpmUnavailableError && /5 reopens in a row failed, the TPM is gone/.test(e.message),
     );
     void armed;
     assert.equal(fatal.length, 1);
     assert.match(fatal[0]!.message, /cannot open TPM|IO failure|connection/);
+  });
+
+  // Issue 17 §1: only "nothing defined at that index" means no EK certificate.
+  for (const fault of ['drop-command', 'drop-response'] as const) {
+    it(`${fault} of NV_ReadPublic while reading the EK: a plain context reports the failure, the resilient one reads the certificate`, async () => {
+      const plain = await openTpm(proxy.tcti);
+      try {
+        const armed = proxy.arm({ fault, commandCode: TPM_CC.NV_ReadPublic });
+        await assert.rejects(plain.readEndorsementKey(), /IO failure/);
+        await armed;
+      } finally {
+        await plain.close().catch(() => {});
+      }
+      tpm = await open();
+      try {
+        const armed = proxy.arm({ fault, commandCode: TPM_CC.NV_ReadPublic });
+        const ek = await tpm.readEndorsementKey();
+        await armed;
+        assert.ok(ek.certificate && ek.certificate.length > 500, 'the EK certificate was read');
+        assert.equal(tpm.reopens, 1);
+        assert.deepEqual(fatal, []);
+      } finally {
+        await tpm.close();
+      }
+    });
+  }
+
+  it('50 attestations at once while 3 % of TPM commands are dropped: all verify, no fatal, the same AK', async () => {
+    tpm = await open();
+    const issuer = await createIssuer({ tpm, variant: 'qemu-vtpm', eventLogPath: '/nonexistent' });
+    try {
+      const ak = await attestOnce(ca, issuer);
+      proxy.setLoss(0.03, ['drop-command', 'drop-response'], seededRandom(17));
+      const aks = await Promise.all(Array.from({ length: 50 }, () => attestOnce(ca, issuer)));
+      proxy.setLoss(0);
+      assert.ok(proxy.dropped > 0, 'the proxy dropped commands');
+      assert.ok(aks.every((a) => a.equals(ak)));
+      assert.deepEqual(fatal, []);
+      assert.ok(tpm.reopens >= 1);
+    } finally {
+      await issuer.close();
+      await tpm.close();
+    }
+  });
+
+  it('objects another client left fill the slots (TPM_RC_OBJECT_MEMORY): the context is reopened clean and the key made', async () => {
+    tpm = await open();
+    try {
+      const ak = await tpm.createAk();
+      // tpm2-tools on swtpm has no resource manager: each createprimary leaves its object loaded.
+      for (let i = 0; i < 2; i++) {
+        await run('tpm2_createprimary', ['-C', 'o', '-G', 'ecc', '-c', '/dev/null'], {
+          env: { ...process.env, TPM2TOOLS_TCTI: swtpm.tcti },
+        });
+      }
+      const second = await tpm.createAk('ecc');
+      assert.ok(second.public.equals(ak.public));
+      assert.equal(tpm.reopens, 1);
+      assert.ok(notices.some((n) => /object contexts|0x902/.test(n)));
+      await tpm.quote(ak, [0], randomBytes(16));
+      assert.deepEqual(fatal, []);
+    } finally {
+      await tpm.close();
+    }
+  });
+
+  it('swtpm restarted under a running TPM user (TPM_RC_REFERENCE_H0, the transient AK gone): reopened, the same AK quotes', async () => {
+    tpm = await open();
+    const issuer = await createIssuer({ tpm, variant: 'qemu-vtpm', eventLogPath: '/nonexistent' });
+    try {
+      const akBefore = await attestOnce(ca, issuer);
+      await swtpm.restart();
+      const akAfter = await attestOnce(ca, issuer);
+      assert.ok(akAfter.equals(akBefore));
+      assert.ok(tpm.reopens >= 1);
+      assert.ok(notices.some((n) => /not loaded|0x910/.test(n)));
+      assert.deepEqual(fatal, []);
+    } finally {
+      await issuer.close();
+      await tpm.close();
+    }
   });
 });

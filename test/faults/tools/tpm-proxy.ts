@@ -24,6 +24,13 @@ export interface TpmProxy {
   port: number;
   /** Arms one fault for the next matching command; resolves once it was applied. */
   arm(fault: ArmedFault): Promise<void>;
+  /**
+   * From now on drops each command with probability `rate` (0 turns it off), as `faults` picks at random: a lossy
+   * host channel rather than one aimed fault. `random` makes a run repeatable.
+   */
+  setLoss(rate: number, faults?: readonly ('drop-command' | 'drop-response')[], random?: () => number): void;
+  /** Commands the lossy mode dropped so far. */
+  readonly dropped: number;
   /** Every command code the proxy saw, in order. */
   readonly commands: number[];
   /** Connections the TCTI opened (a reopened context shows as a new one). */
@@ -38,7 +45,21 @@ export const TPM_CC = {
   CreatePrimary: 0x131,
   GetRandom: 0x17b,
   PCR_Extend: 0x182,
+  NV_ReadPublic: 0x169,
+  NV_Read: 0x14e,
 } as const;
+
+/** A small seeded generator (mulberry32), so a lossy run can be replayed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 async function listenPair(): Promise<[Server, Server, number]> {
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -70,6 +91,8 @@ export async function startTpmProxy(upstreamPort: number): Promise<TpmProxy> {
   let armed: (ArmedFault & { applied: () => void }) | undefined;
   const commands: number[] = [];
   let connections = 0;
+  let loss = { rate: 0, faults: ['drop-command'] as readonly TpmFault[], random: Math.random };
+  let dropped = 0;
 
   ctrl.on('connection', (client) => {
     track(client);
@@ -108,6 +131,14 @@ export async function startTpmProxy(upstreamPort: number): Promise<TpmProxy> {
             return;
           }
           current = fault;
+        } else if (loss.rate > 0 && loss.random() < loss.rate) {
+          dropped += 1;
+          const fault = loss.faults[Math.floor(loss.random() * loss.faults.length)];
+          if (fault === 'drop-command') {
+            client.destroy();
+            return;
+          }
+          current = { fault: fault ?? 'drop-command' };
         }
         up.write(command);
       }
@@ -141,6 +172,12 @@ export async function startTpmProxy(upstreamPort: number): Promise<TpmProxy> {
     commands,
     get connections() {
       return connections;
+    },
+    get dropped() {
+      return dropped;
+    },
+    setLoss(rate, faults = ['drop-command', 'drop-response'], random = Math.random) {
+      loss = { rate, faults, random };
     },
     arm(fault) {
       return new Promise<void>((applied) => {
