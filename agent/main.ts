@@ -8,7 +8,6 @@ import { createIssuer } from '../attestation/issuer.js';
 import { parseMeasurementsFile } from '../attestation/measurements.js';
 import { notify } from '../native/systemd/notify.js';
 import { openResilientTpm, type Tpm } from '../native/tpm/index.js';
-import { removeClusterFiles } from './boot/cluster-files.js';
 import { installComponents } from './components/install.js';
 import { type AgentConfig, loadAgentConfig } from './config/agent-config.js';
 import { discoverAll, joinServiceSources } from './discovery/index.js';
@@ -180,7 +179,7 @@ async function nodePlatform(
     apiServerPort: config.apiServerPort,
     rootfs: config.rootfs,
     initReplies: new InitReplyStore(config.stateDir),
-    clusterFiles: { clear: () => removeClusterFiles(config.stateDir) },
+    stateDir: config.stateDir,
     diskId: () => loadOrCreateDiskId(config.stateDir),
     rebootRequired: (reason) => {
       log.error(`${reason}; ${RESTART_NOTE}`);

@@ -1,6 +1,4 @@
 import type { AttestedChannel, Attester, Endpoint, PeerVerifier } from '../attestation/atls/index.js';
-import { decideBoot } from './boot/boot-decision.js';
-import { resetStaleBootstrap } from './boot/reset.js';
 import type { Component } from './components/spec.js';
 import { resumeControlPlane } from './controlplane/resume.js';
 import { InitServer, type InitServerDeps } from './initserver/init-server.js';
@@ -9,6 +7,8 @@ import type { Kubeadm } from './kubeadm/driver.js';
 import { rewriteKubeconfigServer } from './kubeadm/kubeconfig.js';
 import type { Kubelet } from './kubeadm/kubelet.js';
 import { kubeadmInit, kubeadmJoin } from './kubeadm/steps.js';
+import { decideBoot } from './lifecycle/decide.js';
+import { resetStaleBootstrap } from './lifecycle/reset.js';
 import type { Logger } from './log/index.js';
 import type { InstanceMetadata } from './metadata/instance-metadata.js';
 import { type ClusterPcr, NodeLock } from './nodelock/node-lock.js';
@@ -52,8 +52,8 @@ export interface Platform {
   rootfs: string;
   /** Tells the service manager the agent is up (systemd's READY=1). */
   ready(): void;
-  /** What a reset removes besides the node state: the files of the cluster that never came to be. */
-  clusterFiles?: { clear(): Promise<string[]> };
+  /** The agent's state directory (lifecycle/layout.ts): a reset removes the cluster's files from it. */
+  stateDir: string;
   /**
    * This boot can no longer become a node (a join failed after the node lock took PCR 15): the agent ends so that
    * systemd's restart limit reboots the node, after which it joins again with the same disk ID.
@@ -139,7 +139,7 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
           log,
           kubeadm: platform.kubeadm,
           state: platform.state,
-          ...(platform.clusterFiles ? { clusterFiles: platform.clusterFiles } : {}),
+          stateDir: platform.stateDir,
         });
         joinClientDone = (await startFresh()).joinClientDone;
         break;

@@ -4,7 +4,6 @@
 // node cannot open it again by itself; a repeated init from the same owner can.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as v from 'valibot';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { deriveOwnerId, type MasterSecret } from '../../common/keys.js';
@@ -12,8 +11,9 @@ import { readTextIfExists } from '../../common/read-if-exists.js';
 import { parseWith, strictObject } from '../../common/schema.js';
 import { secretsEqual } from '../../common/secrets.js';
 import { InitSuccess } from '../../gen/proto/init.js';
+import { STATE_FILES, statePath } from '../lifecycle/layout.js';
 
-export const INIT_REPLY_FILE = 'init-reply.json';
+const INIT_REPLY_FILE = STATE_FILES.initReply.name;
 
 const text = v.pipe(v.string('expected a string'), v.nonEmpty('expected a non-empty string'));
 
@@ -91,7 +91,7 @@ export class InitReplyStore {
   readonly path: string;
 
   constructor(stateDir: string) {
-    this.path = join(stateDir, INIT_REPLY_FILE);
+    this.path = statePath(stateDir, 'initReply');
   }
 
   async save(sealed: SealedInitReply): Promise<void> {

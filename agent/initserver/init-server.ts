@@ -9,6 +9,8 @@ import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/pro
 import type { Component } from '../components/spec.js';
 import { faultPoint } from '../fault-hook.js';
 import type { InitConfigInput } from '../kubeadm/config.js';
+import type { Step } from '../lifecycle/phases.js';
+import { BootstrapFailed, runBootstrap } from '../lifecycle/transaction.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
 import { type NodeLock, NodeLockedError } from '../nodelock/node-lock.js';
@@ -56,28 +58,17 @@ export interface InitServerDeps {
   replies?: { load(): Promise<SealedInitReply | undefined>; save(sealed: SealedInitReply): Promise<void> };
 }
 
-/** A step of init that failed after the point of no return. */
-class StepError extends Error {
-  constructor(
-    readonly step: string,
-    cause: unknown,
-  ) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
-  }
-}
-
 type Writer = { write(msg: InitResponse): boolean };
 
 /**
  * The init server: turns this fresh node into the first control plane when the operator's CLI asks.
- * Order matters: every check that can refuse without consequence (fields, init secret, component downloads
- * and hashes) runs before the node lock, and from the lock on every failure marks the node for reset so a
- * half-made cluster is never reused.
+ * Every check that can refuse without consequence (fields, init secret, component downloads and hashes) runs
+ * before the node lock; from the lock on it is a list of steps for runBootstrap (lifecycle/transaction.ts).
  */
 export class InitServer {
   #busy = false;
   /** The step an init of this boot failed at: the node then needs a reboot before it can be initialized. */
-  #failedStep: string | undefined;
+  #failedStep: Step | undefined;
 
   constructor(private readonly deps: InitServerDeps) {}
 
@@ -131,84 +122,73 @@ export class InitServer {
       await this.deps.installComponents(plan.components).catch((err: Error) => {
         throw new InitRefusedError(grpc.status.INVALID_ARGUMENT, `kubernetes_components: ${err.message}`);
       });
-      await this.deps.lock.acquire('init', clusterId);
-    } catch (err) {
-      this.#busy = false;
-      throw err;
-    }
-    log.info('node lock taken for init', { clusterId: clusterId.toString('hex') });
-    const diskUuid = randomUUID();
-    const base = {
-      role: 'control-plane' as const,
-      origin: 'init' as const,
-      clusterId: clusterId.toString('hex'),
-      measurementSalt: plan.measurementSalt.toString('hex'),
-      diskUuid,
-    };
-    try {
-      await this.#step('persist-state', () => this.deps.state.save({ ...base, phase: 'initializing' }));
       const endpoint = formatEndpoint({
         host: this.deps.metadata.advertiseAddress,
         port: this.deps.apiServerPort,
       });
-      progress(`running kubeadm init for Kubernetes ${plan.kubernetesVersion}`);
-      const adminConf = await this.#step('kubeadm-init', () =>
-        this.deps.runKubeadmInit(kubeadmInput(plan, this.deps.metadata, this.deps.apiServerPort, endpoint)),
-      );
-      const kubeconfig = await this.#step('kubeconfig', async () =>
-        this.deps.rewriteKubeconfigServer(adminConf, endpoint),
-      );
-      progress('starting the JoinService');
-      await this.#step('join-service', () =>
-        this.deps.startJoinService({
-          masterSecret: plan.masterSecret,
-          measurementSalt: plan.measurementSalt,
-          measurements: plan.measurements,
-          kubernetesVersion: plan.kubernetesVersion,
-          components: plan.components,
-          apiServerEndpoint: endpoint,
-          clusterName: plan.clusterName,
-          // The init secret proved this request is the operator's: its owner key lets the JoinService prove that.
-          ownerSeed: deriveOwnerSeed(plan.initSecret),
-        }),
-      );
-      const success = { kubeconfig, clusterId, ownerId, endpoint };
-      // Kept before "bootstrapped" is: a node that says it is initialized always has the answer for its owner.
+      let adminConf: Buffer = Buffer.alloc(0);
+      let kubeconfig: Buffer = Buffer.alloc(0);
+      const success = () => ({ kubeconfig, clusterId, ownerId, endpoint });
       const replies = this.deps.replies;
-      if (replies) {
-        await this.#step('persist-reply', () =>
-          replies.save(sealInitReply(success, plan.initSecret, plan.masterSecret)),
-        );
+      const node = {
+        origin: 'init' as const,
+        clusterId,
+        role: 'control-plane' as const,
+        measurementSalt: plan.measurementSalt,
+        diskUuid: randomUUID(),
+      };
+      try {
+        await runBootstrap(this.deps, node, [
+          {
+            step: 'kubeadm-init',
+            run: async () => {
+              progress(`running kubeadm init for Kubernetes ${plan.kubernetesVersion}`);
+              adminConf = await this.deps.runKubeadmInit(
+                kubeadmInput(plan, this.deps.metadata, this.deps.apiServerPort, endpoint),
+              );
+            },
+          },
+          {
+            step: 'kubeconfig',
+            run: async () => {
+              kubeconfig = this.deps.rewriteKubeconfigServer(adminConf, endpoint);
+            },
+          },
+          {
+            step: 'join-service',
+            run: () => {
+              progress('starting the JoinService');
+              return this.deps.startJoinService(clusterSecretsOf(plan, endpoint));
+            },
+          },
+          // Kept before "bootstrapped" is: a node that says it is initialized always has the answer for its owner.
+          ...(replies
+            ? [
+                {
+                  step: 'persist-reply' as const,
+                  run: () => replies.save(sealInitReply(success(), plan.initSecret, plan.masterSecret)),
+                },
+              ]
+            : []),
+        ]);
+      } catch (err) {
+        if (!(err instanceof BootstrapFailed)) throw err;
+        this.#failedStep = err.step;
+        out.write({
+          kind: {
+            $case: 'failure',
+            value: {
+              step: err.step,
+              message: `${err.message}; reboot the node to reset its TPM state before init can run again`,
+              logs: this.deps.log.recent(200),
+            },
+          },
+        });
+        return;
       }
-      await this.#step('persist-state', () => this.deps.state.save({ ...base, phase: 'bootstrapped' }));
       log.info('cluster initialized', { clusterId: clusterId.toString('hex'), endpoint });
       faultPoint('init:bootstrapped');
-      out.write({ kind: { $case: 'success', value: success } });
-    } catch (err) {
-      const step = err instanceof StepError ? err.step : 'init';
-      this.#failedStep = step;
-      log.error(
-        `init failed at ${step}: ${(err as Error).message}; reboot the node before init can run again`,
-        {
-          step,
-        },
-      );
-      await this.deps.state
-        .save({ ...base, phase: 'reset-required', failedStep: step })
-        .catch((e: unknown) => log.error(`cannot mark node for reset: ${(e as Error).message}`));
-      await this.deps
-        .resetKubernetes()
-        .catch((e: unknown) => log.warn(`kubeadm reset failed: ${(e as Error).message}`));
-      out.write({
-        kind: {
-          $case: 'failure',
-          value: {
-            step,
-            message: `${step}: ${(err as Error).message}; reboot the node to reset its TPM state before init can run again`,
-            logs: this.deps.log.recent(200),
-          },
-        },
-      });
+      out.write({ kind: { $case: 'success', value: success() } });
     } finally {
       this.#busy = false;
     }
@@ -237,14 +217,21 @@ export class InitServer {
     out.write({ kind: { $case: 'success', value: reply } });
     return true;
   }
+}
 
-  async #step<T>(step: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw new StepError(step, err);
-    }
-  }
+/** What the JoinService keeps and serves joins with. */
+function clusterSecretsOf(plan: InitPlan, endpoint: string): ClusterSecrets {
+  return {
+    masterSecret: plan.masterSecret,
+    measurementSalt: plan.measurementSalt,
+    measurements: plan.measurements,
+    kubernetesVersion: plan.kubernetesVersion,
+    components: plan.components,
+    apiServerEndpoint: endpoint,
+    clusterName: plan.clusterName,
+    // The init secret proved this request is the operator's: its owner key lets the JoinService prove that.
+    ownerSeed: deriveOwnerSeed(plan.initSecret),
+  };
 }
 
 function kubeadmInput(

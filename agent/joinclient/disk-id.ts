@@ -3,10 +3,9 @@
 // the reset after a failed `kubeadm join`) could never be admitted again. The file survives the agent's reset.
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import { statePath } from '../lifecycle/layout.js';
 
-export const DISK_ID_FILE = 'disk-id';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
@@ -14,7 +13,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * ever asked for with an ID the node could forget. A write that fails rejects: the join attempt fails and retries.
  */
 export async function loadOrCreateDiskId(stateDir: string): Promise<string> {
-  const path = join(stateDir, DISK_ID_FILE);
+  const path = statePath(stateDir, 'diskId');
   try {
     const text = (await readFile(path, 'utf8')).trim();
     if (UUID.test(text)) return text;

@@ -23,6 +23,7 @@ import {
 import type { Component } from '../components/spec.js';
 import { writeControlPlaneCertificates } from '../kubeadm/control-plane-certs.js';
 import type { KubeadmJoinRequest } from '../kubeadm/steps.js';
+import { BootstrapFailed, runBootstrap } from '../lifecycle/transaction.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
 import {
@@ -232,56 +233,43 @@ export class JoinClient {
         'the JoinService is not a control plane of the cluster its ticket names (PCR 15 differs)',
       );
     }
+    const node = {
+      origin: 'join' as const,
+      clusterId,
+      role,
+      measurementSalt: ticket.measurementSalt,
+      diskUuid,
+    };
     try {
-      await deps.lock.acquire('join', clusterId);
+      await runBootstrap(deps, node, [
+        { step: 'install-components', run: () => deps.installComponents(ticket.kubernetesComponents) },
+        { step: 'write-files', run: () => this.#writeFiles(ticket) },
+        {
+          step: 'kubeadm-join',
+          run: () =>
+            deps.runKubeadmJoin({
+              nodeName,
+              advertiseAddress: deps.metadata.advertiseAddress,
+              apiServerEndpoint: ticket.apiServerEndpoint,
+              token: ticket.token,
+              caCertHash: ticket.discoveryTokenCaCertHash,
+              controlPlane,
+              bindPort: deps.apiServerPort,
+            }),
+        },
+        ...(controlPlane
+          ? [{ step: 'join-service' as const, run: () => deps.onControlPlaneJoined(ticket.clusterSecrets) }]
+          : []),
+      ]);
     } catch (err) {
       if (err instanceof NodeLockedError) {
         log.info(`ticket discarded: ${err.message}`);
         throw new JoinStopped(`join ticket discarded: ${err.message}`, 'lost-race');
       }
-      throw err;
-    }
-    log.info('node lock taken for join', { clusterId: clusterId.toString('hex') });
-    const base = {
-      role,
-      origin: 'join' as const,
-      clusterId: clusterId.toString('hex'),
-      measurementSalt: ticket.measurementSalt.toString('hex'),
-      diskUuid,
-    };
-    let step = 'persist-state';
-    try {
-      await deps.state.save({ ...base, phase: 'joining' });
-      step = 'install-components';
-      await deps.installComponents(ticket.kubernetesComponents);
-      step = 'write-files';
-      await this.#writeFiles(ticket);
-      step = 'kubeadm-join';
-      await deps.runKubeadmJoin({
-        nodeName,
-        advertiseAddress: deps.metadata.advertiseAddress,
-        apiServerEndpoint: ticket.apiServerEndpoint,
-        token: ticket.token,
-        caCertHash: ticket.discoveryTokenCaCertHash,
-        controlPlane,
-        bindPort: deps.apiServerPort,
-      });
-      if (controlPlane) {
-        step = 'join-service';
-        await deps.onControlPlaneJoined(ticket.clusterSecrets);
+      if (err instanceof BootstrapFailed) {
+        throw new JoinStopped(`join failed at ${err.step}: ${err.reason}`, 'reset-required');
       }
-      step = 'persist-state';
-      await deps.state.save({ ...base, phase: 'bootstrapped' });
-    } catch (err) {
-      // Marked before it is said, so whoever reads the log line finds the state it announces; a mark that could
-      // not be written (a full disk) is said as such.
-      const marked = await deps.state.save({ ...base, phase: 'reset-required', failedStep: step }).then(
-        () => 'node marked for reset',
-        (e: Error) => `node NOT marked for reset (${e.message}); a reboot resets it all the same`,
-      );
-      await deps.resetKubernetes().catch(() => {});
-      log.error(`join failed at ${step}: ${(err as Error).message}; ${marked}`, { step });
-      throw new JoinStopped(`join failed at ${step}: ${(err as Error).message}`, 'reset-required');
+      throw err;
     }
     log.info(`joined the cluster as ${role}`, { clusterId: clusterId.toString('hex'), node: nodeName });
     await this.#confirm(endpoint, diskUuid).then(

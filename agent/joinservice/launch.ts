@@ -20,6 +20,7 @@ import type { Kubeadm } from '../kubeadm/driver.js';
 import { credentialsFromKubeconfig, KubeApi } from '../kubernetes/api-client.js';
 import { ApiBootstrapTokens, type BootstrapTokens } from '../kubernetes/bootstrap-token.js';
 import { CsrApprover } from '../kubernetes/csr-approver.js';
+import { statePath } from '../lifecycle/layout.js';
 import type { Logger } from '../log/index.js';
 import type { ClusterSecrets, ClusterSecretsStore } from '../state/cluster-secrets.js';
 import { AdmissionRegistry } from './admissions.js';
@@ -27,7 +28,7 @@ import { AuditLog } from './audit-log.js';
 import { Inventory, type UnlistedPolicy } from './authorization.js';
 import { JoinService } from './join-service.js';
 import type { CallLimits } from './limits.js';
-import { MeasurementsSource, macPathOf } from './measurements-source.js';
+import { MeasurementsSource } from './measurements-source.js';
 
 export interface JoinServiceSetup {
   log: Logger;
@@ -122,12 +123,12 @@ export async function launchJoinService(
 ): Promise<RunningJoinService> {
   const { log } = setup;
   await setup.secretsStore.save(secrets);
-  const measurementsPath = join(setup.stateDir, 'measurements.json');
+  const measurementsPath = statePath(setup.stateDir, 'measurements');
   // The measurements came over the attested init channel (or a control-plane ticket): authenticated here with the
   // cluster's MAC, so a later replacement counts only when whoever wrote it holds the master secret too.
   const macKey = deriveMeasurementsMacKey(secrets.masterSecret);
   await writeFileAtomic(
-    macPathOf(measurementsPath),
+    statePath(setup.stateDir, 'measurementsMac'),
     measurementsMac(macKey, Buffer.from(secrets.measurements)),
     {
       mode: 0o600,
@@ -145,7 +146,7 @@ export async function launchJoinService(
     });
   const pki = join(setup.rootfs, 'etc/kubernetes/pki');
   const caPem = await readFile(join(pki, 'ca.crt'), 'utf8');
-  const auditDir = join(setup.stateDir, 'joinservice');
+  const auditDir = statePath(setup.stateDir, 'joinService');
   let api: KubeApi | undefined;
   let tokens = setup.tokens;
   if (!tokens) {

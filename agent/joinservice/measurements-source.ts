@@ -6,7 +6,7 @@ import { checkMeasurementsMac } from '../../attestation/measurements.js';
 import type { Logger } from '../log/index.js';
 
 /** Where a measurements file's MAC lives: beside it, 32 raw bytes. */
-export function macPathOf(path: string): string {
+function macPathOf(path: string): string {
   return `${path}.mac`;
 }
 

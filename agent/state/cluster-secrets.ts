@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as v from 'valibot';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { decodeBase64 } from '../../common/base64.js';
@@ -9,6 +8,7 @@ import { endpointProblem, isDnsLabel } from '../../common/net.js';
 import { readTextIfExists } from '../../common/read-if-exists.js';
 import { checkedString, matching, parseWith, strictObject } from '../../common/schema.js';
 import { componentsSchema } from '../components/spec.js';
+import { statePath } from '../lifecycle/layout.js';
 
 const bytes = (n: number) =>
   v.pipe(
@@ -46,9 +46,6 @@ const clusterSecretsSchema = strictObject(
 );
 
 export type ClusterSecrets = v.InferOutput<typeof clusterSecretsSchema>;
-
-/** The file's name in the state directory. */
-const FILE = 'cluster-secrets.json';
 
 /** The serialized form: what the state directory holds and what a control-plane joiner receives, byte for byte. */
 export function serializeClusterSecrets(secrets: ClusterSecrets): string {
@@ -88,7 +85,7 @@ export class ClusterSecretsStore {
   readonly path: string;
 
   constructor(stateDir: string) {
-    this.path = join(stateDir, FILE);
+    this.path = statePath(stateDir, 'clusterSecrets');
   }
 
   /** The secrets, or null when this node holds none (a worker, or a control plane that never got them). */

@@ -1,29 +1,25 @@
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as v from 'valibot';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import { NODE_ROLES } from '../../common/contracts/node-role.js';
 import { readTextIfExists } from '../../common/read-if-exists.js';
 import { matching, parseWith, strictObject } from '../../common/schema.js';
+import { statePath } from '../lifecycle/layout.js';
+import { ORIGINS, PHASES, STEPS } from '../lifecycle/phases.js';
 
-const PHASES = ['initializing', 'joining', 'bootstrapped', 'reset-required'] as const;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 const nodeStateSchema = strictObject(
   {
     version: v.literal(1, 'expected 1'),
-    /**
-     * How far this node got. `bootstrapped` is the only phase a later boot may build on; an interrupted
-     * `initializing`/`joining` becomes `reset-required`, so half-made state is never reused.
-     */
-    phase: v.picklist(PHASES, 'expected initializing, joining, bootstrapped or reset-required'),
+    /** How far this node got (lifecycle/phases.ts). */
+    phase: v.picklist(PHASES, `expected one of ${PHASES.join(', ')}`),
     role: v.picklist(NODE_ROLES, 'expected control-plane or worker'),
-    /** Whether this node ran `kubeadm init` (the first control plane) or joined. */
-    origin: v.picklist(['init', 'join'], 'expected init or join'),
+    origin: v.picklist(ORIGINS, `expected one of ${ORIGINS.join(', ')}`),
     clusterId: matching(HEX64, '64 hex characters'),
     measurementSalt: matching(HEX64, '64 hex characters'),
     diskUuid: v.string('expected a UUID string'),
-    failedStep: v.optional(v.string('expected a string')),
+    failedStep: v.optional(v.picklist(STEPS, `expected one of ${STEPS.join(', ')}`)),
     updatedAt: v.string('expected an ISO timestamp'),
   },
   'a JSON object',
@@ -31,8 +27,6 @@ const nodeStateSchema = strictObject(
 
 export type NodeState = v.InferOutput<typeof nodeStateSchema>;
 export type NodePhase = NodeState['phase'];
-
-const FILE = 'node-state.json';
 
 export class NodeStateError extends Error {
   constructor(path: string, message: string) {
@@ -58,7 +52,7 @@ export class NodeStateStore {
     stateDir: string,
     private readonly now: () => Date = () => new Date(),
   ) {
-    this.path = join(stateDir, FILE);
+    this.path = statePath(stateDir, 'nodeState');
   }
 
   async load(): Promise<NodeState | null> {

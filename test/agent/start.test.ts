@@ -172,6 +172,7 @@ function harness(
     },
     apiServerPort: 6443,
     rootfs,
+    stateDir: join(rootfs, 'state'),
     ready: () => {
       ready++;
     },

@@ -1,37 +1,37 @@
-// Issue 12 §6: the agent's reset leaves nothing of the cluster that never came to be — cluster secrets and the temp
-// file of their atomic write (the master secret), measurements, the JoinService's files, the sealed init reply —
-// and keeps the disk ID a JoinService binds the node to.
+// The agent's reset on a real directory: it leaves nothing of the cluster that never came to be (every file
+// layout.ts marks as the cluster's, and the temp file of an atomic write that may hold the master secret) and keeps
+// the disk ID a JoinService binds the node to.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { removeClusterFiles } from '../../agent/boot/cluster-files.js';
-import { resetStaleBootstrap } from '../../agent/boot/reset.js';
+import { InitReplyStore } from '../../agent/initserver/init-reply.js';
+import { loadOrCreateDiskId } from '../../agent/joinclient/disk-id.js';
+import { STATE_FILES, type StateFile, statePath } from '../../agent/lifecycle/layout.js';
+import { removeClusterFiles, resetStaleBootstrap } from '../../agent/lifecycle/reset.js';
+import { ClusterSecretsStore } from '../../agent/state/cluster-secrets.js';
+import { NodeStateStore } from '../../agent/state/node-state.js';
 import { FakeKubeadm, FakeStateStore } from '../agent/fakes.js';
 import { recordingLog } from '../harness/recording-log.js';
 
-describe('reset removes the cluster files (issue 12 §6)', () => {
+describe('reset removes the cluster files', () => {
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sextant-reset-faults-'));
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  it('removes secrets, their temp file, measurements, JoinService files and the init reply; keeps the disk ID', async () => {
+  it("removes every file layout.ts marks as the cluster's, with the temp file of an atomic write; keeps the rest", async () => {
     const state = join(dir, 'state');
-    await mkdir(join(state, 'joinservice'), { recursive: true });
-    for (const f of [
-      'cluster-secrets.json',
-      'measurements.json',
-      'init-reply.json',
-      'disk-id',
-      'node-state.json',
-    ]) {
-      await writeFile(join(state, f), 'x', { mode: 0o600 });
+    await mkdir(state, { recursive: true });
+    for (const file of Object.keys(STATE_FILES) as StateFile[]) {
+      if (file === 'joinService') {
+        await mkdir(statePath(state, file));
+        await writeFile(join(statePath(state, file), 'admissions.json'), 'x');
+      } else await writeFile(statePath(state, file), 'x', { mode: 0o600 });
     }
     await writeFile(join(state, '.cluster-secrets.json.0123456789ab.tmp'), 'master secret', { mode: 0o600 });
-    await writeFile(join(state, 'joinservice/admissions.log'), 'x');
     const removed = await removeClusterFiles(state);
     assert.deepEqual(removed.sort(), [
       '.cluster-secrets.json.0123456789ab.tmp',
@@ -39,10 +39,31 @@ describe('reset removes the cluster files (issue 12 §6)', () => {
       'init-reply.json',
       'joinservice',
       'measurements.json',
+      'measurements.json.mac',
     ]);
     // node-state.json goes through the state store's own clear(); the disk ID stays.
     assert.deepEqual((await readdir(state)).sort(), ['disk-id', 'node-state.json']);
     assert.deepEqual(await removeClusterFiles(state), []);
+  });
+
+  it('the writers write where layout.ts says, so the reset finds what they wrote', async () => {
+    const state = join(dir, 'writers');
+    await mkdir(state, { recursive: true });
+    await new NodeStateStore(state).save({
+      phase: 'initializing',
+      role: 'control-plane',
+      origin: 'init',
+      clusterId: 'ab'.repeat(32),
+      measurementSalt: 'cd'.repeat(32),
+      diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
+    });
+    await loadOrCreateDiskId(state);
+    assert.deepEqual(
+      (await readdir(state)).sort(),
+      [STATE_FILES.diskId.name, STATE_FILES.nodeState.name].sort(),
+    );
+    assert.equal(new ClusterSecretsStore(state).path, statePath(state, 'clusterSecrets'));
+    assert.equal(new InitReplyStore(state).path, statePath(state, 'initReply'));
   });
 
   it("the agent's reset removes them before the node state, and says which", async () => {
@@ -56,7 +77,7 @@ describe('reset removes the cluster files (issue 12 §6)', () => {
       log,
       kubeadm: new FakeKubeadm(),
       state: store,
-      clusterFiles: { clear: () => removeClusterFiles(state) },
+      stateDir: state,
     });
     assert.deepEqual(await readdir(state), []);
     assert.ok(
@@ -66,6 +87,8 @@ describe('reset removes the cluster files (issue 12 §6)', () => {
   });
 
   it('a reset that cannot remove them keeps the node state, so the next start resets again', async () => {
+    const blocked = join(dir, 'not-a-dir');
+    await writeFile(blocked, 'x');
     const store = new FakeStateStore();
     store.current = {
       version: 1,
@@ -83,13 +106,10 @@ describe('reset removes the cluster files (issue 12 §6)', () => {
         log: recordingLog(),
         kubeadm: new FakeKubeadm(),
         state: store,
-        clusterFiles: {
-          clear: async () => {
-            throw new Error('reset: cannot remove cluster-secrets.json: EROFS');
-          },
-        },
+        // a state directory that is a file: nothing under it can be listed or removed
+        stateDir: blocked,
       }),
-      /EROFS/,
+      /ENOTDIR/,
     );
     assert.equal(store.current?.phase, 'reset-required');
   });

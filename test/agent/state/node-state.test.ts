@@ -56,7 +56,7 @@ describe('NodeStateStore', () => {
     {
       name: 'unknown phase',
       content: JSON.stringify({ version: 1, ...good, phase: 'done', updatedAt: 'x' }),
-      error: /phase: expected initializing, joining, bootstrapped or reset-required/,
+      error: /phase: expected one of initializing, joining, bootstrapped, reset-required/,
     },
     {
       name: 'unknown role',
@@ -66,7 +66,18 @@ describe('NodeStateStore', () => {
     {
       name: 'unknown origin',
       content: JSON.stringify({ version: 1, ...good, origin: 'magic', updatedAt: 'x' }),
-      error: /origin: expected init or join/,
+      error: /origin: expected one of init, join/,
+    },
+    {
+      name: 'failed at a step no bootstrap runs',
+      content: JSON.stringify({
+        version: 1,
+        ...good,
+        phase: 'reset-required',
+        failedStep: 'kubeadm-innit',
+        updatedAt: 'x',
+      }),
+      error: /failedStep: expected one of persist-state, install-components, .*kubeadm-init/,
     },
     {
       name: 'cluster ID not hex',

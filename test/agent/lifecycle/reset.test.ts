@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { resetStaleBootstrap } from '../../../agent/boot/reset.js';
+import { resetStaleBootstrap } from '../../../agent/lifecycle/reset.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import { FakeKubeadm, FakeStateStore } from '../fakes.js';
 
@@ -51,7 +53,12 @@ describe('resetStaleBootstrap', () => {
           throw err;
         };
       }
-      const run = resetStaleBootstrap({ log, kubeadm, state });
+      const run = resetStaleBootstrap({
+        log,
+        kubeadm,
+        state,
+        stateDir: join(tmpdir(), 'sextant-no-such-state-dir'),
+      });
       if (c.error) await assert.rejects(run, c.error);
       else await run;
       assert.deepEqual(kubeadm.calls, ['reset']);

@@ -1,12 +1,36 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { removeStaleTempFiles } from '../../common/atomic-file.js';
 import type { Logger } from '../log/index.js';
 import type { NodeStateStore } from '../state/node-state.js';
+import { CLUSTER_FILES } from './layout.js';
+
+/**
+ * Removes the cluster's files (layout.ts, rule `cluster`) from `stateDir`, with any temp file of an atomic write
+ * among them (one may hold the master secret); returns what was there. Run before anything else writes there.
+ */
+export async function removeClusterFiles(stateDir: string): Promise<string[]> {
+  const removed = await removeStaleTempFiles(stateDir);
+  for (const name of CLUSTER_FILES) {
+    const path = join(stateDir, name);
+    const existed = await rm(path, { recursive: true }).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return false;
+        throw new Error(`reset: cannot remove ${path}: ${err.message}`);
+      },
+    );
+    if (existed) removed.push(name);
+  }
+  return removed;
+}
 
 export interface ResetDeps {
   log: Logger;
   kubeadm: { reset(): Promise<void> };
   state: Pick<NodeStateStore, 'clear'>;
-  /** The cluster's own files (secrets, measurements, JoinService files, init reply); returns the names removed. */
-  clusterFiles?: { clear(): Promise<string[]> };
+  /** The agent's state directory, laid out as layout.ts says. */
+  stateDir: string;
 }
 
 /**
@@ -18,7 +42,7 @@ export interface ResetDeps {
 export async function resetStaleBootstrap(deps: ResetDeps): Promise<void> {
   await deps.kubeadm.reset().catch((err: Error) => deps.log.warn(`kubeadm reset: ${err.message}`));
   // Before the state: should this fail, the next start still finds the state and resets again.
-  const removed = (await deps.clusterFiles?.clear()) ?? [];
+  const removed = await removeClusterFiles(deps.stateDir);
   if (removed.length > 0) {
     deps.log.info('removed the files of the cluster that never came to be', { files: removed.join(', ') });
   }

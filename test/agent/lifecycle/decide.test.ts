@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type BootAction, decideBoot } from '../../../agent/boot/boot-decision.js';
+import { type BootAction, decideBoot } from '../../../agent/lifecycle/decide.js';
+import type { Step } from '../../../agent/lifecycle/phases.js';
 import type { NodePhase, NodeState } from '../../../agent/state/node-state.js';
 
-function state(phase: NodePhase, failedStep?: string): NodeState {
+function state(phase: NodePhase, failedStep?: Step): NodeState {
   return {
     version: 1,
     phase,
