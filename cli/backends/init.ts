@@ -25,10 +25,11 @@ import {
   InitTimeoutError,
   initCluster,
 } from '../init/init-cluster.js';
+import { loadOrCreateMasterSecret } from '../kms/master-secret.js';
+import { parseKmsUri } from '../kms/uri.js';
 import { clearPendingInit, loadPendingInit, savePendingInit } from '../workspace/init-pending.js';
 import { loadInitSecret } from '../workspace/init-secret.js';
 import { lockWorkspace } from '../workspace/lock.js';
-import { loadOrCreateMasterSecret } from '../workspace/master-secret.js';
 import { INIT_SECRET_FILE } from '../workspace/paths.js';
 import { saveState } from '../workspace/state.js';
 import { writeAdminConf } from '../workspace/workspace.js';
@@ -164,11 +165,9 @@ async function initLocked(
 
   // Made once the node's attestation checked out, so a refused node leaves no new master secret behind.
   const request = async () => {
-    const loaded = await loadOrCreateMasterSecret(ctx.workspace);
+    const loaded = await loadOrCreateMasterSecret(ctx.workspace, parseKmsUri(config.kms), ctx.env);
     master = loaded.secret;
-    ctx.progress(
-      `${loaded.created ? 'created' : 'reusing'} the master secret (sextant-mastersecret.json, 0600)`,
-    );
+    ctx.progress(`${loaded.created ? 'created' : 'reusing'} the master secret (${loaded.source})`);
     // Recorded before anything is sent: an answer lost from here on can be fetched by the next init.
     if (!resuming) {
       await savePendingInit(ctx.workspace, { node: endpointText, measurementSalt, startedAt: new Date() });

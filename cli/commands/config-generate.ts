@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../../common/atomic-file.js';
 import { configPath, saveConfig } from '../config/file.js';
 import { generateQemuConfig } from '../config/generate.js';
 import { CONFIG_FILE, validateConfig } from '../config/validate.js';
+import { parseKmsUri } from '../kms/uri.js';
 import { freeNetworkFor } from '../provider/qemu/network.js';
 import { loadRelease, type Release, releaseComponents } from '../release/release.js';
 import { defineCommand } from './command.js';
@@ -24,6 +25,8 @@ export interface ConfigGenerateOptions {
   measurementsKey?: string;
   /** A release directory (sextant release build): measurements, image, Kubernetes version and components from it. */
   release?: string;
+  /** Where the master secret lives (cli/kms/uri.ts); default "file". */
+  kms?: string;
   force: boolean;
 }
 
@@ -99,6 +102,7 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
         `${release.manifest.components.length} components served to the nodes from ${net.hostAddress}\n`,
     );
   }
+  if (options.kms !== undefined) config = { ...config, kms: options.kms };
   if (pinned) {
     await writeFileAtomic(join(ctx.workspace, WORKSPACE_MEASUREMENTS), pinned.file, { mode: 0o644 });
     await writeFileAtomic(join(ctx.workspace, `${WORKSPACE_MEASUREMENTS}.sig`), pinned.signature, {
@@ -134,7 +138,7 @@ export const configGenerateCommand = defineCommand<ConfigGenerateOptions>({
   path: ['config', 'generate'],
   summary: 'write sextant-conf.yaml with defaults for a provider',
   usage:
-    'sextant config generate qemu [--release DIR | --measurements FILE [--measurements-key PUB]] [--force]',
+    'sextant config generate qemu [--release DIR | --measurements FILE [--measurements-key PUB]] [--kms URI] [--force]',
   help: [
     'Writes sextant-conf.yaml into the workspace with strong defaults for a local QEMU cluster',
     '(1 control plane, 1 worker, OVMF measured boot, Kubernetes and network defaults).',
@@ -144,12 +148,15 @@ export const configGenerateCommand = defineCommand<ConfigGenerateOptions>({
     '  --measurements FILE      the image measurements file; its signature FILE.sig must verify against the',
     '                           release key, which is pinned in the workspace with the file and signature',
     '  --measurements-key PUB   the release public key (default: measurements.pub.pem beside FILE)',
+    '  --kms URI                where the master secret lives: file (default), transit+https://HOST:PORT/MOUNT/KEY',
+    '                           or pkcs11:token=T;object=O?module-path=LIB (credentials come from the environment)',
     '  --force                  overwrite an existing sextant-conf.yaml',
   ].join('\n'),
   options: {
     release: { type: 'string' },
     measurements: { type: 'string' },
     'measurements-key': { type: 'string' },
+    kms: { type: 'string' },
     force: { type: 'boolean' },
   },
   maxPositionals: 1,
@@ -169,8 +176,16 @@ export const configGenerateCommand = defineCommand<ConfigGenerateOptions>({
         NAME,
       );
     }
+    if (typeof values.kms === 'string') {
+      try {
+        parseKmsUri(values.kms);
+      } catch (err) {
+        throw new UsageError(`--kms: ${(err as Error).message}`, NAME);
+      }
+    }
     return {
       provider: 'qemu',
+      ...(typeof values.kms === 'string' ? { kms: values.kms } : {}),
       force: values.force === true,
       ...(typeof values.release === 'string' ? { release: values.release } : {}),
       ...(typeof values.measurements === 'string' ? { measurementsFile: values.measurements } : {}),

@@ -3,6 +3,7 @@ import type { Command } from './command.js';
 import { configGenerateCommand } from './config-generate.js';
 import { createCommand } from './create.js';
 import { initCommand } from './init.js';
+import { kmsRotateCommand } from './kms-rotate.js';
 import { miniDownCommand, miniUpCommand } from './mini.js';
 import { releaseBuildCommand } from './release-build.js';
 import { terminateCommand } from './terminate.js';
@@ -19,6 +20,7 @@ export const COMMANDS: readonly Command[] = [
   createCommand,
   initCommand,
   verifyCommand,
+  kmsRotateCommand,
   terminateCommand,
   versionCommand,
 ];

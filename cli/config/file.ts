@@ -62,6 +62,10 @@ const COMMENTS: Record<string, string> = {
     ' "sextant config generate qemu --measurements FILE" fills them in). Instead of inline measurements,\n' +
     ' measurementsFile (+ measurementsSignature and measurementsPublicKey) may name a signed file.\n' +
     " ekCaCertificates: the CA the TPMs' EK certificates chain to (the QEMU provider's swtpm local CA).",
+  kms:
+    ' Where the master secret lives: "file" (sextant-mastersecret.json), a transit key\n' +
+    ' (transit+https://HOST:PORT/MOUNT/KEY; token from BAO_TOKEN, VAULT_TOKEN or SEXTANT_KMS_TOKEN_FILE) or a\n' +
+    ' PKCS#11 key (pkcs11:token=T;object=O?module-path=LIB; PIN from SEXTANT_PKCS11_PIN(_FILE) or pin-source).',
   initPort: " Port of the agent's init service, and of the JoinService (a NodePort).",
 };
 

@@ -4,6 +4,7 @@ import type { Measurements } from '../../attestation/measurements.js';
 import { componentSchema } from '../../common/contracts/component.js';
 import { cidrProblem, cidrsOverlap, isDnsLabel, isSan, parseCidr } from '../../common/net.js';
 import { checkedString, integer, matching, strictObject } from '../../common/schema.js';
+import { KMS_URI_FORMS, parseKmsUri } from '../kms/uri.js';
 
 export const CONFIG_VERSION = 'v1';
 
@@ -136,6 +137,25 @@ const attestation = v.pipe(
   ),
 );
 
+function kmsProblem(uri: string): string | undefined {
+  try {
+    parseKmsUri(uri);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** Where the master secret lives (cli/kms/uri.ts): "file", a transit key or a PKCS#11 key; never a credential. */
+// The value is never quoted back: a mistyped URI may hold a credential the parser refuses.
+const kms = v.pipe(
+  v.string(`expected a kms URI: ${KMS_URI_FORMS}`),
+  v.check(
+    (s) => kmsProblem(s) === undefined,
+    (issue) => `not a usable kms URI: ${kmsProblem(issue.input as string)}`,
+  ),
+);
+
 /** sextant-conf.yaml, version v1: unknown keys are errors, hex comes out lowercase, optional flags get defaults. */
 export const configSchema = v.pipe(
   strictObject({
@@ -151,6 +171,7 @@ export const configSchema = v.pipe(
     attestation,
     initPort: integer(1, 65535, 'a port 1-65535'),
     joinServicePort: integer(1, 65535, 'a port 1-65535'),
+    kms: v.optional(kms, 'file'),
   }),
   v.forward(
     v.check(
@@ -196,5 +217,6 @@ export function defaultQemuConfig(): SextantConfig {
     },
     initPort: DEFAULT_INIT_PORT,
     joinServicePort: DEFAULT_JOIN_SERVICE_PORT,
+    kms: 'file',
   };
 }
