@@ -5,7 +5,6 @@ import { pathToFileURL } from 'node:url';
 import { type Attester, createPeerVerifier, openAttestedChannel } from '../attestation/atls/index.js';
 import { createTrust } from '../attestation/ek-chain.js';
 import { createIssuer } from '../attestation/issuer.js';
-import { parseMeasurementsFile } from '../attestation/measurements.js';
 import { notify } from '../native/systemd/notify.js';
 import { openResilientTpm, type Tpm } from '../native/tpm/index.js';
 import { installComponents } from './components/install.js';
@@ -16,6 +15,7 @@ import { serveNode } from './initserver/node-server.js';
 import { loadOrCreateDiskId } from './joinclient/disk-id.js';
 import { launchJoinService } from './joinservice/launch.js';
 import { CallLimits } from './joinservice/limits.js';
+import { admissionMeasurements } from './joinservice/measurements-source.js';
 import { createKubeadm } from './kubeadm/driver.js';
 import { createKubelet } from './kubeadm/kubelet.js';
 import { createLogger, type Logger } from './log/index.js';
@@ -149,7 +149,8 @@ async function nodePlatform(
     joinServiceVerifier: async () => createPeerVerifier({ trust, measurements: {}, variant: config.variant }),
     openChannel: (endpoint, verifier) => openAttestedChannel(endpoint, { verifier }),
     discover: (signal) => discoverAll(sources, log, signal),
-    checkMeasurements: (text) => void parseMeasurementsFile(text, 'measurements'),
+    // the JoinService's own check, before the node lock: a weak set is refused before kubeadm runs
+    checkMeasurements: (text) => void admissionMeasurements(text, 'measurements'),
     serveNode: (initServer) =>
       serveNode(
         { attester, address: config.listenAddress, port: config.initPort, guard: callLimits },

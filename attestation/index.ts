@@ -24,6 +24,7 @@ export {
   parseMeasurements,
   parseMeasurementsFile,
   pcr15ForClusterId,
+  releaseKeyFingerprint,
   signMeasurements,
   verifyMeasurementsFile,
 } from './measurements.js';

@@ -1,4 +1,5 @@
 import {
+  createHash,
   createHmac,
   createPrivateKey,
   createPublicKey,
@@ -57,22 +58,91 @@ export function parseMeasurements(value: unknown, where = 'measurements'): Measu
   return out;
 }
 
-/** Parses measurements file bytes: JSON `{"measurements": {...}}`. */
-export function parseMeasurementsFile(bytes: Buffer | string, where = 'measurements file'): Measurements {
+/**
+ * What a measurements file says about itself. A release signs `version` (the image the measurements are of) and a
+ * `serial` that only grows, so an older signed copy is refusable; `expires` (RFC 3339) ends a document's use.
+ */
+export interface MeasurementsDocument {
+  version?: string;
+  serial?: number;
+  expires?: string;
+  measurements: Measurements;
+}
+
+/** A document a release key signed: version and serial are required there. */
+export interface SignedMeasurements extends MeasurementsDocument {
+  version: string;
+  serial: number;
+}
+
+/** Keys a measurements file may carry beside `measurements` (`image`, `source`: what the reference boot notes). */
+const DOCUMENT_KEYS = new Set(['measurements', 'version', 'serial', 'expires', 'image', 'source']);
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Parses measurements file bytes: JSON `{"measurements": {...}, "version"?, "serial"?, "expires"?}`. */
+export function parseMeasurementsDocument(
+  bytes: Buffer | string,
+  where = 'measurements file',
+): MeasurementsDocument {
   let doc: unknown;
   try {
     doc = JSON.parse(bytes.toString());
   } catch (err) {
     throw configError(`${where}: not valid JSON (${(err as Error).message})`);
   }
-  if (typeof doc !== 'object' || doc === null || !('measurements' in doc)) {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !('measurements' in doc)) {
     throw configError(`${where}: expected a JSON object with a "measurements" field`);
   }
-  return parseMeasurements((doc as { measurements: unknown }).measurements, `${where}: measurements`);
+  const fields = doc as Record<string, unknown>;
+  const unknown = Object.keys(fields).filter((k) => !DOCUMENT_KEYS.has(k));
+  if (unknown.length > 0) throw configError(`${where}: unknown field(s) ${unknown.join(', ')}`);
+  const out: MeasurementsDocument = {
+    measurements: parseMeasurements(fields.measurements, `${where}: measurements`),
+  };
+  const { version, serial, expires } = fields;
+  if (version !== undefined) {
+    if (typeof version !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(version)) {
+      throw configError(`${where}: version: expected the image version (1-128 printable characters)`);
+    }
+    out.version = version;
+  }
+  if (serial !== undefined) {
+    if (typeof serial !== 'number' || !Number.isSafeInteger(serial) || serial < 1) {
+      throw configError(`${where}: serial: expected a positive integer, got ${JSON.stringify(serial)}`);
+    }
+    out.serial = serial;
+  }
+  if (expires !== undefined) {
+    if (typeof expires !== 'string' || !RFC3339.test(expires) || Number.isNaN(Date.parse(expires))) {
+      throw configError(`${where}: expires: expected an RFC 3339 time like 2027-01-31T00:00:00Z`);
+    }
+    out.expires = expires;
+  }
+  return out;
 }
 
-/** Serialises measurements in the file format, PCRs in ascending order. */
-export function formatMeasurementsFile(measurements: Measurements): string {
+/** Parses measurements file bytes: JSON `{"measurements": {...}}`; the PCR values only. */
+export function parseMeasurementsFile(bytes: Buffer | string, where = 'measurements file'): Measurements {
+  return parseMeasurementsDocument(bytes, where).measurements;
+}
+
+/** The serial a measurements text carries; 0 when it carries none (inline measurements, tests). */
+export function measurementsSerial(bytes: Buffer | string, where = 'measurements file'): number {
+  return parseMeasurementsDocument(bytes, where).serial ?? 0;
+}
+
+/** SHA-256 of the key's SPKI, `sha256:<hex>`: what an operator compares with the release's published fingerprint. */
+export function releaseKeyFingerprint(publicKey: KeyInput): string {
+  const key = publicKey instanceof KeyObject ? publicKey : createPublicKey(publicKey);
+  const spki = key.export({ type: 'spki', format: 'der' });
+  return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
+}
+
+/** Serialises measurements in the file format, PCRs in ascending order, after the release's version and serial. */
+export function formatMeasurementsFile(
+  measurements: Measurements,
+  release: Omit<MeasurementsDocument, 'measurements'> = {},
+): string {
   const sorted: Record<string, Measurement> = {};
   for (const pcr of Object.keys(measurements)
     .map(Number)
@@ -80,7 +150,13 @@ export function formatMeasurementsFile(measurements: Measurements): string {
     const m = measurements[pcr]!;
     sorted[String(pcr)] = { expected: m.expected, warnOnly: m.warnOnly };
   }
-  return `${JSON.stringify({ measurements: sorted }, null, 2)}\n`;
+  const { version, serial, expires } = release;
+  const head = {
+    ...(version !== undefined ? { version } : {}),
+    ...(serial !== undefined ? { serial } : {}),
+    ...(expires !== undefined ? { expires } : {}),
+  };
+  return `${JSON.stringify({ ...head, measurements: sorted }, null, 2)}\n`;
 }
 
 type KeyInput = KeyObject | string | Buffer;
@@ -106,13 +182,17 @@ export function signMeasurements(fileBytes: Buffer, privateKey: KeyInput): Buffe
   return sign(algorithmFor(key, 'signing key'), fileBytes, key);
 }
 
-/** Checks the detached signature over the raw file bytes, then parses them. Nothing is used before the check. */
+/**
+ * Checks the detached signature over the raw file bytes, then parses them. Nothing is used before the check. A
+ * signed document must say which image it is of and its serial, and is refused once expired.
+ */
 export function verifyMeasurementsFile(
   fileBytes: Buffer,
   signature: Buffer,
   publicKey: KeyInput,
   where = 'measurements file',
-): Measurements {
+  now: Date = new Date(),
+): SignedMeasurements {
   const key = publicKey instanceof KeyObject ? publicKey : createPublicKey(publicKey);
   const algo = algorithmFor(key, 'measurements public key');
   let ok = false;
@@ -127,7 +207,22 @@ export function verifyMeasurementsFile(
       `${where}: signature does not verify against the configured measurements public key (file or signature altered, or signed by another key)`,
     );
   }
-  return parseMeasurementsFile(fileBytes, where);
+  const doc = parseMeasurementsDocument(fileBytes, where);
+  for (const field of ['version', 'serial'] as const) {
+    if (doc[field] === undefined) {
+      throw new AttestationError(
+        'measurements',
+        `${where}: ${field}: missing; a signed measurements document must carry the image version and its serial (re-sign it with scripts/image-measurements.sh)`,
+      );
+    }
+  }
+  if (doc.expires !== undefined && Date.parse(doc.expires) <= now.getTime()) {
+    throw new AttestationError(
+      'measurements',
+      `${where}: expires: the document (version ${doc.version}, serial ${doc.serial}) expired at ${doc.expires}`,
+    );
+  }
+  return doc as SignedMeasurements;
 }
 
 export interface LoadMeasurementsOptions {
@@ -143,7 +238,7 @@ export interface LoadMeasurementsOptions {
 export async function loadMeasurementsFile(
   path: string,
   options: LoadMeasurementsOptions = {},
-): Promise<Measurements> {
+): Promise<MeasurementsDocument> {
   const bytes = await readFile(path);
   if (!options.publicKey) {
     if (!options.allowUnsigned) {
@@ -151,7 +246,7 @@ export async function loadMeasurementsFile(
         `${path}: no measurements public key configured; refusing an unverified measurements file`,
       );
     }
-    return parseMeasurementsFile(bytes, path);
+    return parseMeasurementsDocument(bytes, path);
   }
   const sigPath = options.signaturePath ?? `${path}.sig`;
   let signature: Buffer;

@@ -4,10 +4,11 @@
 # machine shape (image/reference-boot.ts, ~50 s under TCG); PCR 11 is also computed from the UKI's sections
 # (image/pcr11.mjs, cross-checked with systemd-measure) and must match. A boot-chain PCR that differs between the
 # two reference boots fails the script, naming the PCR and the differing events (attestation/reference-measurements.ts).
-# The file is then signed with the build's release key (Ed25519, made once in $SEXTANT_RELEASE_KEY_DIR, default
-# image/build/release, 0600): <imageDir>/measurements.json.sig, and the public key beside it as measurements.pub.pem,
-# which "sextant config generate qemu --measurements <imageDir>/measurements.json" verifies and pins.
-# Cached: a second call for the same image only re-signs and prints the file.
+# The file is then given the image version and a serial that only grows, and signed with the build's release key
+# (scripts/measurements-sign.sh; Ed25519, made once in $SEXTANT_RELEASE_KEY_DIR, default image/build/release, 0600):
+# <imageDir>/measurements.json.sig, and the public key beside it as measurements.pub.pem, which
+# "sextant config generate qemu --measurements <imageDir>/measurements.json" verifies and pins (printing the version
+# and serial). Cached: a second call for the same image keeps its signed file and prints it.
 # Usage: scripts/image-measurements.sh [imageDir]   (default image/build/current; root)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,19 +33,7 @@ if [ -x /usr/lib/systemd/systemd-measure ]; then
   [ "$sm" = "$entered" ] && echo "image-measurements: and systemd-measure agrees" >&2 \
     || echo "image-measurements: systemd-measure disagrees ($sm vs $entered)" >&2
 fi
-# Sign: the release key is the build's; nodes' measurements are trusted only through it.
-keydir=${SEXTANT_RELEASE_KEY_DIR:-$repo/image/build/release}
-mkdir -p "$keydir" && chmod 0700 "$keydir"
-if [ ! -s "$keydir/measurements-release.key" ]; then
-  (umask 077 && openssl genpkey -algorithm ed25519 -out "$keydir/measurements-release.key.tmp") \
-    && mv "$keydir/measurements-release.key.tmp" "$keydir/measurements-release.key"
-  echo "image-measurements: new release key in $keydir" >&2
-fi
-openssl pkey -in "$keydir/measurements-release.key" -pubout -out "$tmp/pub.pem"
-openssl pkeyutl -sign -rawin -inkey "$keydir/measurements-release.key" -in "$img/measurements.json" -out "$tmp/sig"
-openssl pkeyutl -verify -rawin -pubin -inkey "$tmp/pub.pem" -in "$img/measurements.json" -sigfile "$tmp/sig" >/dev/null
-mv "$tmp/sig" "$img/measurements.json.sig"
-mv "$tmp/pub.pem" "$img/measurements.pub.pem"
-fp=$(openssl pkey -pubin -in "$img/measurements.pub.pem" -outform DER | sha256sum | cut -d' ' -f1)
-echo "image-measurements: signed with release key sha256:$fp ($img/measurements.json.sig)" >&2
+# Sign: the release key is the build's; nodes' measurements are trusted only through it. The signer writes the
+# image version and the key's next serial into the file first (scripts/measurements-sign.sh).
+"$repo/scripts/measurements-sign.sh" "$img"
 cat "$img/measurements.json"

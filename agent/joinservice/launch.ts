@@ -2,8 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Attester, createEphemeralIdentity, createPeerVerifier } from '../../attestation/atls/index.js';
 import type { Trust } from '../../attestation/ek-chain.js';
-import { enforceMeasurementPolicy } from '../../attestation/measurement-policy.js';
-import { measurementsMac, parseMeasurementsFile } from '../../attestation/measurements.js';
+import { measurementsMac } from '../../attestation/measurements.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
 import {
   type InventoryNode,
@@ -28,7 +27,7 @@ import { AuditLog } from './audit-log.js';
 import { Inventory, type UnlistedPolicy } from './authorization.js';
 import { JoinService } from './join-service.js';
 import type { CallLimits } from './limits.js';
-import { MeasurementsSource } from './measurements-source.js';
+import { admissionMeasurements, MeasurementsSource } from './measurements-source.js';
 
 export interface JoinServiceSetup {
   log: Logger;
@@ -139,9 +138,7 @@ export async function launchJoinService(
     createPeerVerifier({
       trust: setup.trust,
       // never weaker than the boot chain: an all-warnOnly file would admit any node
-      measurements: enforceMeasurementPolicy(parseMeasurementsFile(text, measurementsPath), {
-        where: measurementsPath,
-      }),
+      measurements: admissionMeasurements(text, measurementsPath),
       variant: setup.variant,
     });
   const pki = join(setup.rootfs, 'etc/kubernetes/pki');

@@ -2,13 +2,15 @@
 import { createPeerVerifier, type PeerVerifier } from '../../attestation/atls/index.js';
 import { createTrust } from '../../attestation/ek-chain.js';
 import { enforceMeasurementPolicy } from '../../attestation/measurement-policy.js';
-import type { Measurements } from '../../attestation/measurements.js';
+import type { Measurements, MeasurementsDocument } from '../../attestation/measurements.js';
 import { loadConfiguredMeasurements, loadEkCaCertificates } from '../config/resolve.js';
 import type { SextantConfig } from '../config/schema.js';
 
 export interface ConfiguredVerifier {
   verifier: PeerVerifier;
   measurements: Measurements;
+  /** The loaded document (with the release's version and serial when signed): what init hands the JoinService. */
+  document: MeasurementsDocument;
 }
 
 export interface VerifierPolicyOptions {
@@ -26,18 +28,20 @@ export async function configuredVerifier(
   options: VerifierPolicyOptions = {},
 ): Promise<ConfiguredVerifier> {
   const warn = options.warn ?? (() => {});
-  const measurements = enforceMeasurementPolicy(
-    await loadConfiguredMeasurements(workspace, config, {
-      allowUnsigned: options.insecure === true,
-      onUnsigned: warn,
-    }),
-    { insecure: options.insecure === true, onInsecure: warn, where: 'attestation measurements' },
-  );
+  const document = await loadConfiguredMeasurements(workspace, config, {
+    allowUnsigned: options.insecure === true,
+    onUnsigned: warn,
+  });
+  const measurements = enforceMeasurementPolicy(document.measurements, {
+    insecure: options.insecure === true,
+    onInsecure: warn,
+    where: 'attestation measurements',
+  });
   const ekCaCertificates = await loadEkCaCertificates(workspace, config);
   const verifier = createPeerVerifier({
     trust: createTrust({ ekCaCertificates }),
     measurements,
     variant: config.attestation.variant,
   });
-  return { verifier, measurements };
+  return { verifier, measurements, document };
 }

@@ -2,6 +2,7 @@
 // request sent only over that attested channel, and the workspace written only after the node said success.
 import { randomBytes } from 'node:crypto';
 import { AttestedChannelError } from '../../attestation/atls/index.js';
+import { formatMeasurementsFile } from '../../attestation/measurements.js';
 import { removeStaleTempFiles } from '../../common/atomic-file.js';
 import {
   deriveClusterId,
@@ -85,7 +86,7 @@ export async function runInit(
   interrupts: InterruptSource = process,
 ): Promise<number> {
   const config = await loadConfig(ctx.workspace);
-  const { verifier, measurements } = await configuredVerifier(ctx.workspace, config);
+  const { verifier, measurements, document } = await configuredVerifier(ctx.workspace, config);
   const initSecret = await loadInitSecret(ctx.workspace);
   if (!initSecret) {
     throw new Error(
@@ -99,7 +100,13 @@ export async function runInit(
     if (stale.length > 0) {
       ctx.progress(`removed ${stale.length} temp file(s) an interrupted run left behind`);
     }
-    return await initLocked(ctx, options, interrupts, { config, verifier, measurements, initSecret });
+    return await initLocked(ctx, options, interrupts, {
+      config,
+      verifier,
+      measurements,
+      document,
+      initSecret,
+    });
   } finally {
     await lock.release();
   }
@@ -113,10 +120,11 @@ async function initLocked(
     config: SextantConfig;
     verifier: Awaited<ReturnType<typeof configuredVerifier>>['verifier'];
     measurements: Awaited<ReturnType<typeof configuredVerifier>>['measurements'];
+    document: Awaited<ReturnType<typeof configuredVerifier>>['document'];
     initSecret: Buffer;
   },
 ): Promise<number> {
-  const { config, verifier, measurements, initSecret } = setup;
+  const { config, verifier, measurements, document, initSecret } = setup;
   const pending = await loadPendingInit(ctx.workspace);
   if (pending && options.endpoint !== undefined && options.endpoint !== pending.node && !options.force) {
     ctx.stderr.write(
@@ -176,7 +184,8 @@ async function initLocked(
     return buildInitRequest(
       config,
       { initSecret, masterKey: master.key, masterSalt: master.salt, measurementSalt },
-      Buffer.from(JSON.stringify({ measurements })),
+      // with the release's version and serial: the JoinService never goes below that serial
+      Buffer.from(formatMeasurementsFile(measurements, document)),
     );
   };
 

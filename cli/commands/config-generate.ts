@@ -1,11 +1,14 @@
 // sextant config generate qemu [--measurements FILE [--measurements-key PUB]] [--force]
-import { createHash, createPublicKey } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { enforceMeasurementPolicy } from '../../attestation/measurement-policy.js';
-import { type Measurements, verifyMeasurementsFile } from '../../attestation/measurements.js';
+import {
+  releaseKeyFingerprint,
+  type SignedMeasurements,
+  verifyMeasurementsFile,
+} from '../../attestation/measurements.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
-import { configPath, saveConfig } from '../config/file.js';
+import { configPath, loadConfig, saveConfig } from '../config/file.js';
 import { generateQemuConfig } from '../config/generate.js';
 import { CONFIG_FILE, validateConfig } from '../config/validate.js';
 import { parseKmsUri } from '../kms/uri.js';
@@ -37,10 +40,20 @@ export const RELEASE_KEY_NAME = 'measurements.pub.pem';
 const WORKSPACE_MEASUREMENTS = 'sextant-measurements.json';
 const WORKSPACE_RELEASE_KEY = 'sextant-measurements-key.pem';
 
-/** SHA-256 of the key's SPKI: what an operator compares with the release's published fingerprint. */
-function keyFingerprint(pem: Buffer): string {
-  const spki = createPublicKey(pem).export({ type: 'spki', format: 'der' });
-  return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
+/**
+ * Refuses to replace the workspace's pin with an older document of the same release key: `--force` starts a
+ * config over, it does not roll the measurements back. A workspace without a readable pin has nothing to keep.
+ */
+async function refuseDowngrade(ctx: CommandContext, doc: SignedMeasurements, fingerprint: string) {
+  const existing = await loadConfig(ctx.workspace).catch(() => undefined);
+  const a = existing?.attestation;
+  if (a?.measurementsSerial === undefined || a.measurementsKeyFingerprint !== fingerprint) return;
+  if (doc.serial < a.measurementsSerial) {
+    throw new UsageError(
+      `--measurements: serial ${doc.serial} (version ${doc.version}) is older than the serial ${a.measurementsSerial} ${CONFIG_FILE} pins (attestation.measurementsSerial) for this release key: refusing a downgrade`,
+      NAME,
+    );
+  }
 }
 const PROVIDERS = ['qemu'] as const;
 
@@ -56,8 +69,8 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
       return 1;
     }
   }
-  let measurements: Measurements | undefined;
-  let pinned: { file: Buffer; signature: Buffer; publicKey: Buffer } | undefined;
+  let signed: SignedMeasurements | undefined;
+  let pinned: { file: Buffer; signature: Buffer; publicKey: Buffer; fingerprint: string } | undefined;
   let release: Release | undefined;
   if (options.release !== undefined) {
     release = await loadRelease(resolve(ctx.workspace, options.release)).catch((err: Error) => {
@@ -74,18 +87,26 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
       readFile(path).catch((err: NodeJS.ErrnoException) => {
         throw new UsageError(`${flag}: cannot read ${path} (${err.code ?? 'error'})`, NAME);
       });
+    const publicKey = await read(keyFile, '--measurements-key');
     pinned = {
       file: await read(file, '--measurements'),
       signature: await read(`${file}.sig`, '--measurements (its detached signature)'),
-      publicKey: await read(keyFile, '--measurements-key'),
+      publicKey,
+      fingerprint: releaseKeyFingerprint(publicKey),
     };
     // Verified here and again on every use: the workspace copy is what later commands check.
-    measurements = verifyMeasurementsFile(pinned.file, pinned.signature, pinned.publicKey, file);
-    if (Object.keys(measurements).length === 0) {
+    signed = verifyMeasurementsFile(pinned.file, pinned.signature, pinned.publicKey, file);
+    if (Object.keys(signed.measurements).length === 0) {
       throw new UsageError(`--measurements: ${file} holds no measurements`, NAME);
     }
-    enforceMeasurementPolicy(measurements, { where: file });
-    ctx.stderr.write(`pinned measurements release key ${keyFingerprint(pinned.publicKey)} (${keyFile})\n`);
+    enforceMeasurementPolicy(signed.measurements, { where: file });
+    if (options.force) await refuseDowngrade(ctx, signed, pinned.fingerprint);
+    ctx.stderr.write(
+      `pinned measurements of image version ${signed.version}, serial ${signed.serial}${
+        signed.expires ? `, expiring ${signed.expires}` : ''
+      }\n`,
+    );
+    ctx.stderr.write(`pinned measurements release key ${pinned.fingerprint} (${keyFile})\n`);
   }
   let config = generateQemuConfig();
   if (release) {
@@ -103,7 +124,7 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
     );
   }
   if (options.kms !== undefined) config = { ...config, kms: options.kms };
-  if (pinned) {
+  if (pinned && signed) {
     await writeFileAtomic(join(ctx.workspace, WORKSPACE_MEASUREMENTS), pinned.file, { mode: 0o644 });
     await writeFileAtomic(join(ctx.workspace, `${WORKSPACE_MEASUREMENTS}.sig`), pinned.signature, {
       mode: 0o644,
@@ -118,6 +139,8 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
           measurementsFile: WORKSPACE_MEASUREMENTS,
           measurementsSignature: `${WORKSPACE_MEASUREMENTS}.sig`,
           measurementsPublicKey: WORKSPACE_RELEASE_KEY,
+          measurementsKeyFingerprint: pinned.fingerprint,
+          measurementsSerial: signed.serial,
         },
       },
       'generated config',
@@ -125,7 +148,7 @@ export async function configGenerate(ctx: CommandContext, options: ConfigGenerat
   }
   await saveConfig(ctx.workspace, config);
   ctx.stdout.write(`${target}\n`);
-  if (!measurements) {
+  if (!signed) {
     ctx.stderr.write(
       `note: ${CONFIG_FILE} has no measurements yet; nodes cannot be verified until they are filled in ` +
         '(rerun with --measurements FILE, the file the image build writes)\n',
@@ -146,7 +169,9 @@ export const configGenerateCommand = defineCommand<ConfigGenerateOptions>({
     '  --release DIR            a release directory (sextant release build): its signed measurements are pinned,',
     '                           its image, Kubernetes version and components (served to the nodes) configured',
     '  --measurements FILE      the image measurements file; its signature FILE.sig must verify against the',
-    '                           release key, which is pinned in the workspace with the file and signature',
+    '                           release key, which is pinned in the workspace with the file and signature;',
+    '                           the image version and serial it pins are printed, and every later command',
+    '                           refuses a lower serial or another key (a --force over a newer pin is refused)',
     '  --measurements-key PUB   the release public key (default: measurements.pub.pem beside FILE)',
     '  --kms URI                where the master secret lives: file (default), transit+https://HOST:PORT/MOUNT/KEY',
     '                           or pkcs11:token=T;object=O?module-path=LIB (credentials come from the environment)',

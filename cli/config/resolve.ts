@@ -3,7 +3,12 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadMeasurementsFile, type Measurements } from '../../attestation/measurements.js';
+import {
+  loadMeasurementsFile,
+  type MeasurementsDocument,
+  releaseKeyFingerprint,
+} from '../../attestation/measurements.js';
+import { secretsEqual } from '../../common/secrets.js';
 import type { SextantConfig } from './schema.js';
 import { CONFIG_FILE, ConfigError } from './validate.js';
 
@@ -21,15 +26,17 @@ export interface MeasurementsLoadOptions {
 /**
  * The measurements nodes are checked against: inline (the operator's own config), or from `measurementsFile`,
  * whose detached signature must verify against the pinned `measurementsPublicKey` before a byte of it is used.
- * An unsigned file is refused unless explicitly allowed. An empty set is refused: it would trust any node.
+ * The key must have the pinned fingerprint and the document a serial no lower than the pinned one: a key or an
+ * older signed document swapped into the workspace is refused. An unsigned file is refused unless explicitly
+ * allowed. An empty set is refused: it would trust any node.
  */
 export async function loadConfiguredMeasurements(
   workspaceDir: string,
   config: SextantConfig,
   options: MeasurementsLoadOptions = {},
-): Promise<Measurements> {
+): Promise<MeasurementsDocument> {
   const a = config.attestation;
-  let measurements: Measurements;
+  let doc: MeasurementsDocument;
   if (a.measurementsFile !== undefined) {
     const file = resolveWorkspacePath(workspaceDir, a.measurementsFile);
     let publicKey: Buffer | undefined;
@@ -43,6 +50,15 @@ export async function loadConfiguredMeasurements(
           );
         },
       );
+      const fingerprint = releaseKeyFingerprint(publicKey);
+      const pinned = a.measurementsKeyFingerprint ?? '';
+      if (!secretsEqual(Buffer.from(fingerprint), Buffer.from(pinned))) {
+        throw new ConfigError(
+          CONFIG_FILE,
+          'attestation.measurementsKeyFingerprint',
+          `${a.measurementsPublicKey} is the key ${fingerprint}, not the pinned release key ${pinned}: refusing measurements signed by another key`,
+        );
+      }
     } else if (!options.allowUnsigned) {
       throw new ConfigError(
         CONFIG_FILE,
@@ -54,7 +70,7 @@ export async function loadConfiguredMeasurements(
         `INSECURE: ${a.measurementsFile} is used without a signature check (--insecure-measurements)`,
       );
     }
-    measurements = await loadMeasurementsFile(file, {
+    doc = await loadMeasurementsFile(file, {
       ...(publicKey ? { publicKey } : { allowUnsigned: true }),
       ...(a.measurementsSignature !== undefined
         ? { signaturePath: resolveWorkspacePath(workspaceDir, a.measurementsSignature) }
@@ -68,17 +84,25 @@ export async function loadConfiguredMeasurements(
         );
       throw err;
     });
+    const pinnedSerial = a.measurementsSerial;
+    if (publicKey && pinnedSerial !== undefined && (doc.serial ?? 0) < pinnedSerial) {
+      throw new ConfigError(
+        CONFIG_FILE,
+        'attestation.measurementsSerial',
+        `${a.measurementsFile} is serial ${doc.serial} (version ${doc.version}), older than the pinned serial ${pinnedSerial}: refusing a downgrade to older signed measurements`,
+      );
+    }
   } else {
-    measurements = a.measurements ?? {};
+    doc = { measurements: a.measurements ?? {} };
   }
-  if (Object.keys(measurements).length === 0) {
+  if (Object.keys(doc.measurements).length === 0) {
     throw new ConfigError(
       CONFIG_FILE,
       'attestation.measurements',
       'empty; refusing to trust any node (run "sextant config generate qemu --measurements FILE" with the image\'s measurements file)',
     );
   }
-  return measurements;
+  return doc;
 }
 
 /** PEM text of every configured EK CA certificate file. */

@@ -94,6 +94,14 @@ const attestation = v.pipe(
     measurementsSignature: v.optional(path('a file path')),
     /** PEM public key (Ed25519 or ECDSA P-256) the measurements file must be signed with. */
     measurementsPublicKey: v.optional(path('a file path')),
+    /** The release key's SPKI fingerprint: a key file swapped in the workspace is refused, not just re-read. */
+    measurementsKeyFingerprint: v.optional(
+      matching(/^sha256:[0-9a-f]{64}$/, 'sha256: and 64 lowercase hex digits (the release key fingerprint)'),
+    ),
+    /** The serial of the pinned signed document: an older one (lower serial) is refused on every load. */
+    measurementsSerial: v.optional(
+      integer(1, Number.MAX_SAFE_INTEGER, 'a positive integer (the pinned measurements serial)'),
+    ),
     /** PEM files the nodes' EK certificates chain to (root and intermediates), relative to the workspace or absolute. */
     ekCaCertificates: v.pipe(
       v.array(path('a file path'), 'expected a list'),
@@ -132,6 +140,29 @@ const attestation = v.pipe(
     v.check(
       (a) => a.measurementsSignature === undefined || a.measurementsPublicKey !== undefined,
       'missing (a signature needs the public key to check it with)',
+    ),
+    ['measurementsPublicKey'],
+  ),
+  v.forward(
+    v.check(
+      (a) => a.measurementsPublicKey === undefined || a.measurementsKeyFingerprint !== undefined,
+      'missing (the release key\'s fingerprint is pinned with its path; rerun "sextant config generate qemu --measurements FILE")',
+    ),
+    ['measurementsKeyFingerprint'],
+  ),
+  v.forward(
+    v.check(
+      (a) => a.measurementsPublicKey === undefined || a.measurementsSerial !== undefined,
+      'missing (the signed document\'s serial is pinned with the key; rerun "sextant config generate qemu --measurements FILE")',
+    ),
+    ['measurementsSerial'],
+  ),
+  v.forward(
+    v.check(
+      (a) =>
+        (a.measurementsKeyFingerprint === undefined && a.measurementsSerial === undefined) ||
+        a.measurementsPublicKey !== undefined,
+      'missing (a pinned fingerprint or serial needs the key they belong to)',
     ),
     ['measurementsPublicKey'],
   ),

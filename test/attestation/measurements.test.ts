@@ -11,11 +11,13 @@ import {
   parseMeasurements,
   parseMeasurementsFile,
   pcr15ForClusterId,
+  releaseKeyFingerprint,
   signMeasurements,
   verifyMeasurementsFile,
 } from '../../attestation/index.js';
 import { failsAt } from './helpers.js';
 
+const release = { version: 'img-7', serial: 7 };
 const good: Measurements = {
   4: { expected: 'a0'.repeat(32), warnOnly: false },
   15: { expected: '0f'.repeat(32), warnOnly: true },
@@ -71,11 +73,11 @@ describe('measurements', () => {
         kind === 'ed25519'
           ? generateKeyPairSync('ed25519')
           : generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-      const bytes = Buffer.from(formatMeasurementsFile(good));
+      const bytes = Buffer.from(formatMeasurementsFile(good, release));
       const sig = signMeasurements(bytes, privateKey);
-      assert.deepEqual(verifyMeasurementsFile(bytes, sig, publicKey), good);
+      assert.deepEqual(verifyMeasurementsFile(bytes, sig, publicKey), { ...release, measurements: good });
       const pem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
-      assert.deepEqual(verifyMeasurementsFile(bytes, sig, pem), good);
+      assert.deepEqual(verifyMeasurementsFile(bytes, sig, pem).measurements, good);
 
       const badSig = Buffer.from(sig);
       badSig[badSig.length - 2] = badSig[badSig.length - 2]! ^ 0x40;
@@ -91,7 +93,7 @@ describe('measurements', () => {
       const path = join(dir, `m-${kind}.json`);
       await writeFile(path, bytes);
       await writeFile(`${path}.sig`, sig);
-      assert.deepEqual(await loadMeasurementsFile(path, { publicKey: pem }), good);
+      assert.deepEqual((await loadMeasurementsFile(path, { publicKey: pem })).measurements, good);
       await writeFile(`${path}.sig`, badSig);
       await assert.rejects(() => loadMeasurementsFile(path, { publicKey: pem }), failsAt('measurements'));
     });
@@ -101,11 +103,55 @@ describe('measurements', () => {
     const path = join(dir, 'unsigned.json');
     await writeFile(path, formatMeasurementsFile(good));
     await assert.rejects(() => loadMeasurementsFile(path), failsAt('config', /no measurements public key/));
-    assert.deepEqual(await loadMeasurementsFile(path, { allowUnsigned: true }), good);
+    assert.deepEqual((await loadMeasurementsFile(path, { allowUnsigned: true })).measurements, good);
     const { publicKey } = generateKeyPairSync('ed25519');
     await assert.rejects(
       () => loadMeasurementsFile(path, { publicKey }),
       failsAt('measurements', /unsigned\.json\.sig/),
+    );
+  });
+
+  // issue 16 §2: a signed document says which image it is of and its serial, so an older copy is refusable
+  const documents: Array<{ name: string; doc: object; error?: RegExp; expect?: object }> = [
+    { name: 'version, serial and a future expiry', doc: { ...release, expires: '2999-12-31T00:00:00Z' } },
+    { name: 'no serial', doc: { version: 'img-7' }, error: /serial: missing/ },
+    { name: 'no version', doc: { serial: 7 }, error: /version: missing/ },
+    { name: 'serial 0', doc: { version: 'img-7', serial: 0 }, error: /serial: expected a positive integer/ },
+    { name: 'a string serial', doc: { version: 'img-7', serial: '7' }, error: /serial: expected a positive/ },
+    { name: 'a fractional serial', doc: { version: 'img-7', serial: 1.5 }, error: /serial: expected/ },
+    {
+      name: 'an empty version',
+      doc: { version: '', serial: 7 },
+      error: /version: expected the image version/,
+    },
+    {
+      name: 'an expiry that is not RFC 3339',
+      doc: { ...release, expires: 'tomorrow' },
+      error: /expires: expected an RFC 3339 time/,
+    },
+    {
+      name: 'an expired document',
+      doc: { ...release, expires: '2021-06-01T00:00:00Z' },
+      error: /expires: the document \(version img-7, serial 7\) expired at 2021-06-01T00:00:00Z/,
+    },
+    { name: 'an unknown field', doc: { ...release, floor: 1 }, error: /unknown field\(s\) floor/ },
+  ];
+  for (const c of documents) {
+    test(`signed document with ${c.name}: ${c.error ? 'refused, naming the field' : 'accepted'}`, () => {
+      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+      const bytes = Buffer.from(JSON.stringify({ ...c.doc, measurements: { '4': good[4] } }));
+      const sig = signMeasurements(bytes, privateKey);
+      if (c.error) assert.throws(() => verifyMeasurementsFile(bytes, sig, publicKey), c.error);
+      else assert.equal(verifyMeasurementsFile(bytes, sig, publicKey).serial, 7);
+    });
+  }
+
+  test('the release key fingerprint is SHA-256 of its SPKI', () => {
+    const { publicKey } = generateKeyPairSync('ed25519');
+    const spki = publicKey.export({ type: 'spki', format: 'der' });
+    assert.equal(
+      releaseKeyFingerprint(publicKey.export({ type: 'spki', format: 'pem' }) as string),
+      `sha256:${createHash('sha256').update(spki).digest('hex')}`,
     );
   });
 

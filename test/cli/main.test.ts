@@ -101,7 +101,9 @@ describe('sextant: config and workspace', () => {
       assert.match(again.stderr, /already exists; use --force/);
       // an image's measurements: signed by its release key, published beside it
       const m = join(dir, 'm.json');
-      const mBytes = Buffer.from(JSON.stringify({ measurements: swtpmMeasurements() }));
+      const mBytes = Buffer.from(
+        JSON.stringify({ version: 'img-1', serial: 1, measurements: swtpmMeasurements() }),
+      );
       const release = generateKeyPairSync('ed25519');
       await writeFile(m, mBytes);
       await writeFile(`${m}.sig`, signMeasurements(mBytes, release.privateKey));

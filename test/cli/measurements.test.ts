@@ -9,7 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Measurements } from '../../attestation/measurements.js';
-import { signMeasurements } from '../../attestation/measurements.js';
+import {
+  formatMeasurementsFile,
+  releaseKeyFingerprint,
+  signMeasurements,
+} from '../../attestation/measurements.js';
 import { loadConfig, saveConfig } from '../../cli/config/file.js';
 import { main } from '../../cli/main.js';
 import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
@@ -31,10 +35,11 @@ async function sextant(args: string[]): Promise<{ code: number; stdout: string; 
 async function imageDir(
   m: Measurements,
   sign = true,
+  release: { version: string; serial: number } = { version: 'img-1', serial: 1 },
+  key = generateKeyPairSync('ed25519'),
 ): Promise<{ dir: string; key: ReturnType<typeof generateKeyPairSync> }> {
   const dir = await mkdtemp(join(tmpdir(), 'sextant-image-'));
-  const key = generateKeyPairSync('ed25519');
-  const bytes = measurementsFile(m);
+  const bytes = Buffer.from(formatMeasurementsFile(m, release));
   await writeFile(join(dir, 'measurements.json'), bytes);
   if (sign) await writeFile(join(dir, 'measurements.json.sig'), signMeasurements(bytes, key.privateKey));
   await writeFile(join(dir, 'measurements.pub.pem'), key.publicKey.export({ type: 'spki', format: 'pem' }));
@@ -66,8 +71,11 @@ describe('config generate pins the release key', () => {
       ws,
     ]);
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /pinned measurements of image version img-1, serial 1\n/);
     assert.match(r.stderr, /pinned measurements release key sha256:[0-9a-f]{64}/);
     const config = await loadConfig(ws);
+    assert.equal(config.attestation.measurementsSerial, 1);
+    assert.equal(config.attestation.measurementsKeyFingerprint, releaseKeyFingerprint(image.key.publicKey));
     assert.equal(config.attestation.measurements, undefined, 'no unsigned inline copy');
     assert.equal(config.attestation.measurementsFile, 'sextant-measurements.json');
     assert.equal(config.attestation.measurementsSignature, 'sextant-measurements.json.sig');
@@ -90,7 +98,7 @@ describe('config generate pins the release key', () => {
       name: 'a file altered after signing',
       prepare: async (dir) => {
         const f = join(dir, 'measurements.json');
-        await writeFile(f, (await readFile(f, 'utf8')).replace('"0":{"expected":"00', '"0":{"expected":"01'));
+        await writeFile(f, (await readFile(f, 'utf8')).replace('"expected": "00', '"expected": "01'));
       },
       message: /signature does not verify/,
     },
@@ -133,6 +141,62 @@ describe('config generate pins the release key', () => {
       await assert.rejects(readFile(join(ws, 'sextant-conf.yaml')));
     });
   }
+});
+
+describe('config generate: no downgrade of the pinned measurements (issue 16 §2)', () => {
+  const generate = (ws: string, file: string, force = true) =>
+    sextant([
+      'config',
+      'generate',
+      'qemu',
+      ...(force ? ['--force'] : []),
+      '--measurements',
+      file,
+      '--workspace',
+      ws,
+    ]);
+
+  it('a --force with an older document of the same release key is refused, naming the pinned field; the pin stays', async () => {
+    const key = generateKeyPairSync('ed25519');
+    const v2 = await imageDir(swtpmMeasurements(), true, { version: 'img-2', serial: 2 }, key);
+    const v1 = await imageDir(swtpmMeasurements(), true, { version: 'img-1', serial: 1 }, key);
+    dirs.push(v1.dir, v2.dir);
+    const ws = await tempDir('sextant-ws-');
+    const first = await generate(ws, join(v2.dir, 'measurements.json'), false);
+    assert.equal(first.code, 0, first.stderr);
+    const older = await generate(ws, join(v1.dir, 'measurements.json'));
+    assert.equal(older.code, 2, older.stderr);
+    assert.match(
+      older.stderr,
+      /serial 1 \(version img-1\) is older than the serial 2 sextant-conf\.yaml pins \(attestation\.measurementsSerial\)/,
+    );
+    assert.equal((await loadConfig(ws)).attestation.measurementsSerial, 2);
+    // a newer one moves the pin up
+    const v3 = await imageDir(swtpmMeasurements(), true, { version: 'img-3', serial: 3 }, key);
+    dirs.push(v3.dir);
+    const newer = await generate(ws, join(v3.dir, 'measurements.json'));
+    assert.equal(newer.code, 0, newer.stderr);
+    assert.match(newer.stderr, /image version img-3, serial 3/);
+    assert.equal((await loadConfig(ws)).attestation.measurementsSerial, 3);
+  });
+
+  it('every later command refuses the older signed copy swapped into the workspace', async () => {
+    const key = generateKeyPairSync('ed25519');
+    const v2 = await imageDir(swtpmMeasurements(), true, { version: 'img-2', serial: 2 }, key);
+    const v1 = await imageDir(swtpmMeasurements(), true, { version: 'img-1', serial: 1 }, key);
+    dirs.push(v1.dir, v2.dir);
+    const ws = await tempDir('sextant-ws-');
+    assert.equal((await generate(ws, join(v2.dir, 'measurements.json'), false)).code, 0);
+    for (const f of ['measurements.json', 'measurements.json.sig']) {
+      await writeFile(join(ws, `sextant-${f}`), await readFile(join(v1.dir, f)));
+    }
+    const r = await sextant(['verify', '--endpoint', '127.0.0.1:1', '--workspace', ws]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /attestation\.measurementsSerial: sextant-measurements\.json is serial 1 \(version img-1\), older than the pinned serial 2/,
+    );
+  });
 });
 
 describe('sextant verify: signed, minimum measurements only', { timeout: 120_000 }, () => {
@@ -184,6 +248,8 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
     const config = await loadConfig(ws);
     delete config.attestation.measurementsPublicKey;
     delete config.attestation.measurementsSignature;
+    delete config.attestation.measurementsKeyFingerprint;
+    delete config.attestation.measurementsSerial;
     await saveConfig(ws, config);
     const r = await verify(ws);
     assert.equal(r.code, 1);

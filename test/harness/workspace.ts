@@ -3,11 +3,16 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type Measurements, signMeasurements } from '../../attestation/measurements.js';
+import {
+  formatMeasurementsFile,
+  type Measurements,
+  releaseKeyFingerprint,
+  signMeasurements,
+} from '../../attestation/measurements.js';
 import { saveConfig } from '../../cli/config/file.js';
 import { defaultQemuConfig, type SextantConfig } from '../../cli/config/schema.js';
 import { loadOrCreateInitSecret } from '../../cli/workspace/init-secret.js';
-import { kubeadmStandin, measurementsFile, swtpmMeasurements } from './cluster-kit.js';
+import { kubeadmStandin, swtpmMeasurements } from './cluster-kit.js';
 import type { ExecResult, NodeNamespace } from './netns.js';
 import type { SwtpmCa } from './swtpm.js';
 
@@ -29,7 +34,10 @@ export async function writeLocalWorkspace(
 ): Promise<LocalWorkspace> {
   await writeFile(join(dir, 'ek-ca-root.pem'), options.ca.rootPem);
   await writeFile(join(dir, 'ek-ca-issuer.pem'), options.ca.issuerPem);
-  const measurementsBytes = measurementsFile(options.measurements ?? swtpmMeasurements());
+  // a release's document: the image version and its serial, pinned below with the key's fingerprint
+  const measurementsBytes = Buffer.from(
+    formatMeasurementsFile(options.measurements ?? swtpmMeasurements(), { version: 'harness', serial: 1 }),
+  );
   const release = generateKeyPairSync('ed25519');
   await writeFile(join(dir, 'measurements.json'), measurementsBytes);
   await writeFile(
@@ -52,6 +60,8 @@ export async function writeLocalWorkspace(
     measurementsFile: 'measurements.json',
     measurementsSignature: 'measurements.json.sig',
     measurementsPublicKey: 'measurements-key.pem',
+    measurementsKeyFingerprint: releaseKeyFingerprint(release.publicKey),
+    measurementsSerial: 1,
     ekCaCertificates: ['ek-ca-root.pem', 'ek-ca-issuer.pem'],
   };
   await saveConfig(dir, config);

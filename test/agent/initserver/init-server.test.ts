@@ -5,15 +5,25 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { InitServer, type InitServerDeps } from '../../../agent/initserver/init-server.js';
+import { admissionMeasurements } from '../../../agent/joinservice/measurements-source.js';
 import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
 import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js';
 import type { ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
+import { REQUIRED_PCRS } from '../../../attestation/measurement-policy.js';
+import { formatMeasurementsFile, type Measurements } from '../../../attestation/measurements.js';
 import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../../common/keys.js';
 import type { InitRequest, InitResponse } from '../../../gen/proto/init.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import { deferred, FakeStateStore, FakeTpm } from '../fakes.js';
 
 const initSecret = randomBytes(32);
+/** Every required PCR enforced, as the CLI sends them (with the release's version and serial). */
+const strong: Measurements = Object.fromEntries(
+  REQUIRED_PCRS.map((pcr) => [pcr, { expected: '00'.repeat(32), warnOnly: false }]),
+);
+const allWarnOnly: Measurements = Object.fromEntries(
+  REQUIRED_PCRS.map((pcr) => [pcr, { expected: '00'.repeat(32), warnOnly: true }]),
+);
 
 function request(overrides: Partial<InitRequest> = {}): InitRequest {
   return {
@@ -33,7 +43,7 @@ function request(overrides: Partial<InitRequest> = {}): InitRequest {
     apiserverCertSans: ['sextant.example.test'],
     serviceCidr: '10.96.0.0/12',
     podCidr: '10.244.0.0/16',
-    measurements: Buffer.from('{"measurements":"ok"}'),
+    measurements: Buffer.from(formatMeasurementsFile(strong, { version: 'img-1', serial: 3 })),
     ...overrides,
   };
 }
@@ -79,9 +89,8 @@ function fixture(overrides: Partial<InitServerDeps> = {}): Fixture {
     lock,
     state,
     apiServerPort: 6443,
-    checkMeasurements: (text) => {
-      if (!text.includes('ok')) throw new Error('not a measurements file');
-    },
+    // the agent's own check (agent/main.ts wires the same one)
+    checkMeasurements: (text) => void admissionMeasurements(text, 'measurements'),
     installComponents: async () => {
       calls.push('install');
     },
@@ -195,6 +204,13 @@ describe('InitServer: refusals before the lock leave the node as it was', () => 
       name: 'measurements that do not parse',
       req: { measurements: Buffer.from('garbage') },
       error: /measurements/,
+      code: grpc.status.INVALID_ARGUMENT,
+    },
+    {
+      // issue 16 §4: refused here, before kubeadm init, not later at the JoinService with the node locked
+      name: 'measurements weaker than the minimum (all warnOnly)',
+      req: { measurements: Buffer.from(formatMeasurementsFile(allWarnOnly)) },
+      error: /measurements: .*weaker than the minimum enforced set.*PCR 0 is warnOnly/,
       code: grpc.status.INVALID_ARGUMENT,
     },
     {

@@ -15,7 +15,11 @@ import {
 import { PeerRateLimiter, peerHost, Semaphore } from '../../../agent/joinservice/limits.js';
 import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
 import type { PeerVerifier } from '../../../attestation/atls/index.js';
-import { measurementsMac } from '../../../attestation/measurements.js';
+import {
+  formatMeasurementsFile,
+  measurementsMac,
+  measurementsSerial,
+} from '../../../attestation/measurements.js';
 import { recordingLog } from '../../harness/recording-log.js';
 
 let dir: string;
@@ -207,40 +211,43 @@ describe('MeasurementsSource', () => {
     await writeFile(`${file}.mac`, measurementsMac(key, Buffer.from(text)));
     await writeFile(file, text);
   };
+  /** A measurements document of release serial `serial` (its PCR values are no concern here). */
+  const doc = (serial: number) =>
+    formatMeasurementsFile(
+      { 4: { expected: '04'.repeat(32), warnOnly: false } },
+      { version: `img-${serial}`, serial },
+    );
   const verifierFor = (text: string): PeerVerifier => {
-    const parsed = JSON.parse(text) as { version: number };
-    if (typeof parsed.version !== 'number') throw new Error('measurements: version missing');
-    return { challenge: async () => ({ version: parsed.version }) as never };
+    const serial = measurementsSerial(text);
+    return { challenge: async () => ({ serial }) as never };
   };
 
   it('reloads changed measurements; a join in flight keeps the verifier it started with', async () => {
     const file = join(dir, 'measurements.json');
-    await writeFile(file, '{"version":1}');
+    await writeFile(file, doc(1));
     const log = recordingLog();
-    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log, macKey);
+    const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
     const inFlight = source.current();
     assert.equal(await source.reload(), false, 'unchanged file: nothing to do');
-    await publish(file, '{"version":2}');
+    await publish(file, doc(2));
     assert.equal(await source.reload(), true);
     assert.notEqual(source.current(), inFlight);
-    assert.deepEqual(await inFlight.challenge({} as never), { version: 1 });
-    assert.deepEqual(await source.current().challenge({} as never), { version: 2 });
+    assert.deepEqual(await inFlight.challenge({} as never), { serial: 1 });
+    assert.deepEqual(await source.current().challenge({} as never), { serial: 2 });
     assert.ok(log.lines.some((l) => l.startsWith('info measurements reloaded')));
   });
 
   it('keeps the current measurements when the new file is bad or gone', async () => {
     const file = join(dir, 'measurements-bad.json');
-    await writeFile(file, '{"version":1}');
+    await writeFile(file, doc(1));
     const log = recordingLog();
-    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log, macKey);
+    const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
     const current = source.current();
     await publish(file, '{"nope":true}');
     assert.equal(await source.reload(), false);
     assert.equal(source.current(), current);
     assert.ok(
-      log.lines.some((l) =>
-        /reload refused, keeping the current ones: measurements: version missing/.test(l),
-      ),
+      log.lines.some((l) => /reload refused, keeping the current ones: .*"measurements" field/.test(l)),
     );
     await rm(file);
     assert.equal(await source.reload(), false);
@@ -250,19 +257,19 @@ describe('MeasurementsSource', () => {
   const forged: Array<{ name: string; write: (file: string) => Promise<void>; error: RegExp }> = [
     {
       name: 'hand-edited on disk (no new MAC)',
-      write: (file) => writeFile(file, '{"version":9}'),
+      write: (file) => writeFile(file, doc(9)),
       error: /its MAC does not verify/,
     },
     {
       name: 'with a MAC under another key',
-      write: (file) => publish(file, '{"version":9}', randomBytes(32)),
+      write: (file) => publish(file, doc(9), randomBytes(32)),
       error: /its MAC does not verify/,
     },
     {
       name: 'with no MAC at all',
       write: async (file) => {
         await rm(`${file}.mac`, { force: true });
-        await writeFile(file, '{"version":9}');
+        await writeFile(file, doc(9));
       },
       error: /no MAC beside it/,
     },
@@ -270,9 +277,9 @@ describe('MeasurementsSource', () => {
   for (const f of forged) {
     it(`refuses a replaced file ${f.name}: the current measurements stay`, async () => {
       const file = join(dir, `measurements-forged-${forged.indexOf(f)}.json`);
-      await publish(file, '{"version":1}');
+      await publish(file, doc(1));
       const log = recordingLog();
-      const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log, macKey);
+      const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
       const current = source.current();
       await f.write(file);
       assert.equal(await source.reload(), false);
@@ -284,22 +291,65 @@ describe('MeasurementsSource', () => {
     });
   }
 
+  // issue 16 §2: the MAC covers the document's serial, and the JoinService never goes below the one it runs
+  const rollbacks: Array<{ name: string; running: number; replaced: () => string; error: RegExp }> = [
+    {
+      name: 'an earlier (file, MAC) pair put back after a later one',
+      running: 2,
+      replaced: () => doc(1),
+      error: /serial 1 is not above the serial 2 in use/,
+    },
+    {
+      name: 'other measurements under the serial in use',
+      running: 2,
+      replaced: () => doc(2).replace('img-2', 'img-2b'),
+      error: /serial 2 is not above the serial 2 in use/,
+    },
+    {
+      name: 'a document without a serial after a serial one',
+      running: 2,
+      replaced: () => formatMeasurementsFile({ 4: { expected: '05'.repeat(32), warnOnly: false } }),
+      error: /serial 0 is not above the serial 2 in use/,
+    },
+  ];
+  for (const r of rollbacks) {
+    it(`refuses ${r.name}, with a valid MAC: the current measurements stay`, async () => {
+      const file = join(dir, `measurements-rollback-${rollbacks.indexOf(r)}.json`);
+      await publish(file, doc(1));
+      const log = recordingLog();
+      const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
+      await publish(file, doc(r.running));
+      assert.equal(await source.reload(), true, 'the later document is taken');
+      assert.equal(source.serial, r.running);
+      const current = source.current();
+      await publish(file, r.replaced());
+      assert.equal(await source.reload(), false);
+      assert.equal(source.current(), current);
+      assert.equal(source.serial, r.running);
+      assert.deepEqual(await source.current().challenge({} as never), { serial: r.running });
+      assert.ok(
+        log.lines.some((l) => /reload refused, keeping the current ones/.test(l) && r.error.test(l)),
+        log.lines.join('\n'),
+      );
+    });
+  }
+
   it('picks up an atomic replace of the file by itself', async () => {
     const sub = join(dir, 'watched');
     await mkdir(sub);
     const file = join(sub, 'measurements.json');
-    await writeFile(file, '{"version":1}');
+    await writeFile(file, doc(1));
     const log = recordingLog();
-    const source = new MeasurementsSource(file, '{"version":1}', verifierFor, log, macKey);
+    const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
     source.watch();
     try {
-      await writeFile(`${file}.mac`, measurementsMac(macKey, Buffer.from('{"version":3}')));
-      await writeFile(`${file}.tmp`, '{"version":3}');
+      await writeFile(`${file}.mac`, measurementsMac(macKey, Buffer.from(doc(3))));
+      await writeFile(`${file}.tmp`, doc(3));
       await rename(`${file}.tmp`, file);
       for (let i = 0; i < 50 && !log.lines.some((l) => l.includes('measurements reloaded')); i++) {
         await new Promise((r) => setTimeout(r, 100));
       }
-      assert.deepEqual(await source.current().challenge({} as never), { version: 3 });
+      assert.deepEqual(await source.current().challenge({} as never), { serial: 3 });
     } finally {
       source.close();
     }

@@ -146,7 +146,7 @@ async function service(
     },
     measurements: new MeasurementsSource(
       join(d, 'measurements.json'),
-      '{}',
+      '{"measurements":{}}',
       () => fakeVerifier,
       log,
       randomBytes(32),

@@ -164,6 +164,50 @@ describe('sextant-conf.yaml validation', () => {
         /only allowed together with attestation\.measurementsFile/,
       ],
       [
+        'key without its fingerprint',
+        (c) => {
+          delete c.attestation.measurements;
+          c.attestation.measurementsFile = 'm';
+          c.attestation.measurementsPublicKey = 'k.pem';
+          c.attestation.measurementsSerial = 1;
+        },
+        'attestation.measurementsKeyFingerprint',
+        /missing \(the release key's fingerprint is pinned with its path/,
+      ],
+      [
+        'key without the serial',
+        (c) => {
+          delete c.attestation.measurements;
+          c.attestation.measurementsFile = 'm';
+          c.attestation.measurementsPublicKey = 'k.pem';
+          c.attestation.measurementsKeyFingerprint = `sha256:${HEX}`;
+        },
+        'attestation.measurementsSerial',
+        /missing \(the signed document's serial is pinned with the key/,
+      ],
+      [
+        'fingerprint not sha256',
+        (c) => (c.attestation.measurementsKeyFingerprint = HEX),
+        'attestation.measurementsKeyFingerprint',
+        /expected sha256: and 64 lowercase hex digits/,
+      ],
+      [
+        'serial zero',
+        (c) => (c.attestation.measurementsSerial = 0),
+        'attestation.measurementsSerial',
+        /expected a positive integer/,
+      ],
+      [
+        'pin without the key',
+        (c) => {
+          delete c.attestation.measurements;
+          c.attestation.measurementsFile = 'm';
+          c.attestation.measurementsSerial = 3;
+        },
+        'attestation.measurementsPublicKey',
+        /a pinned fingerprint or serial needs the key/,
+      ],
+      [
         'no CA',
         (c) => (c.attestation.ekCaCertificates = []),
         'attestation.ekCaCertificates',

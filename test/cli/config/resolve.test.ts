@@ -1,0 +1,134 @@
+// The workspace's pin of the signed measurements (issue 16 §2): every load refuses another release key (by its
+// fingerprint, not its path) and a document older than the pinned serial, naming the config field.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { REQUIRED_PCRS } from '../../../attestation/measurement-policy.js';
+import {
+  formatMeasurementsFile,
+  type Measurements,
+  type MeasurementsDocument,
+  releaseKeyFingerprint,
+  signMeasurements,
+} from '../../../attestation/measurements.js';
+import { loadConfiguredMeasurements } from '../../../cli/config/resolve.js';
+import { defaultQemuConfig, type SextantConfig } from '../../../cli/config/schema.js';
+import { ConfigError } from '../../../cli/config/validate.js';
+
+const strong: Measurements = Object.fromEntries(
+  REQUIRED_PCRS.map((pcr) => [pcr, { expected: '00'.repeat(32), warnOnly: false }]),
+);
+const release = generateKeyPairSync('ed25519');
+const other = generateKeyPairSync('ed25519');
+const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }) as string;
+
+const dirs: string[] = [];
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+/** A workspace whose config pins `pin` (serial and key fingerprint) and holds `doc` signed by `signer`. */
+async function workspace(options: {
+  doc: Omit<MeasurementsDocument, 'measurements'>;
+  signer?: KeyObject;
+  keyFile?: KeyObject;
+  pin: { serial: number; key: KeyObject };
+}): Promise<{ dir: string; config: SextantConfig }> {
+  const dir = await mkdtemp(join(tmpdir(), 'sextant-resolve-'));
+  dirs.push(dir);
+  const bytes = Buffer.from(formatMeasurementsFile(strong, options.doc));
+  await writeFile(join(dir, 'm.json'), bytes);
+  await writeFile(join(dir, 'm.json.sig'), signMeasurements(bytes, options.signer ?? release.privateKey));
+  await writeFile(join(dir, 'key.pem'), pem(options.keyFile ?? release.publicKey));
+  const config = defaultQemuConfig();
+  const { measurements: _inline, ...attestation } = config.attestation;
+  config.attestation = {
+    ...attestation,
+    measurementsFile: 'm.json',
+    measurementsSignature: 'm.json.sig',
+    measurementsPublicKey: 'key.pem',
+    measurementsKeyFingerprint: releaseKeyFingerprint(options.pin.key),
+    measurementsSerial: options.pin.serial,
+  };
+  return { dir, config };
+}
+
+describe('loadConfiguredMeasurements: the pinned serial and release key', () => {
+  const accepted: Array<{ name: string; doc: Omit<MeasurementsDocument, 'measurements'>; pin: number }> = [
+    { name: 'the pinned serial', doc: { version: 'img-2', serial: 2 }, pin: 2 },
+    { name: 'a newer serial by the same key', doc: { version: 'img-3', serial: 3 }, pin: 2 },
+    {
+      name: 'a document not yet expired',
+      doc: { version: 'img-2', serial: 2, expires: '2999-01-01T00:00:00Z' },
+      pin: 2,
+    },
+  ];
+  for (const c of accepted) {
+    it(`accepts ${c.name} and returns its version and serial`, async () => {
+      const w = await workspace({ doc: c.doc, pin: { serial: c.pin, key: release.publicKey } });
+      const doc = await loadConfiguredMeasurements(w.dir, w.config);
+      assert.equal(doc.version, c.doc.version);
+      assert.equal(doc.serial, c.doc.serial);
+      assert.deepEqual(doc.measurements, strong);
+    });
+  }
+
+  const refused: Array<{
+    name: string;
+    setup: Parameters<typeof workspace>[0];
+    field?: string;
+    error: RegExp;
+  }> = [
+    {
+      name: 'an older signed document (lower serial) swapped into the workspace',
+      setup: { doc: { version: 'img-1', serial: 1 }, pin: { serial: 2, key: release.publicKey } },
+      field: 'attestation.measurementsSerial',
+      error: /m\.json is serial 1 \(version img-1\), older than the pinned serial 2: refusing a downgrade/,
+    },
+    {
+      name: 'another key file (and a document it signs) at the pinned path',
+      setup: {
+        doc: { version: 'img-9', serial: 9 },
+        signer: other.privateKey,
+        keyFile: other.publicKey,
+        pin: { serial: 2, key: release.publicKey },
+      },
+      field: 'attestation.measurementsKeyFingerprint',
+      error: /key\.pem is the key sha256:[0-9a-f]{64}, not the pinned release key sha256:[0-9a-f]{64}/,
+    },
+    {
+      name: 'an expired document',
+      setup: {
+        doc: { version: 'img-2', serial: 2, expires: '2020-01-01T00:00:00Z' },
+        pin: { serial: 2, key: release.publicKey },
+      },
+      error: /expires: the document \(version img-2, serial 2\) expired at 2020-01-01T00:00:00Z/,
+    },
+    {
+      name: 'a signed document without a serial',
+      setup: { doc: { version: 'img-2' }, pin: { serial: 1, key: release.publicKey } },
+      error: /serial: missing; a signed measurements document must carry the image version and its serial/,
+    },
+    {
+      name: 'a signed document without the image version',
+      setup: { doc: { serial: 2 }, pin: { serial: 1, key: release.publicKey } },
+      error: /version: missing/,
+    },
+  ];
+  for (const c of refused) {
+    it(`refuses ${c.name}`, async () => {
+      const w = await workspace(c.setup);
+      await assert.rejects(loadConfiguredMeasurements(w.dir, w.config), (err: Error) => {
+        assert.match(err.message, c.error);
+        if (c.field) {
+          assert.ok(err instanceof ConfigError, `a ConfigError, got ${err.name}`);
+          assert.equal(err.keyPath, c.field);
+        }
+        return true;
+      });
+    });
+  }
+});
