@@ -16,6 +16,8 @@ export interface SoftHsm {
   pin: string;
   /** Adds an AES-256 key `label` with CKA_ID `id` (hex): a new key, or a new version of one. */
   addKey(label: string, id: string): Promise<void>;
+  /** Changes the user PIN (what an HSM administrator does to take a user's access away). */
+  changePin(newPin: string): Promise<void>;
   /** kms URI for key `label`. */
   uri(label: string): string;
   remove(): Promise<void>;
@@ -60,6 +62,24 @@ export async function createSoftHsm(token = 'sextant'): Promise<SoftHsm> {
           label,
           '--id',
           id,
+        ],
+        { env: { ...process.env, ...env } },
+      );
+    },
+    changePin: async (newPin) => {
+      await run(
+        'pkcs11-tool',
+        [
+          '--module',
+          SOFTHSM_MODULE,
+          '--token-label',
+          token,
+          '--login',
+          '--pin',
+          pin,
+          '--change-pin',
+          '--new-pin',
+          newPin,
         ],
         { env: { ...process.env, ...env } },
       );
