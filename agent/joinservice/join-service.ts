@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import {
   type Attester,
@@ -7,7 +6,6 @@ import {
   channelUserData,
   type EphemeralIdentity,
   type PendingChallenge,
-  type VerifiedAttestation,
 } from '../../attestation/atls/index.js';
 import { clusterPcrValue } from '../../common/cluster-pcr.js';
 import { OWNER_NONCE_BYTES, proveOwner } from '../../common/contracts/owner.js';
@@ -32,21 +30,12 @@ import type { CertificateFile } from '../kubeadm/control-plane-certs.js';
 import type { BootstrapTokens } from '../kubernetes/bootstrap-token.js';
 import type { Logger } from '../log/index.js';
 import type { ClusterSecrets } from '../state/cluster-secrets.js';
+import { type AdmissionDeps, admit } from './admission.js';
 import type { AdmissionRegistry } from './admissions.js';
 import type { AuditLog } from './audit-log.js';
-import {
-  authorizeJoin,
-  authorizeReturn,
-  type Inventory,
-  identify,
-  type NodeIdentity,
-  Refusal,
-  type UnlistedPolicy,
-} from './authorization.js';
+import { type Inventory, type NodeIdentity, Refusal, type UnlistedPolicy } from './authorization.js';
 import { CallLimits, type PeerRateLimiter, peerHost, type Semaphore } from './limits.js';
 import type { MeasurementsSource } from './measurements-source.js';
-
-export { Refusal } from './authorization.js';
 
 export interface JoinServiceDeps {
   log: Logger;
@@ -99,8 +88,6 @@ interface Outstanding {
   pending: PendingChallenge;
   expires: number;
 }
-
-type Request = 'join' | 'rejoin' | 'confirm';
 
 /**
  * The JoinService: admits nodes whose attestation, made on this very TLS connection, matches the current
@@ -240,61 +227,31 @@ export class JoinService {
     }
   }
 
-  /** Takes (and so spends) the challenge issued on this connection, then verifies the document against it. */
-  async #verify(
-    what: Request,
-    doc: IssueJoinTicketRequest['attestation'],
-    peer: string,
-  ): Promise<VerifiedAttestation> {
-    const outstanding = this.#challenges.get(peer);
-    this.#challenges.delete(peer);
-    // Anyone who reaches the port can cause these two: counted, not written one record each.
-    const early = (reason: string, code: grpc.status): never => {
-      this.deps.audit.countRefusal(reason);
-      this.deps.log.warn(`${what} refused for ${peer}: ${reason}`, { peer });
-      throw new Refusal(code, reason);
+  /** The admission path's neighbours: this connection's challenges, the verification bound, the records. */
+  get #admission(): AdmissionDeps {
+    return {
+      log: this.deps.log,
+      audit: this.deps.audit,
+      admissions: this.deps.admissions,
+      inventory: () => this.deps.inventory(),
+      unlisted: this.deps.unlisted ?? 'worker',
+      clusterPcr: this.#clusterPcr,
+      takeChallenge: (peer) => {
+        const outstanding = this.#challenges.get(peer);
+        this.#challenges.delete(peer);
+        return outstanding && outstanding.expires >= Date.now() ? outstanding.pending : undefined;
+      },
+      verify: async (pending, doc) => {
+        const release = await this.#semaphore.acquire().catch((err: Error) => {
+          throw new Refusal(grpc.status.RESOURCE_EXHAUSTED, err.message);
+        });
+        try {
+          return await pending.verify(doc, this.#userData);
+        } finally {
+          release();
+        }
+      },
     };
-    if (!doc) return early('attestation: required', grpc.status.INVALID_ARGUMENT);
-    if (!outstanding || outstanding.expires < Date.now()) {
-      return early(
-        'no outstanding challenge on this connection (call Challenge first)',
-        grpc.status.FAILED_PRECONDITION,
-      );
-    }
-    const release = await this.#semaphore.acquire().catch((err: Error) => {
-      throw new Refusal(grpc.status.RESOURCE_EXHAUSTED, err.message);
-    });
-    try {
-      return await outstanding.pending.verify(doc, this.#userData);
-    } catch (err) {
-      return this.#refuse(
-        what,
-        peer,
-        '',
-        null,
-        new Refusal(grpc.status.PERMISSION_DENIED, (err as Error).message),
-      );
-    } finally {
-      release();
-    }
-  }
-
-  /** Audits and logs a refusal, then throws it. */
-  async #refuse(
-    what: Request,
-    peer: string,
-    nodeName: string,
-    verified: VerifiedAttestation | null,
-    refusal: Refusal,
-  ): Promise<never> {
-    await this.#audit(what, peer, nodeName, verified, 'refused', refusal.message).catch((err: Error) =>
-      this.deps.log.error(`audit log: ${err.message}`),
-    );
-    this.deps.log.warn(`${what} refused for ${nodeName || peer}: ${refusal.message}`, {
-      peer,
-      ...(nodeName ? { node: nodeName } : {}),
-    });
-    throw refusal;
   }
 
   async issueJoinTicket(req: IssueJoinTicketRequest, peer: string): Promise<IssueJoinTicketResponse> {
@@ -302,45 +259,27 @@ export class JoinService {
     if (!DISK_UUID.test(req.diskUuid)) {
       throw new Refusal(grpc.status.INVALID_ARGUMENT, 'disk_uuid: expected a lowercase UUID');
     }
-    const verified = await this.#verify('join', req.attestation, peer);
-    let who: NodeIdentity | undefined;
-    try {
-      who = identify(
-        verified.ekPublicHash.toString('hex'),
-        await this.deps.inventory(),
-        this.deps.unlisted ?? 'worker',
-      );
-      authorizeJoin(
-        { ek: who.ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid },
-        who,
-        this.deps.admissions,
-      );
-    } catch (err) {
-      if (!(err instanceof Refusal)) throw err;
-      return this.#refuse('join', peer, who?.nodeName ?? '', verified, err);
-    }
-    const { nodeName, role, ek } = who;
-    const controlPlane = role === 'control-plane';
-    const token = await this.#issueToken(ek, nodeName);
-    const certificates = controlPlane ? await this.deps.controlPlaneCertificates() : [];
     // What the node claimed about itself is recorded beside what it got, never used.
-    const claimed =
-      req.nodeName !== nodeName || req.isControlPlane !== controlPlane
+    const claimedFor = (who: NodeIdentity) =>
+      req.nodeName !== who.nodeName || req.isControlPlane !== (who.role === 'control-plane')
         ? `; it asked for ${JSON.stringify(req.nodeName.slice(0, 64))} as ${req.isControlPlane ? 'control plane' : 'worker'} (ignored)`
         : '';
-    // The decision counts only once it is audited and recorded, in that order.
-    try {
-      await this.#audit(
-        'join',
-        peer,
-        nodeName,
-        verified,
-        'admitted',
-        `${role} by ${who.listed ? 'inventory' : 'unlisted-node policy'}${claimed}`,
-      );
-    } catch (err) {
-      throw new Refusal(grpc.status.UNAVAILABLE, `audit log unavailable: ${(err as Error).message}`);
-    }
+    const { verified, who, prepared } = await admit(
+      this.#admission,
+      { kind: 'join', peer, attestation: req.attestation, diskUuid: req.diskUuid },
+      {
+        reason: (w) => `${w.role} by ${w.listed ? 'inventory' : 'unlisted-node policy'}${claimedFor(w)}`,
+        // made before the decision is audited: a ticket that could not be made is no admission
+        prepare: async (w) => ({
+          token: await this.#issueToken(w.ek, w.nodeName),
+          certificates: w.role === 'control-plane' ? await this.deps.controlPlaneCertificates() : [],
+        }),
+      },
+    );
+    const { nodeName, role, ek } = who;
+    const controlPlane = role === 'control-plane';
+    const { token, certificates } = prepared;
+    const claimed = claimedFor(who);
     const previous = this.deps.admissions.get(ek);
     await this.deps.admissions.record({
       ek,
@@ -376,64 +315,32 @@ export class JoinService {
 
   /** The node joined and holds its lock for this cluster: its pending admission becomes confirmed. */
   async confirmJoin(req: ConfirmJoinRequest, peer: string): Promise<ConfirmJoinResponse> {
-    const verified = await this.#verify('confirm', req.attestation, peer);
-    const ek = await this.#admissionKey(verified);
-    let nodeName = '';
-    try {
-      nodeName = authorizeReturn(
-        'confirm',
-        { ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid },
-        this.#clusterPcr,
-        this.deps.admissions,
-      ).nodeName;
-    } catch (err) {
-      if (!(err instanceof Refusal)) throw err;
-      return this.#refuse('confirm', peer, this.deps.admissions.get(ek)?.nodeName ?? '', verified, err);
-    }
-    await this.deps.admissions.confirm(ek);
-    // Its kubelet has its own credentials now: the join token has done its work.
-    await this.#revokeToken(ek);
-    await this.#audit('confirm', peer, nodeName, verified, 'admitted', 'join confirmed').catch((err: Error) =>
-      this.deps.log.error(`audit log: ${err.message}`),
+    const { who } = await admit(
+      this.#admission,
+      { kind: 'confirm', peer, attestation: req.attestation, diskUuid: req.diskUuid },
+      { reason: () => 'join confirmed', prepare: async () => undefined },
     );
-    this.deps.log.info(`join of ${nodeName} confirmed`, { peer, node: nodeName });
+    await this.deps.admissions.confirm(who.ek);
+    // Its kubelet has its own credentials now: the join token has done its work.
+    await this.#revokeToken(who.ek);
+    this.deps.log.info(`join of ${who.nodeName} confirmed`, { peer, node: who.nodeName });
     return {};
   }
 
   async issueRejoinTicket(req: IssueRejoinTicketRequest, peer: string): Promise<IssueRejoinTicketResponse> {
-    const verified = await this.#verify('rejoin', req.attestation, peer);
-    const ek = await this.#admissionKey(verified);
-    let nodeName = '';
-    try {
-      nodeName = authorizeReturn(
-        'rejoin',
-        { ek, pcr15: pcr15Of(verified), diskUuid: req.diskUuid },
-        this.#clusterPcr,
-        this.deps.admissions,
-      ).nodeName;
-    } catch (err) {
-      if (!(err instanceof Refusal)) throw err;
-      return this.#refuse('rejoin', peer, this.deps.admissions.get(ek)?.nodeName ?? '', verified, err);
-    }
-    try {
-      await this.#audit('rejoin', peer, nodeName, verified, 'admitted', 'rejoin');
-    } catch (err) {
-      throw new Refusal(grpc.status.UNAVAILABLE, `audit log unavailable: ${(err as Error).message}`);
-    }
+    const { who } = await admit(
+      this.#admission,
+      { kind: 'rejoin', peer, attestation: req.attestation, diskUuid: req.diskUuid },
+      { reason: () => 'rejoin', prepare: async () => undefined },
+    );
     // A node that rejoins with PCR 15 = this cluster's joined for sure, whether or not its confirmation arrived.
-    await this.deps.admissions.confirm(ek);
+    await this.deps.admissions.confirm(who.ek);
     this.#callLimits.vouch(peer);
-    this.deps.log.info(`rejoin admitted for ${nodeName}`, { peer, node: nodeName });
+    this.deps.log.info(`rejoin admitted for ${who.nodeName}`, { peer, node: who.nodeName });
     return {
       stateDiskKey: deriveDiskKey(this.deps.secrets.masterSecret, req.diskUuid),
       measurementSecret: deriveMeasurementSecret(this.deps.secrets.masterSecret),
     };
-  }
-
-  /** The EK an admission of this TPM is recorded under: the inventory's first of its EKs, else the presented one. */
-  async #admissionKey(verified: VerifiedAttestation): Promise<string> {
-    const presented = verified.ekPublicHash.toString('hex');
-    return (await this.deps.inventory()).byEk(presented)?.eks[0] ?? presented;
   }
 
   /**
@@ -463,39 +370,9 @@ export class JoinService {
       );
   }
 
-  #audit(
-    request: Request,
-    peer: string,
-    nodeName: string,
-    verified: VerifiedAttestation | null,
-    verdict: 'admitted' | 'refused',
-    reason: string,
-  ): Promise<void> {
-    const pcrDigest = verified
-      ? createHash('sha256')
-          .update(Buffer.concat([...verified.pcrs.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v)))
-          .digest('hex')
-      : '';
-    // The audit record's request kinds are join and rejoin; a confirmation is the join's epilogue.
-    return this.deps.audit.append({
-      peer,
-      nodeName,
-      akName: verified?.akName.toString('hex') ?? '',
-      ekCertificateHash: verified?.ekCertificateHash.toString('hex') ?? '',
-      request: request === 'rejoin' ? 'rejoin' : 'join',
-      verdict,
-      reason: `${verified ? `EK ${verified.ekPublicHash.toString('hex')}: ` : ''}${reason}`,
-      pcrDigest,
-    });
-  }
-
   #expire(): void {
     const now = Date.now();
     if (this.#challenges.size < 1000) return;
     for (const [peer, o] of this.#challenges) if (o.expires < now) this.#challenges.delete(peer);
   }
-}
-
-function pcr15Of(verified: VerifiedAttestation): Buffer {
-  return verified.pcrs.get(15) ?? Buffer.alloc(0);
 }

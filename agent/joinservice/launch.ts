@@ -4,13 +4,7 @@ import { type Attester, createEphemeralIdentity, createPeerVerifier } from '../.
 import type { Trust } from '../../attestation/ek-chain.js';
 import { measurementsMac } from '../../attestation/measurements.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
-import {
-  type InventoryNode,
-  ownerPublicKeyText,
-  parseOwnerPublicKey,
-  type SignedInventory,
-  verifyInventory,
-} from '../../common/contracts/owner.js';
+import type { SignedInventory } from '../../common/contracts/owner.js';
 import { deriveMeasurementsMacKey } from '../../common/keys.js';
 import { advertiseJoinService } from '../discovery/index.js';
 import { caCertHash } from '../kubeadm/ca-hash.js';
@@ -24,7 +18,8 @@ import type { Logger } from '../log/index.js';
 import type { ClusterSecrets, ClusterSecretsStore } from '../state/cluster-secrets.js';
 import { AdmissionRegistry } from './admissions.js';
 import { AuditLog } from './audit-log.js';
-import { Inventory, type UnlistedPolicy } from './authorization.js';
+import type { UnlistedPolicy } from './authorization.js';
+import { inventorySource } from './inventory.js';
 import { JoinService } from './join-service.js';
 import type { CallLimits } from './limits.js';
 import { admissionMeasurements, MeasurementsSource } from './measurements-source.js';
@@ -58,57 +53,9 @@ export interface JoinServiceSetup {
   callLimits?: CallLimits;
 }
 
-/**
- * The inventory the JoinService admits by: the metadata's, if the owner key (the cluster's, from its secrets — not
- * the metadata's) signed it. Anything else admits no inventory node: a forged or foreign inventory, or none, leaves
- * every node to the unlisted policy (workers at most), and says why.
- */
-export function verifiedInventory(
-  signed: SignedInventory | undefined,
-  ownerSeed: Buffer | undefined,
-  log: Logger,
-): InventoryNode[] {
-  if (!signed) {
-    log.warn('no operator inventory in the metadata: every node is unlisted (worker at most)');
-    return [];
-  }
-  if (!ownerSeed) {
-    log.error('the cluster secrets hold no owner key: the inventory cannot be verified and is ignored');
-    return [];
-  }
-  try {
-    return verifyInventory(signed, parseOwnerPublicKey(ownerPublicKeyText(ownerSeed)));
-  } catch (err) {
-    log.error(`operator inventory refused, every node is unlisted: ${(err as Error).message}`);
-    return [];
-  }
-}
-
 export interface RunningJoinService {
   port: number;
   close(): Promise<void>;
-}
-
-/**
- * The inventory for each join: the metadata's current one, verified once per distinct signature (a failure is said
- * once, not per join).
- */
-function inventorySource(
-  read: (() => Promise<SignedInventory | undefined>) | undefined,
-  ownerSeed: Buffer | undefined,
-  log: Logger,
-): () => Promise<Inventory> {
-  let last: { key: string; inventory: Inventory } | undefined;
-  return async () => {
-    const signed = await read?.().catch((err: Error) => {
-      log.error(`operator inventory: cannot read the metadata: ${err.message}`);
-      return undefined;
-    });
-    const key = signed ? signed.signature : '';
-    if (last?.key !== key)
-      last = { key, inventory: new Inventory(verifiedInventory(signed, ownerSeed, log)) };
-    return last.inventory;
-  };
 }
 
 /**

@@ -640,6 +640,56 @@ describe('JoinService: one short-lived bootstrap token per ticket, deleted once 
     assert.deepEqual(admissions.all(), []);
   });
 
+  it('a confirmation goes through an audit log that cannot write: the token is deleted all the same', async () => {
+    let broken = false;
+    const real = await AuditLog.open(join(dir, `audit-${seq++}`));
+    const audit = {
+      path: real.path,
+      publicKeyPem: real.publicKeyPem,
+      append: async (entry: Parameters<AuditLog['append']>[0]) => {
+        if (broken) throw new AuditAppendError(real.path, new Error('ENOSPC'));
+        return real.append(entry);
+      },
+      countRefusal: (reason: string) => real.countRefusal(reason),
+      close: () => real.close(),
+    } as unknown as AuditLog;
+    const { js, tokens, admissions, log } = await service({ audit });
+    await join_(js, EK.w0);
+    broken = true;
+    await confirm(js, EK.w0);
+    assert.equal(admissions.get(hex(EK.w0))?.state, 'confirmed');
+    assert.deepEqual([...tokens.live.keys()], []);
+    assert.ok(log.lines.some((l) => /audit log: .*ENOSPC/.test(l)));
+  });
+
+  it('a ticket is audited before its admission is recorded: the record follows the audit record', async () => {
+    const order: string[] = [];
+    const real = await AuditLog.open(join(dir, `audit-${seq++}`));
+    const audit = {
+      path: real.path,
+      publicKeyPem: real.publicKeyPem,
+      append: async (entry: Parameters<AuditLog['append']>[0]) => {
+        await real.append(entry);
+        order.push(`audit ${entry.verdict}`);
+      },
+      countRefusal: (reason: string) => real.countRefusal(reason),
+      close: () => real.close(),
+    } as unknown as AuditLog;
+    const { js, admissions, tokens } = await service({ audit });
+    const record = admissions.record.bind(admissions);
+    admissions.record = async (a) => {
+      order.push('record');
+      return record(a);
+    };
+    const create = tokens.create.bind(tokens);
+    tokens.create = async (...args) => {
+      order.push('token');
+      return create(...args);
+    };
+    await join_(js, EK.w0);
+    assert.deepEqual(order, ['token', 'audit admitted', 'record']);
+  });
+
   it('a token that cannot be deleted does not fail the confirmation: it is logged and left to expire', async () => {
     const { js, tokens, admissions, log } = await service();
     await join_(js, EK.w0);
