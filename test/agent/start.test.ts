@@ -435,7 +435,7 @@ describe('startAgent: a bootstrapped node', () => {
     const agent = await startAgent(h.platform);
     assert.equal(agent.boot, 'rejoin');
     assert.deepEqual(h.tpm.pcrs.get(15), clusterPcrValue(clusterIdOf(secrets)));
-    // The init port serves again: attestation, and the owner's repeated init answered (issue 12 §1).
+    // The init port serves again: attestation, and the owner's repeated init answered.
     assert.deepEqual(h.events, ['join service', 'kubelet', 'serve init+attestation']);
     assert.ok(h.log.lines.some((l) => /info control plane resumed/.test(l)));
     assert.equal(h.ready(), 1);

@@ -207,7 +207,7 @@ describe('InitServer: refusals before the lock leave the node as it was', () => 
       code: grpc.status.INVALID_ARGUMENT,
     },
     {
-      // issue 16 §4: refused here, before kubeadm init, not later at the JoinService with the node locked
+      // refused here, before kubeadm init, not later at the JoinService with the node locked
       name: 'measurements weaker than the minimum (all warnOnly)',
       req: { measurements: Buffer.from(formatMeasurementsFile(allWarnOnly)) },
       error: /measurements: .*weaker than the minimum enforced set.*PCR 0 is warnOnly/,
@@ -358,7 +358,7 @@ describe('InitServer: a step failing after the lock marks the node for reset', (
       assert.equal(f.state.current?.failedStep, c.step);
       assert.deepEqual(f.calls, c.calls);
       assert.equal(f.lock.holder, 'init', 'the lock stays taken: this boot can never init again');
-      // and says so, naming the way out: the operator's CLI turns this into its reboot hint (issue 12 §6).
+      // and says so, naming the way out: the operator's CLI turns this into its reboot hint.
       await assert.rejects(
         f.server.init(request(), writer()),
         new RegExp(`init failed at ${c.step} in this boot; reboot the node`),

@@ -339,7 +339,7 @@ describe('JoinClient.joinVia: refusals before the lock leave the node untouched'
   });
 });
 
-describe("JoinClient.joinVia: the JoinService must prove the node's operator first (issue 11 §3)", () => {
+describe("JoinClient.joinVia: the JoinService must prove the node's operator first", () => {
   const cases: {
     name: string;
     setup: (f: Fixture) => void;

@@ -291,7 +291,7 @@ describe('MeasurementsSource', () => {
     });
   }
 
-  // issue 16 §2: the MAC covers the document's serial, and the JoinService never goes below the one it runs
+  // the MAC covers the document's serial, and the JoinService never goes below the one it runs
   const rollbacks: Array<{ name: string; running: number; replaced: () => string; error: RegExp }> = [
     {
       name: 'an earlier (file, MAC) pair put back after a later one',
