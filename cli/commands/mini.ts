@@ -139,7 +139,7 @@ class Phases {
 }
 
 /** Whether every VM the workspace's provider started is still running. */
-function vmsAlive(workspace: string): { total: number; alive: number } {
+export function vmsAlive(workspace: string): { total: number; alive: number } {
   const dir = providerDir(workspace);
   let total = 0;
   let alive = 0;
@@ -402,9 +402,10 @@ export async function miniDown(
   return 0;
 }
 
-async function askOnTerminal(question: string): Promise<boolean> {
+/** Asks on the terminal; without one, a usage error: destroying needs a person's yes or --yes. */
+export async function askOnTerminal(question: string, command = DOWN): Promise<boolean> {
   if (!process.stdin.isTTY) {
-    throw new UsageError('stdin is not a terminal: pass --yes to remove without asking', DOWN);
+    throw new UsageError('stdin is not a terminal: pass --yes to go on without asking', command);
   }
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {

@@ -16,7 +16,8 @@ export function parseConfig(text: string, file: string = CONFIG_FILE): SextantCo
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const problem = doc.errors[0];
   if (problem) {
-    throw new ConfigError(file, '', `not valid YAML: ${problem.message.split('\n')[0]}`);
+    // prettyErrors: the message carries a code frame (the line and a caret); it stays, it is where to look
+    throw new ConfigError(file, '', `not valid YAML: ${problem.message.trimEnd()}`);
   }
   if (doc.contents === null) throw new ConfigError(file, '', 'the file is empty');
   let value: unknown;

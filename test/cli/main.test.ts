@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -61,7 +61,9 @@ describe('sextant: arguments', () => {
   it('names what is wrong with a command line and exits 2', async () => {
     const cases: [string[], RegExp][] = [
       [['launch'], /unknown command "launch"/],
-      [['init', '--bogus'], /Unknown option '--bogus'/],
+      [['init', '--bogus'], /sextant init: unknown option '--bogus'/],
+      [['config'], /usage: sextant config <command>/],
+      [['mini', 'up', '--workers', 'x'], /--workers: expected a whole number from 0 to 99, got "x"/],
       [['version', 'extra'], /unexpected argument "extra"/],
       [['config', 'generate'], /missing provider \(one of: qemu\)/],
       [['config', 'generate', 'aws'], /unknown provider "aws"/],
@@ -74,6 +76,30 @@ describe('sextant: arguments', () => {
       const r = await sextant(args);
       assert.equal(r.code, 2, args.join(' '));
       assert.match(r.stderr, message, args.join(' '));
+    }
+  });
+
+  it('help <command>, --version, completion and --debug work as operators expect', async () => {
+    const help = await sextant(['help', 'mini', 'up']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^usage: sextant mini up \[--control-planes N\]/);
+    const version = await sextant(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^sextant \d+\.\d+\.\d+\n$/);
+    const completion = await sextant(['completion', 'bash']);
+    assert.equal(completion.code, 0);
+    assert.match(completion.stdout, /complete -F _sextant sextant/);
+    assert.match(completion.stdout, /"mini up"\) flags="--control-planes --workers/);
+    const dir = await workspace();
+    try {
+      const plain = await sextant(['create', '--workspace', dir]);
+      assert.equal(plain.code, 1);
+      assert.doesNotMatch(plain.stderr, /\n\s+at /, 'no stack without --debug');
+      const debug = await sextant(['create', '--debug', '--workspace', dir]);
+      assert.equal(debug.code, 1);
+      assert.match(debug.stderr, /sextant create: sextant-conf\.yaml: not found[\s\S]*\n\s+at /);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
@@ -190,9 +216,10 @@ describe('sextant: config and workspace', () => {
       runInit: async () => 0,
       runVerify: async () => 0,
       provider: async () => ({
-        async createNodes(_ws, s) {
+        async createNodes(ws, s) {
           spec = s;
           calls.push('create');
+          await mkdir(join(ws, 'qemu'));
           return { nodes: s.nodes.map((n, i) => ({ ...n, address: `10.0.0.${i + 2}` })) };
         },
         async terminateNodes(ws) {
@@ -217,7 +244,18 @@ describe('sextant: config and workspace', () => {
         spec?.initSecretHash,
         createHash('sha256').update(Buffer.from(secret.secret, 'base64')).digest('hex'),
       );
-      assert.equal((await sextant(['terminate', '--workspace', dir], backends)).code, 0);
+      // with no terminal to ask on, terminate refuses unless --yes; in a directory that is no workspace, always
+      const asked = await sextant(['terminate', '--workspace', dir], backends);
+      assert.equal(asked.code, 2);
+      assert.match(asked.stderr, /stdin is not a terminal: pass --yes/);
+      const elsewhere = await workspace();
+      const notWs = await sextant(['terminate', '--yes', '--workspace', elsewhere], backends);
+      await rm(elsewhere, { recursive: true, force: true });
+      assert.equal(notWs.code, 1);
+      assert.match(notWs.stderr, /is not a Sextant workspace .*nothing stopped/);
+      const stopped = await sextant(['terminate', '--yes', '--workspace', dir], backends);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.match(stopped.stderr, /stopped 0 VM\(s\) \(of 0 created\)/);
       assert.deepEqual(calls, ['create', `terminate ${dir}`]);
       // A provider failure is one line naming it, exit 1.
       const failing: Backends = {

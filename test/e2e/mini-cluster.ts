@@ -38,7 +38,8 @@ export function sextantIn(dir: string, args: string[], env: NodeJS.ProcessEnv = 
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', join(repo, 'cli/main.ts'), ...args, '--workspace', dir],
-      { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      // from the checkout, where --import tsx resolves; the workspace is named by --workspace
+      { cwd: repo, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
     let stderr = '';
@@ -116,6 +117,7 @@ export async function startMiniCluster(): Promise<MiniCluster> {
   console.log(`mini up: exit ${up.code} after ${((Date.now() - t0) / 1000).toFixed(1)} s\n${up.stdout}`);
   if (up.code !== 0) throw new Error(`sextant mini up failed (exit ${up.code}):\n${up.stderr.slice(-4000)}`);
   const config = await loadConfig(ws);
+  await logNodeTimings(ws);
   const cluster = JSON.parse(await readFile(join(ws, 'qemu/cluster.json'), 'utf8')) as {
     nodes: MiniCluster['nodes'];
   };
@@ -131,6 +133,32 @@ export async function startMiniCluster(): Promise<MiniCluster> {
     sextant: (args, dir = ws, env = {}) => sextantIn(dir, args, env),
     upSummary: up.stdout,
   };
+}
+
+/** Where the nodes' time went, from their agents' journals: kubeadm and component installs (the speed work's data). */
+async function logNodeTimings(ws: string): Promise<void> {
+  const cluster = JSON.parse(await readFile(join(ws, 'qemu/cluster.json'), 'utf8')) as {
+    nodes: { name: string; consoleLog: string }[];
+  };
+  for (const n of cluster.nodes) {
+    const journal = await agentJournal(n.consoleLog);
+    const timed = journal
+      .filter((e) => e.DURATION_MS)
+      .map(
+        (e) =>
+          `${e.MESSAGE}${e.COMMAND ? ` ${e.COMMAND}` : ''} ${(Number(e.DURATION_MS) / 1000).toFixed(1)} s`,
+      );
+    console.log(`${n.name}: ${timed.join('; ') || 'no timed journal entries on the console'}`);
+    // the agent's timeline (journal time stamps, seconds after its first entry), one line per distinct message
+    const t0 = Number(journal[0]?.__REALTIME_TIMESTAMP ?? 0);
+    const seen = new Set<string>();
+    const timeline = journal.flatMap((e) => {
+      if (!e.__REALTIME_TIMESTAMP || seen.has(e.MESSAGE ?? '')) return [];
+      seen.add(e.MESSAGE ?? '');
+      return [`+${((Number(e.__REALTIME_TIMESTAMP) - t0) / 1e6).toFixed(1)} s ${e.MESSAGE}`];
+    });
+    if (timeline.length > 0) console.log(`${n.name} timeline:\n  ${timeline.join('\n  ')}`);
+  }
 }
 
 /** Every qemu, swtpm or component server whose command line names `dir`. */

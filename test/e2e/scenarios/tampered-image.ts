@@ -43,7 +43,7 @@ export const tamperedImage: Scenario = {
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /nothing was sent: .*PCR (4|11): expected/);
     } finally {
-      assert.equal((await c.sextant(['terminate'], tampered)).code, 0);
+      assert.equal((await c.sextant(['terminate', '--yes'], tampered)).code, 0);
     }
     assert.deepEqual(await processesOf(tampered), []);
   },
