@@ -11,24 +11,18 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# The unit tier: every test under these directories, except the ones below that need privileges or real
-# programs (they run in the full suite).
-UNIT_DIRS=(test/agent test/common test/cli/config test/cli/release test/cli/commands)
-UNIT_EXCLUDE=(
-  test/agent/discovery/mdns.test.ts  # mDNS between network namespaces: root
-  test/agent/kubeadm/standin.test.ts # the kubeadm stand-in with kubectl and its daemons: ~20 s of processes
-)
+# The unit tier: every test file except those marked `// @tier system: <what it needs>` (root, swtpm, network
+# namespaces, the Kubernetes build). A file says it needs more, so a new pure test is in the unit tier by default.
+SYSTEM_MARKER='^// @tier system: '
 
 mode=full
 files=()
 if [ "${1:-}" = "--unit" ]; then
   mode=unit
   shift
-  mapfile -t found < <(find "${UNIT_DIRS[@]}" -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
+  mapfile -t found < <(find test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
   for f in "${found[@]}"; do
-    skip=0
-    for x in "${UNIT_EXCLUDE[@]}"; do [ "$f" = "$x" ] && skip=1; done
-    [ "$skip" -eq 0 ] && files+=("$f")
+    grep -qE "$SYSTEM_MARKER" "$f" || files+=("$f")
   done
 elif [ "$#" -gt 0 ]; then
   mode=partial

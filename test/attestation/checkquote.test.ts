@@ -1,3 +1,4 @@
+// @tier system: swtpm
 // Cross-check with a verifier no one here wrote: tpm2-tools' tpm2_checkquote must accept the quotes our issuer
 // produces (ECC and RSA AKs), and refuse them with the wrong nonce or a wrong PCR value.
 import assert from 'node:assert/strict';

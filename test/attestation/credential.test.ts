@@ -1,3 +1,4 @@
+// @tier system: swtpm
 // MakeCredential in software, checked by TPMs through a tool no one here wrote: tpm2_activatecredential must
 // recover our secret for both EK kinds swtpm_setup manufactures (RSA 2048 and ECC P-384), and the TPM must refuse
 // a credential wrapped for another object name.

@@ -1,3 +1,4 @@
+// @tier system: swtpm
 // EK certificate policy: only a leaf certificate with the EK extended key usage, for a key made from a TCG EK
 // template, identifies a TPM. Certificates are issued here by a test CA for the real swtpm EK (or a software key),
 // so each case differs from the accepted one in exactly the property under test.

@@ -1,3 +1,4 @@
+// @tier system: swtpm (agents on loopback)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
 // The sextant CLI as an operator runs it: argument handling, every usage error, the workspace it writes, and
 // init/verify against a real agent with its own swtpm.

@@ -1,3 +1,4 @@
+// @tier system: swtpm (agents on loopback)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
 // The operator's measurements: signed by the image build's release key, pinned by `config generate`, verified on
 // every use, and never weaker than the boot chain unless --insecure-measurements says so aloud. `verify` against a

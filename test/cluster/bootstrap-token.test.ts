@@ -1,3 +1,4 @@
+// @tier system: root (the real Kubernetes control plane in a network namespace)
 // The JoinService's bootstrap tokens against the REAL kube-apiserver + etcd + kube-controller-manager (v1.34.4, built
 // by scripts/build-kubernetes.sh, set up by the real kubeadm; test/harness/kube-control-plane.ts on the host loopback):
 // the agent's own client (agent/kubernetes) with the admin kubeconfig kubeadm wrote creates the token; it

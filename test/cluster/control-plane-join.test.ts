@@ -1,3 +1,4 @@
+// @tier system: root, swtpm (agents in network namespaces)
 // Two control planes joining one cluster at the same time, agents in network namespaces on their own swtpm, kubeadm
 // = the stand-in (test/kubeadm: its API server stores the bootstrap-token Secrets the JoinService creates through the
 // API). With upload-certs each ticket re-encrypted the one kubeadm-certs Secret under a new key, so the first joiner

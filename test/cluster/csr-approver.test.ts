@@ -1,3 +1,4 @@
+// @tier system: root (the real Kubernetes control plane in a network namespace)
 // The kubelet-client CSR approver against the REAL kube-apiserver + etcd + kube-controller-manager (v1.34.4, built
 // by scripts/build-kubernetes.sh, set up by the real kubeadm; test/harness/kube-control-plane.ts on the host
 // loopback), with kubeadm's bootstrap-token RBAC as `kubeadm init` leaves it. First the hole: with kubeadm's

@@ -1,3 +1,4 @@
+// @tier system: swtpm (agents on loopback)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

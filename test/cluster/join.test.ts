@@ -1,3 +1,4 @@
+// @tier system: root, swtpm (agents in network namespaces)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
 // Join end to end: agents in network namespaces, each with its own swtpm, the CLI run from the hub namespace,
 // workers finding the JoinService by mDNS. Every fault of the join issue: a mismatching PCR, the JoinService

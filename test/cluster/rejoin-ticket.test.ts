@@ -1,3 +1,4 @@
+// @tier system: swtpm (agents on loopback)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
 // A rejoin ticket hands the state-disk key only for the disk a node joined with, and only to that node's TPM.
 import assert from 'node:assert/strict';

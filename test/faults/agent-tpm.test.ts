@@ -1,3 +1,4 @@
+// @tier system: swtpm (agents on loopback)
 // Issue 12 §4 on a running agent: its TPM reached through the fault proxy. A dropped command is recovered (the
 // agent attests again with the same AK); a TPM that stays gone ends the agent with a non-zero status and a
 // journal line saying why; a "reboot required" start exits non-zero saying so, and the unit turns repeated failed

@@ -1,3 +1,4 @@
+// @tier system: swtpm (agents on loopback)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
 // Issue 12 §1 and §6 (CLI side): an interrupted `sextant init` loses nothing. Real agents with swtpm on loopback,
 // the CLI in its own process receiving real SIGINT/SIGKILL, the agent killed at named points

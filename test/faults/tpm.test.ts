@@ -1,3 +1,4 @@
+// @tier system: swtpm
 // Issue 12 §4: one TPM I/O error must not disable the agent's TPM for good. A proxy between tcti-swtpm and a real
 // swtpm drops or stalls single commands; the resilient TPM reopens its context, recreates the AK and EK, and the
 // attestation that follows verifies against the same identity. What cannot be recovered is reported once

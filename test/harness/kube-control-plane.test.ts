@@ -1,3 +1,4 @@
+// @tier system: root (the real Kubernetes control plane in a network namespace)
 // The real control plane of the namespace tiers: real etcd + kube-apiserver + kube-controller-manager
 // (v1.34.4, built from source), set up by the real kubeadm. Proves what Sextant relies on from it: a
 // bootstrap token created through the API (the Secret `kubeadm token create` writes) authenticates as

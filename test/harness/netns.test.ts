@@ -1,3 +1,4 @@
+// @tier system: root (network namespaces)
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -1,3 +1,4 @@
+// @tier system: the Kubernetes build (scripts/build-kubernetes.sh)
 // The image archives scripts/build-kubernetes-images.sh writes from the built binaries: named as the built
 // kubeadm asks for them, digests as listed, deterministic, and accepted by containerd — imported with
 // `ctr -n k8s.io images import` into a private Debian containerd and run, as the node will run them.

@@ -1,3 +1,4 @@
+// @tier system: root (network namespaces)
 // mDNS advertise + browse between processes in separate network namespaces on one bridge.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';

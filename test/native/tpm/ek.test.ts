@@ -1,3 +1,4 @@
+// @tier system: swtpm
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';

@@ -1,3 +1,4 @@
+// @tier system: swtpm
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';

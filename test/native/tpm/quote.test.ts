@@ -1,3 +1,4 @@
+// @tier system: swtpm
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// @tier system: swtpm
 // The inventory `create` hands the cluster: the provider manufactures each TPM and reads back the EK certificates
 // swtpm_setup wrote, so the EK a node later attests with is the one its signed inventory entry names.
 import assert from 'node:assert/strict';

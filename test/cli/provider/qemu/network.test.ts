@@ -1,3 +1,4 @@
+// @tier system: root (network namespaces)
 // The QEMU provider's network: names from the workspace path, and a subnet nothing on the host routes yet.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
