@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { faultPoint } from './fault-hook.js';
 
 export interface WriteOptions {
   /** File mode; secrets use 0o600. */
@@ -90,6 +91,7 @@ export async function writeFileAtomic(
     } finally {
       await handle.close();
     }
+    faultPoint(`rename:${basename(path)}`);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });

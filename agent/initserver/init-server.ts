@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { INIT_REMEDY_METADATA, type InitRemedy } from '../../common/contracts/init-remedy.js';
 import { deriveOwnerSeed } from '../../common/contracts/owner.js';
 import { StatusError, toServiceError } from '../../common/grpc.js';
 import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../common/keys.js';
@@ -81,7 +82,10 @@ export class InitServer {
       await this.init(call.request, call);
     } catch (err) {
       // grpc-js turns an 'error' event carrying a code into the call's status.
-      call.emit('error', toServiceError(err, statusOf));
+      const status = toServiceError(err, statusOf);
+      const remedy = remedyOf(err);
+      if (remedy) status.metadata.set(INIT_REMEDY_METADATA, remedy);
+      call.emit('error', status);
       return;
     }
     call.end();
@@ -103,6 +107,7 @@ export class InitServer {
         throw new InitRefusedError(
           grpc.status.FAILED_PRECONDITION,
           `init failed at ${this.#failedStep} in this boot; reboot the node to reset its TPM state, then run init again`,
+          'reboot',
         );
       }
       throw new NodeLockedError(this.deps.lock.holder ?? 'init');
@@ -181,6 +186,7 @@ export class InitServer {
               step: err.step,
               message: `${err.message}; reboot the node to reset its TPM state before init can run again`,
               logs: this.deps.log.recent(200),
+              remedy: 'reboot' satisfies InitRemedy,
             },
           },
         });
@@ -255,6 +261,20 @@ function kubeadmInput(
 
 export class InitRefusedError extends StatusError {
   override name = 'InitRefusedError';
+  constructor(
+    code: grpc.status,
+    message: string,
+    readonly remedy?: InitRemedy,
+  ) {
+    super(code, message);
+  }
+}
+
+/** What the operator can do about a refusal, sent beside its status. */
+function remedyOf(err: unknown): InitRemedy | undefined {
+  if (err instanceof InitRefusedError) return err.remedy;
+  if (err instanceof NodeLockedError && err.holder === 'init') return 'retry-later';
+  return undefined;
 }
 
 /** The status of what the init steps throw besides refusals. */

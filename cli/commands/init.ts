@@ -2,7 +2,7 @@
 
 import { formatEndpoint } from '../../common/net.js';
 import { loadConfig } from '../config/file.js';
-import { assertNotInitialized } from '../workspace/workspace.js';
+import { assertNotInitialized } from '../init/may-init.js';
 import type { Backends, InitOptions } from './backends.js';
 import { defineCommand, endpointOption, parsePositiveSeconds } from './command.js';
 import type { CommandContext } from './context.js';

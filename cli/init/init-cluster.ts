@@ -7,6 +7,11 @@ import {
   openAttestedChannel,
   type PeerVerifier,
 } from '../../attestation/atls/index.js';
+import {
+  INIT_REMEDY_METADATA,
+  type InitRemedy,
+  parseInitRemedy,
+} from '../../common/contracts/init-remedy.js';
 import { StatusError } from '../../common/grpc.js';
 import { formatEndpoint } from '../../common/net.js';
 import {
@@ -33,7 +38,10 @@ export interface InitClusterOptions {
   /** How long the whole init may take once connected. */
   initTimeoutMs?: number;
   retryDelayMs?: number;
-  /** Stops waiting for the node's answer (the operator's second Ctrl-C): rejects with InitInterruptedError. */
+  /**
+   * Stops: before the request is made, nothing is sent; after, it stops waiting for the node's answer (the
+   * operator's second Ctrl-C). Either way rejects with InitInterruptedError, saying which.
+   */
   signal?: AbortSignal;
 }
 
@@ -43,6 +51,8 @@ export class InitFailedError extends Error {
     readonly step: string,
     message: string,
     readonly logs: string[],
+    /** What the node says the operator can do next. */
+    readonly remedy?: InitRemedy,
   ) {
     super(message);
     this.name = 'InitFailedError';
@@ -52,6 +62,14 @@ export class InitFailedError extends Error {
 /** The node refused the request before changing anything (wrong secret, already initialized, bad field). */
 export class InitRefusedError extends StatusError {
   override name = 'InitRefusedError';
+  constructor(
+    code: grpc.status,
+    message: string,
+    /** What the node says the operator can do next (its status's trailing metadata). */
+    readonly remedy?: InitRemedy,
+  ) {
+    super(code, message);
+  }
 }
 
 /** What to do after an init whose outcome this CLI did not see: the node may well have finished it. */
@@ -81,10 +99,14 @@ export class InitTimeoutError extends Error {
   }
 }
 
-/** The operator stopped waiting; the node goes on with init regardless. */
+/** The operator stopped: before anything was sent (`sent` false), or stopped waiting while the node goes on. */
 export class InitInterruptedError extends Error {
-  constructor() {
-    super(`stopped waiting for the node's answer: ${FETCH_RESULT_HINT}`);
+  constructor(readonly sent = true) {
+    super(
+      sent
+        ? `stopped waiting for the node's answer: ${FETCH_RESULT_HINT}`
+        : 'interrupted before the init request was sent: nothing was changed on the node',
+    );
     this.name = 'InitInterruptedError';
   }
 }
@@ -99,18 +121,28 @@ const LOST = new Set([grpc.status.UNAVAILABLE, grpc.status.CANCELLED, grpc.statu
 export async function connectAttested(
   endpoint: Endpoint,
   verifier: PeerVerifier,
-  options: Pick<InitClusterOptions, 'onRetry' | 'connectTimeoutMs' | 'retryDelayMs'> = {},
+  options: Pick<InitClusterOptions, 'onRetry' | 'connectTimeoutMs' | 'retryDelayMs' | 'signal'> = {},
 ): Promise<AttestedChannel> {
   const deadline = Date.now() + (options.connectTimeoutMs ?? 120_000);
+  const delayMs = options.retryDelayMs ?? 1000;
   for (let attempt = 1; ; attempt++) {
     try {
       return await openAttestedChannel(endpoint, { verifier });
     } catch (err) {
       const retryable =
         err instanceof AttestedChannelError && (err.stage === 'connect' || err.stage === 'identify');
-      if (!retryable || Date.now() + (options.retryDelayMs ?? 1000) > deadline) throw err;
+      if (!retryable || Date.now() + delayMs > deadline) throw err;
       options.onRetry?.(attempt, err.message);
-      await new Promise((r) => setTimeout(r, options.retryDelayMs ?? 1000));
+      await new Promise<void>((r) => {
+        const timer = setTimeout(done, delayMs);
+        options.signal?.addEventListener('abort', done, { once: true });
+        function done() {
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', done);
+          r();
+        }
+      });
+      if (options.signal?.aborted) throw new InitInterruptedError(false);
     }
   }
 }
@@ -127,7 +159,10 @@ export async function initCluster(options: InitClusterOptions): Promise<InitSucc
       channel.credentials,
       channel.clientOptions,
     );
+    if (options.signal?.aborted) throw new InitInterruptedError(false);
     const request = typeof options.request === 'function' ? await options.request() : options.request;
+    // Interrupted while the request was being made: it is not sent (from here to the call nothing awaits).
+    if (options.signal?.aborted) throw new InitInterruptedError(false);
     const initTimeoutMs = options.initTimeoutMs ?? 20 * 60_000;
     return await new Promise<InitSuccess>((resolve, reject) => {
       const stream = client.init(request, new grpc.Metadata(), {
@@ -151,7 +186,12 @@ export async function initCluster(options: InitClusterOptions): Promise<InitSucc
             result = msg.kind.value;
             break;
           case 'failure':
-            result = new InitFailedError(msg.kind.value.step, msg.kind.value.message, msg.kind.value.logs);
+            result = new InitFailedError(
+              msg.kind.value.step,
+              msg.kind.value.message,
+              msg.kind.value.logs,
+              parseInitRemedy(msg.kind.value.remedy),
+            );
             break;
         }
       });
@@ -162,7 +202,10 @@ export async function initCluster(options: InitClusterOptions): Promise<InitSucc
         else if (err.code === grpc.status.DEADLINE_EXCEEDED)
           reject(new InitTimeoutError(initTimeoutMs / 1000));
         else if (LOST.has(err.code)) reject(new InitConnectionLostError(err.code, grpcMessage(err)));
-        else reject(new InitRefusedError(err.code, grpcMessage(err)));
+        else {
+          const remedy = parseInitRemedy(err.metadata?.get(INIT_REMEDY_METADATA)[0]);
+          reject(new InitRefusedError(err.code, grpcMessage(err), remedy));
+        }
       });
       stream.on('end', () => {
         if (result instanceof InitFailedError) reject(result);

@@ -3,9 +3,10 @@
 // holds the workspace; one left by a process that died (SIGKILL, power loss) is taken over.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { link, open, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { faultPoint } from '../../common/fault-hook.js';
 import { WorkspaceError } from './paths.js';
 
 export const LOCK_FILE = '.sextant.lock';
@@ -21,7 +22,15 @@ interface Holder {
 export interface WorkspaceLock {
   /** Removes the lock (only if it is still ours). Also done at process exit. */
   release(): Promise<void>;
+  /** Files of earlier lock attempts whose process is gone (killed between creating and linking), removed. */
+  swept: string[];
 }
+
+/**
+ * The files a lock attempt makes beside the lock: its own `<lock>.<pid>-<token>` before linking it, and
+ * `<lock>.stale-<pid>-<token>` while taking over a dead holder's. The pid (absent in older names) says whose.
+ */
+const ATTEMPT_FILE = /^\.sextant\.lock\.(?:stale-)?(?:(\d+)-)?[0-9a-f]{16}$/;
 
 export class WorkspaceLockedError extends WorkspaceError {
   override name = 'WorkspaceLockedError';
@@ -65,6 +74,24 @@ function stale(holder: Holder | undefined): boolean {
   return holder === undefined || (holder.host === hostname() && !alive(holder.pid));
 }
 
+/** Removes the attempt files of processes of this host that no longer run; call only while holding the lock. */
+async function sweepAttempts(dir: string, mine: string[]): Promise<string[]> {
+  const swept: string[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const match = ATTEMPT_FILE.exec(name);
+    if (!match || mine.includes(name)) continue;
+    const path = join(dir, name);
+    const holder = parseHolder(await readFile(path, 'utf8').catch(() => ''));
+    if (holder && holder.host !== hostname()) continue;
+    const pid = match[1] !== undefined ? Number(match[1]) : holder?.pid;
+    // An older name with no readable holder names nobody: only a process killed mid-write leaves that.
+    if (pid !== undefined && alive(pid)) continue;
+    await rm(path, { force: true });
+    swept.push(name);
+  }
+  return swept;
+}
+
 /** Takes the workspace for `command` ("init"), or throws WorkspaceLockedError naming who holds it. */
 export async function lockWorkspace(dir: string, command: string): Promise<WorkspaceLock> {
   const path = join(dir, LOCK_FILE);
@@ -75,7 +102,8 @@ export async function lockWorkspace(dir: string, command: string): Promise<Works
     since: new Date().toISOString(),
     token: randomBytes(8).toString('hex'),
   };
-  const tmp = `${path}.${me.token}`;
+  const tmp = `${path}.${me.pid}-${me.token}`;
+  const aside = `${path}.stale-${me.pid}-${me.token}`;
   const handle = await open(tmp, 'wx', 0o600);
   try {
     await handle.writeFile(`${JSON.stringify(me)}\n`);
@@ -83,6 +111,7 @@ export async function lockWorkspace(dir: string, command: string): Promise<Works
   } finally {
     await handle.close();
   }
+  faultPoint('lock:before-link');
   try {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -97,7 +126,6 @@ export async function lockWorkspace(dir: string, command: string): Promise<Works
         throw new WorkspaceLockedError(current ?? { pid: 0, host: '?', command: '?', since: '?' });
       }
       // Move the stale lock aside atomically; if a live one was moved instead (a race), put it back and yield.
-      const aside = `${path}.stale-${me.token}`;
       await rename(path, aside).catch(() => {});
       const moved = parseHolder(await readFile(aside, 'utf8').catch(() => ''));
       if (moved && !stale(moved)) {
@@ -110,6 +138,7 @@ export async function lockWorkspace(dir: string, command: string): Promise<Works
   } finally {
     await rm(tmp, { force: true });
   }
+  const swept = await sweepAttempts(dir, [basename(tmp), basename(aside)]);
 
   const ours = (): boolean => {
     try {
@@ -123,6 +152,7 @@ export async function lockWorkspace(dir: string, command: string): Promise<Works
   };
   process.on('exit', onExit);
   return {
+    swept,
     async release() {
       process.off('exit', onExit);
       if (ours()) await unlink(path).catch(() => {});

@@ -11,6 +11,7 @@ import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js'
 import type { ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
 import { REQUIRED_PCRS } from '../../../attestation/measurement-policy.js';
 import { formatMeasurementsFile, type Measurements } from '../../../attestation/measurements.js';
+import { INIT_REMEDY_METADATA } from '../../../common/contracts/init-remedy.js';
 import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../../common/keys.js';
 import type { InitRequest, InitResponse } from '../../../gen/proto/init.js';
 import { recordingLog } from '../../harness/recording-log.js';
@@ -265,6 +266,7 @@ describe('InitServer: refusals before the lock leave the node as it was', () => 
     const status = await callHandler(f.server, request());
     assert.equal(status.code, grpc.status.FAILED_PRECONDITION);
     assert.match(status.details, /node is already joining a cluster/);
+    assert.equal(status.remedy, undefined, 'no init of this node to fetch later');
     assert.deepEqual(f.state.saved, []);
     assert.deepEqual(f.calls, []);
   });
@@ -279,7 +281,9 @@ describe('InitServer: refusals before the lock leave the node as it was', () => 
     const first = writer();
     const running = f.server.init(request(), first);
     await new Promise((r) => setImmediate(r));
-    await assert.rejects(f.server.init(request(), writer()), /node is already being initialized/);
+    const second = await callHandler(f.server, request());
+    assert.match(second.details, /node is already being initialized/);
+    assert.equal(second.remedy, 'retry-later');
     gate.resolve();
     await running;
     assert.equal(first.out.at(-1)?.kind?.$case, 'success');
@@ -358,11 +362,11 @@ describe('InitServer: a step failing after the lock marks the node for reset', (
       assert.equal(f.state.current?.failedStep, c.step);
       assert.deepEqual(f.calls, c.calls);
       assert.equal(f.lock.holder, 'init', 'the lock stays taken: this boot can never init again');
-      // and says so, naming the way out: the operator's CLI turns this into its reboot hint.
-      await assert.rejects(
-        f.server.init(request(), writer()),
-        new RegExp(`init failed at ${c.step} in this boot; reboot the node`),
-      );
+      // and says so, naming the way out as data the operator's CLI turns into its reboot hint.
+      assert.equal(last.value.remedy, 'reboot');
+      const again = await callHandler(f.server, request());
+      assert.match(again.details, new RegExp(`init failed at ${c.step} in this boot; reboot the node`));
+      assert.equal(again.remedy, 'reboot');
       assert.match(last.value.message, /reboot the node/);
     });
   }
@@ -439,10 +443,15 @@ function fakeCall(req: InitRequest): FakeCall {
 async function callHandler(
   server: InitServer,
   req: InitRequest,
-): Promise<{ code: grpc.status; details: string }> {
+): Promise<{ code: grpc.status; details: string; remedy?: string }> {
   const call = fakeCall(req);
   server.service().init(call as never);
   await call.done;
   if (!call.error) return { code: grpc.status.OK, details: '' };
-  return { code: call.error.code, details: call.error.details };
+  const remedy = call.error.metadata?.get(INIT_REMEDY_METADATA)[0];
+  return {
+    code: call.error.code,
+    details: call.error.details,
+    ...(remedy !== undefined ? { remedy: String(remedy) } : {}),
+  };
 }
