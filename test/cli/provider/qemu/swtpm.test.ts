@@ -1,3 +1,4 @@
+// @tier system: swtpm
 // The workspace's private swtpm-localca CA: its two private keys (root and signing key) are secrets like every other
 // file the CLI keeps, so 0600 whether the CA was made by ensureLocalCa or by swtpm_setup on first use.
 import assert from 'node:assert/strict';
