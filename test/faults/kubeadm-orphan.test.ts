@@ -44,8 +44,10 @@ describe('kubeadm dies with the agent (issue 12 §6)', { timeout: 60_000 }, () =
         stdio: 'ignore',
       },
     );
-    for (let i = 0; i < 200 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
-    kubeadmPid = Number((await readFile(pidFile, 'utf8')).trim());
+    // The shell creates the file before it writes the pid: wait for the line, not the file.
+    const pidOf = async () => (existsSync(pidFile) ? Number((await readFile(pidFile, 'utf8')).trim()) : 0);
+    for (let i = 0; i < 1000 && !(await pidOf()); i++) await new Promise((r) => setTimeout(r, 50));
+    kubeadmPid = await pidOf();
     assert.ok(alive(kubeadmPid), 'kubeadm runs');
     agent.kill('SIGKILL');
     await new Promise((r) => agent.once('exit', r));
