@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { createReadStream, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
-import { extname, join } from 'node:path';
+import { dirname, extname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface ComponentServerOptions {
@@ -60,8 +60,9 @@ export async function startComponentServer(o: ComponentServerOptions): Promise<n
   const log = openSync(o.logFile, 'a');
   const child = spawn(
     process.execPath,
-    [...process.execArgv, script, o.root, o.host, String(o.port), o.pidFile],
-    { detached: true, stdio: ['ignore', log, log] },
+    [...process.execArgv, script, resolvePath(o.root), o.host, String(o.port), resolvePath(o.pidFile)],
+    // run from the script's own folder: a loader named in execArgv (--import tsx) resolves from there, not the workspace
+    { detached: true, cwd: dirname(script), stdio: ['ignore', log, log] },
   );
   if (child.pid === undefined) throw new Error(`component server: could not start ${process.execPath}`);
   writeFileSync(o.pidFile, `${child.pid}\n`);
