@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import * as v from 'valibot';
 import { METADATA_URL } from '../../common/contracts/instance-metadata.js';
 import { describeValue, integer, parseWith, SchemaError } from '../../common/schema.js';
+import { KUBEADM_COMMAND_TIMEOUT_MS } from '../kubeadm/driver.js';
 
 /** Everything the agent needs to know about its node that is not measured: where things are. */
 export interface AgentConfig {
@@ -56,7 +57,7 @@ export const DEFAULTS: AgentConfig = {
   joinServicePort: 30090,
   apiServerPort: 6443,
   kubeadmPath: '/usr/local/bin/kubeadm',
-  kubeadmTimeoutMs: 10 * 60_000,
+  kubeadmTimeoutMs: KUBEADM_COMMAND_TIMEOUT_MS,
   staticJoinEndpoints: [],
   mdns: true,
   kubeletStart: ['systemctl', 'start', 'kubelet'],

@@ -24,7 +24,7 @@ export interface KubeadmOptions {
   /** kubeadm's --rootfs: every absolute path kubeadm uses lives under it. */
   rootfs?: string;
   log: Logger;
-  /** Per command. Default 30 minutes (see DEFAULT_TIMEOUT_MS). */
+  /** Per command. Default KUBEADM_COMMAND_TIMEOUT_MS, which the agent config's default is too. */
   timeoutMs?: number;
   /** Added to the agent's environment. */
   env?: NodeJS.ProcessEnv;
@@ -56,7 +56,7 @@ export class KubeadmError extends Error {
  * kubelet), which name the phase that hung; this one only catches a kubeadm that hangs outside them. Ten minutes
  * (the old value) cut a real init under TCG short.
  */
-const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+export const KUBEADM_COMMAND_TIMEOUT_MS = 30 * 60_000;
 const TAIL_LINES = 40;
 
 /** "error execution phase control-plane/apiserver: …" → "control-plane/apiserver" (the last one wins). */
@@ -70,7 +70,7 @@ export function parseFailedPhase(lines: readonly string[]): string | undefined {
 }
 
 export function createKubeadm(opts: KubeadmOptions): Kubeadm {
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = opts.timeoutMs ?? KUBEADM_COMMAND_TIMEOUT_MS;
   const rootfsArgs = opts.rootfs ? ['--rootfs', opts.rootfs] : [];
 
   async function run(command: string, args: string[]): Promise<string> {
