@@ -122,7 +122,7 @@ describe('a failed join is not the end (issue 12 §3)', { timeout: 600_000 }, ()
     assert.equal(await w.exited(), EXIT_REBOOT_REQUIRED);
     const failed = w.lines.find((l) => /^join failed at persist-state/.test(msg(l)));
     assert.ok(failed, JSON.stringify(w.lines.slice(-5)));
-    assert.match(msg(failed), /node NOT marked for reset \(.*ENOSPC.*\); a reboot resets it all the same/);
+    assert.match(msg(failed), /persist-state: .*ENOSPC.*; node NOT marked for reset; reboot the node/);
     assert.ok(!w.lines.some((l) => /node marked for reset/.test(msg(l))), 'no claim of a write that failed');
 
     await disk.free();
