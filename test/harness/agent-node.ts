@@ -14,6 +14,7 @@ import {
   signInventory,
 } from '../../common/contracts/owner.js';
 import { openTpm } from '../../native/tpm/index.js';
+import { OWNER_PID_ENV } from '../kubeadm/src/daemon.js';
 import { prepareStandinNode, stopStandinDaemons } from './cluster-kit.js';
 import { type NodeNamespace, waitForTcp } from './netns.js';
 import { createSwtpmCa, type SwtpmCa, startSwtpm } from './swtpm.js';
@@ -172,6 +173,8 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
     SEXTANT_MDNS: options.mdns ? '1' : '0',
     SEXTANT_EK_CA: caFile,
     SEXTANT_KUBELET_START: 'true',
+    // the stand-in's API-server daemon ends with this run, however it is killed
+    [OWNER_PID_ENV]: String(process.pid),
     ...options.env,
   };
   // No config file: the default path does not exist on a test machine, and the environment says it all.

@@ -1,8 +1,9 @@
 // The driver against the kubeadm stand-in (test/kubeadm), installed the way production installs kubeadm:
 // as a component fetched by URL + SHA-256 into the node's rootfs.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -28,6 +29,7 @@ import {
   stopStandinDaemons,
 } from '../../harness/cluster-kit.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { alive as isRunning, OWNER_PID_ENV } from '../../kubeadm/src/daemon.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -80,7 +82,8 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
       { rootfs, log },
     );
     const binary = join(rootfs, opts.tarball ? 'usr/local/bin/kubeadm' : 'usr/bin/kubeadm');
-    const kubeadm = createKubeadm({ binary, rootfs, log, timeoutMs: 30_000, env: opts.env });
+    const env = { [OWNER_PID_ENV]: String(process.pid), ...opts.env };
+    const kubeadm = createKubeadm({ binary, rootfs, log, timeoutMs: 30_000, env });
     return { rootfs, log, kubeadm };
   }
 
@@ -290,6 +293,19 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
     assert.match(err.message, /kubeadm init failed at phase certs \(exit 1\): error execution phase certs/);
     assert.ok(err.outputTail.length > 0);
     await cp.kubeadm.reset();
+  });
+
+  it('its API-server daemon outlives kubeadm but ends once the run that owns the node is killed', async () => {
+    const owner = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const cp = await node('cp', { env: { [OWNER_PID_ENV]: String(owner.pid) } });
+    await initCluster(cp.kubeadm, await freePort());
+    const pid = Number(await readFile(join(cp.rootfs, 'var/run/kubeadm-standin/apiserver.pid'), 'utf8'));
+    assert.ok(isRunning(pid), 'the daemon serves after kubeadm init exited');
+    owner.kill('SIGKILL');
+    await once(owner, 'exit');
+    const deadline = Date.now() + 10_000;
+    while (isRunning(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(isRunning(pid), false, `daemon ${pid} still runs after its owner was SIGKILLed`);
   });
 
   it('a hanging kubeadm is killed at the timeout', async () => {

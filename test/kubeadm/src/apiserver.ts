@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type ServerOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import * as x509 from '@peculiar/x509';
+import { alive, OWNER_PID_ENV } from './daemon.js';
 import { writeFileAtomic, writeSecretFile } from './fsutil.js';
 import type { Rootfs } from './paths.js';
 import { type CertKey, issue, loadCertKey, pemOf } from './pki.js';
@@ -403,4 +404,12 @@ export async function runApiServer(rootfs: Rootfs): Promise<void> {
   const stop = () => server.close(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Detached like a static Pod, it outlives kubeadm and agent restarts, but not the run that owns the node
+  // (a test, the dev cluster): whatever kills that run, this daemon follows it.
+  const owner = Number(process.env[OWNER_PID_ENV]);
+  if (Number.isInteger(owner) && owner > 0) {
+    setInterval(() => {
+      if (!alive(owner)) process.exit(0);
+    }, 1000).unref();
+  }
 }

@@ -4,6 +4,8 @@ import { writeFileAtomic } from './fsutil.js';
 import type { Rootfs } from './paths.js';
 
 export const DAEMON_SUBCOMMAND = '__standin-apiserver';
+/** The pid of the run that owns the node; its API-server daemon exits once that process is gone. */
+export const OWNER_PID_ENV = 'KUBEADM_STANDIN_OWNER_PID';
 
 export function daemonPid(rootfs: Rootfs): number | undefined {
   if (!existsSync(rootfs.pidFile)) return undefined;
