@@ -1,7 +1,7 @@
 // Test harness: a SoftHSM token in its own directory (SOFTHSM2_CONF), with AES keys made by OpenSC's pkcs11-tool,
 // as an HSM administrator would make them: never extractable, usable for encrypt and decrypt.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,7 +26,7 @@ export interface SoftHsm {
 export async function createSoftHsm(token = 'sextant'): Promise<SoftHsm> {
   const dir = await mkdtemp(join(tmpdir(), 'sextant-softhsm-'));
   const conf = join(dir, 'softhsm2.conf');
-  await run('mkdir', ['-p', join(dir, 'tokens')]);
+  await mkdir(join(dir, 'tokens'));
   await writeFile(
     conf,
     `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`,
@@ -40,49 +40,22 @@ export async function createSoftHsm(token = 'sextant'): Promise<SoftHsm> {
       env: { ...process.env, ...env },
     },
   );
+  // every administrator action: logged in to this token as its user, with the token's SOFTHSM2_CONF
+  const pkcs11Tool = (action: string[]) =>
+    run(
+      'pkcs11-tool',
+      ['--module', SOFTHSM_MODULE, '--token-label', token, '--login', '--pin', pin, ...action],
+      { env: { ...process.env, ...env } },
+    );
   return {
     env,
     token,
     pin,
     addKey: async (label, id) => {
-      await run(
-        'pkcs11-tool',
-        [
-          '--module',
-          SOFTHSM_MODULE,
-          '--token-label',
-          token,
-          '--login',
-          '--pin',
-          pin,
-          '--keygen',
-          '--key-type',
-          'AES:32',
-          '--label',
-          label,
-          '--id',
-          id,
-        ],
-        { env: { ...process.env, ...env } },
-      );
+      await pkcs11Tool(['--keygen', '--key-type', 'AES:32', '--label', label, '--id', id]);
     },
     changePin: async (newPin) => {
-      await run(
-        'pkcs11-tool',
-        [
-          '--module',
-          SOFTHSM_MODULE,
-          '--token-label',
-          token,
-          '--login',
-          '--pin',
-          pin,
-          '--change-pin',
-          '--new-pin',
-          newPin,
-        ],
-        { env: { ...process.env, ...env } },
-      );
+      await pkcs11Tool(['--change-pin', '--new-pin', newPin]);
     },
     uri: (label) => `pkcs11:token=${token};object=${label}?module-path=${SOFTHSM_MODULE}`,
     remove: () => rm(dir, { recursive: true, force: true }),
