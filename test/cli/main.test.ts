@@ -14,31 +14,17 @@ import { promisify } from 'node:util';
 import { NodeStateStore } from '../../agent/state/node-state.js';
 import { signMeasurements } from '../../attestation/measurements.js';
 import type { Backends, CreateSpec } from '../../cli/commands/backends.js';
-import { main } from '../../cli/main.js';
 import { loadState } from '../../cli/workspace/state.js';
 import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
+import { type CliRun, runCliInProcess } from '../harness/cli.js';
 import { swtpmMeasurements } from '../harness/cluster-kit.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
 import { writeLocalWorkspace } from '../harness/workspace.js';
 
 const run = promisify(execFile);
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function sextant(args: string[], backends?: Backends): Promise<Ran> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    ...(backends ? { backends } : {}),
-  });
-  return { code, stdout, stderr };
-}
+const sextant = (args: string[], backends?: Backends): Promise<CliRun> =>
+  runCliInProcess(args, backends ? { backends } : {});
 
 const mode = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
 

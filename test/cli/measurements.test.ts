@@ -16,21 +16,13 @@ import {
   signMeasurements,
 } from '../../attestation/measurements.js';
 import { loadConfig, saveConfig } from '../../cli/config/file.js';
-import { main } from '../../cli/main.js';
 import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
+import { runCliInProcess } from '../harness/cli.js';
 import { measurementsFile, swtpmMeasurements } from '../harness/cluster-kit.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
 import { writeLocalWorkspace } from '../harness/workspace.js';
 
-async function sextant(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-  });
-  return { code, stdout, stderr };
-}
+const sextant = (args: string[]) => runCliInProcess(args);
 
 /** An image dir as the build leaves it: measurements.json, its .sig and the release public key beside it. */
 async function imageDir(

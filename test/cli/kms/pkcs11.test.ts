@@ -10,19 +10,11 @@ import { defaultQemuConfig } from '../../../cli/config/schema.js';
 import { loadOrCreateMasterSecret } from '../../../cli/kms/master-secret.js';
 import { parseKmsUri } from '../../../cli/kms/uri.js';
 import { WRAPPED_MASTER_SECRET_FILE } from '../../../cli/kms/wrapped-file.js';
-import { main } from '../../../cli/main.js';
+import { runCliInProcess } from '../../harness/cli.js';
 import { createSoftHsm, type SoftHsm } from '../../harness/softhsm.js';
 
-async function cli(dir: string, args: string[], env: NodeJS.ProcessEnv) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main([...args, '--workspace', dir], {
-    env,
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-  });
-  return { code, stdout, stderr };
-}
+const cli = (dir: string, args: string[], env: NodeJS.ProcessEnv) =>
+  runCliInProcess([...args, '--workspace', dir], { env });
 
 describe('kms: PKCS#11 (SoftHSM)', { timeout: 120_000 }, () => {
   let hsm: SoftHsm;

@@ -11,22 +11,14 @@ import { KmsError } from '../../../cli/kms/kms.js';
 import { loadOrCreateMasterSecret } from '../../../cli/kms/master-secret.js';
 import { type KmsSpec, parseKmsUri } from '../../../cli/kms/uri.js';
 import { WRAPPED_MASTER_SECRET_FILE } from '../../../cli/kms/wrapped-file.js';
-import { main } from '../../../cli/main.js';
 import { freePort } from '../../harness/agent-node.js';
+import { runCliInProcess } from '../../harness/cli.js';
 import { type OpenBao, startOpenBao } from '../../harness/openbao.js';
 
 const KEY = 'sextant';
 
-async function cli(dir: string, args: string[], env: NodeJS.ProcessEnv) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main([...args, '--workspace', dir], {
-    env,
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-  });
-  return { code, stdout, stderr };
-}
+const cli = (dir: string, args: string[], env: NodeJS.ProcessEnv) =>
+  runCliInProcess([...args, '--workspace', dir], { env });
 
 describe('kms: OpenBao transit', { timeout: 120_000 }, () => {
   let bao: OpenBao;

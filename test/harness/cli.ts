@@ -1,0 +1,22 @@
+// The CLI run in this process with its output captured: what the CLI's own tests call instead of a child process.
+import { type MainOptions, main } from '../../cli/main.js';
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function runCliInProcess(
+  args: string[],
+  options: Omit<MainOptions, 'stdout' | 'stderr'> = {},
+): Promise<CliRun> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    ...options,
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+  });
+  return { code, stdout, stderr };
+}
