@@ -5,7 +5,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import type { Kubeadm } from '../../agent/kubeadm/driver.js';
 import type { BootstrapToken, BootstrapTokens } from '../../agent/kubernetes/bootstrap-token.js';
-import type { NodeState, NodeStateStore } from '../../agent/state/node-state.js';
+import type { Step } from '../../agent/lifecycle/phases.js';
+import type { NodePhase, NodeState, NodeStateStore } from '../../agent/state/node-state.js';
 import { spkiOf } from '../../attestation/atls/index.js';
 import { ownerPublicKeyText, proveOwner } from '../../common/contracts/owner.js';
 import { Challenge } from '../../gen/proto/attestation.js';
@@ -52,6 +53,21 @@ export class FakeTpm {
 type SaveInput = Parameters<NodeStateStore['save']>[0];
 
 /** The node-state store in memory; `failOn(phase)` makes saving that phase throw. */
+/** A joined worker's node state in `phase` (with the step that failed, if any). */
+export function nodeStateIn(phase: NodePhase, failedStep?: Step): NodeState {
+  return {
+    version: 1,
+    phase,
+    role: 'worker',
+    origin: 'join',
+    clusterId: 'ab'.repeat(32),
+    measurementSalt: 'cd'.repeat(32),
+    diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
+    ...(failedStep ? { failedStep } : {}),
+    updatedAt: new Date(0).toISOString(),
+  };
+}
+
 export class FakeStateStore implements Pick<NodeStateStore, 'load' | 'save' | 'clear'> {
   current: NodeState | null = null;
   saved: SaveInput[] = [];

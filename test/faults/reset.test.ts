@@ -12,7 +12,7 @@ import { STATE_FILES, type StateFile, statePath } from '../../agent/lifecycle/la
 import { removeClusterFiles, resetStaleBootstrap } from '../../agent/lifecycle/reset.js';
 import { ClusterSecretsStore } from '../../agent/state/cluster-secrets.js';
 import { NodeStateStore } from '../../agent/state/node-state.js';
-import { FakeKubeadm, FakeStateStore } from '../agent/fakes.js';
+import { FakeKubeadm, FakeStateStore, nodeStateIn } from '../agent/fakes.js';
 import { recordingLog } from '../harness/recording-log.js';
 
 describe('reset removes the cluster files', () => {
@@ -90,17 +90,7 @@ describe('reset removes the cluster files', () => {
     const blocked = join(dir, 'not-a-dir');
     await writeFile(blocked, 'x');
     const store = new FakeStateStore();
-    store.current = {
-      version: 1,
-      phase: 'reset-required',
-      role: 'worker',
-      origin: 'join',
-      clusterId: 'ab'.repeat(32),
-      measurementSalt: 'cd'.repeat(32),
-      diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
-      failedStep: 'kubeadm-join',
-      updatedAt: new Date(0).toISOString(),
-    };
+    store.current = nodeStateIn('reset-required', 'kubeadm-join');
     await assert.rejects(
       resetStaleBootstrap({
         log: recordingLog(),

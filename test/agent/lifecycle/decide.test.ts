@@ -1,22 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type BootAction, decideBoot } from '../../../agent/lifecycle/decide.js';
-import type { Step } from '../../../agent/lifecycle/phases.js';
-import type { NodePhase, NodeState } from '../../../agent/state/node-state.js';
-
-function state(phase: NodePhase, failedStep?: Step): NodeState {
-  return {
-    version: 1,
-    phase,
-    role: 'worker',
-    origin: 'join',
-    clusterId: 'ab'.repeat(32),
-    measurementSalt: 'cd'.repeat(32),
-    diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
-    ...(failedStep ? { failedStep } : {}),
-    updatedAt: new Date(0).toISOString(),
-  };
-}
+import type { NodeState } from '../../../agent/state/node-state.js';
+import { nodeStateIn as state } from '../fakes.js';
 
 describe('decideBoot', () => {
   const cases: { name: string; state: NodeState | null; pcr15IsZero: boolean; want: BootAction }[] = [

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { resetStaleBootstrap } from '../../../agent/lifecycle/reset.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { FakeKubeadm, FakeStateStore } from '../fakes.js';
+import { FakeKubeadm, FakeStateStore, nodeStateIn } from '../fakes.js';
 
 describe('resetStaleBootstrap', () => {
   const cases: {
@@ -36,17 +36,7 @@ describe('resetStaleBootstrap', () => {
       const kubeadm = new FakeKubeadm();
       if (c.kubeadmFails) kubeadm.fail.reset = c.kubeadmFails;
       const state = new FakeStateStore();
-      state.current = {
-        version: 1,
-        phase: 'reset-required',
-        role: 'worker',
-        origin: 'join',
-        clusterId: 'ab'.repeat(32),
-        measurementSalt: 'cd'.repeat(32),
-        diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
-        failedStep: 'kubeadm-join',
-        updatedAt: new Date(0).toISOString(),
-      };
+      state.current = nodeStateIn('reset-required', 'kubeadm-join');
       if (c.clearFails) {
         const err = c.clearFails;
         state.clear = async () => {
