@@ -10,7 +10,7 @@ import { defaultQemuConfig } from '../../../cli/config/schema.js';
 import { loadOrCreateMasterSecret } from '../../../cli/kms/master-secret.js';
 import { parseKmsUri } from '../../../cli/kms/uri.js';
 import { WRAPPED_MASTER_SECRET_FILE } from '../../../cli/kms/wrapped-file.js';
-import { runCliInProcess } from '../../harness/cli.js';
+import { filesOf, runCliInProcess } from '../../harness/cli.js';
 import { createSoftHsm, type SoftHsm } from '../../harness/softhsm.js';
 
 const cli = (dir: string, args: string[], env: NodeJS.ProcessEnv) =>
@@ -199,12 +199,7 @@ describe('kms: PKCS#11 (SoftHSM)', { timeout: 120_000 }, () => {
       test(c.name, async () => {
         const dir = await workspace();
         await c.existing?.(dir);
-        const files = async () =>
-          Object.fromEntries(
-            await Promise.all(
-              (await readdir(dir)).map(async (f) => [f, await readFile(join(dir, f), 'utf8')]),
-            ),
-          );
+        const files = () => filesOf(dir);
         const before = await files();
         const env = c.env ?? pinEnv();
         const err = await (async () => loadOrCreateMasterSecret(dir, parseKmsUri(c.uri()), env))().then(

@@ -12,7 +12,7 @@ import { loadOrCreateMasterSecret } from '../../../cli/kms/master-secret.js';
 import { type KmsSpec, parseKmsUri } from '../../../cli/kms/uri.js';
 import { WRAPPED_MASTER_SECRET_FILE } from '../../../cli/kms/wrapped-file.js';
 import { freePort } from '../../harness/agent-node.js';
-import { runCliInProcess } from '../../harness/cli.js';
+import { filesOf, runCliInProcess } from '../../harness/cli.js';
 import { type OpenBao, startOpenBao } from '../../harness/openbao.js';
 
 const KEY = 'sextant';
@@ -269,12 +269,7 @@ describe('kms: OpenBao transit', { timeout: 120_000 }, () => {
       test(c.name, async () => {
         const dir = await workspace();
         await c.existing?.(dir);
-        const files = async () =>
-          Object.fromEntries(
-            await Promise.all(
-              (await readdir(dir)).map(async (f) => [f, await readFile(join(dir, f), 'utf8')]),
-            ),
-          );
+        const files = () => filesOf(dir);
         const before = await files();
         const env = await c.env();
         const err = await loadOrCreateMasterSecret(dir, parseKmsUri(await c.uri()), env).then(
