@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Backends } from '../../../cli/commands/backends.js';
 import { createContext } from '../../../cli/commands/context.js';
+import { COMMANDS } from '../../../cli/commands/index.js';
 import { type MiniDeps, miniDown, miniUp } from '../../../cli/commands/mini.js';
 import { loadConfig } from '../../../cli/config/file.js';
 import { writeRelease } from '../release/fixtures/release.js';
@@ -113,6 +114,12 @@ describe('sextant mini up', () => {
     assert.equal(config.kubernetes.version, 'v1.34.4');
     assert.match(out.stdout, /3 node\(s\) Ready/);
     assert.match(out.stdout, new RegExp(`kubectl --kubeconfig ${join(ws, 'sextant-admin.conf')} get nodes`));
+    // every next step it suggests is a command this CLI has
+    const suggested = [...out.stdout.matchAll(/^ +sextant ([a-z]+(?: [a-z]+)?)/gm)].map((m) => m[1]!);
+    assert.ok(suggested.length > 0, out.stdout);
+    const known = COMMANDS.map((c) => c.path.join(' '));
+    for (const s of suggested)
+      assert.ok(known.includes(s) || known.includes(s.split(' ')[0]!), `sextant ${s}`);
     for (const phase of ['release', 'config', 'create', 'init', 'ready']) {
       assert.match(out.stderr, new RegExp(`\\] ${phase}: done in [0-9.]+ s`), phase);
     }
