@@ -1,4 +1,3 @@
-// kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
 // startAgent wired with fakes: the boot paths (fresh, reset, rejoin of a worker and of a control plane,
 // reboot-required), init vs join through the composed parts, every failure to start, and stop/abort.
 import assert from 'node:assert/strict';

@@ -1,14 +1,25 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createKubelet, KubeletStartError } from '../../../agent/kubeadm/kubelet.js';
 
 describe('createKubelet', () => {
-  it('runs the start command', async () => {
-    await createKubelet({ command: ['true'] }).start();
+  it('runs the start command, with its arguments, before it resolves', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kubelet-'));
+    try {
+      const marker = join(dir, 'started');
+      await createKubelet({ command: ['sh', '-c', 'echo "$1" > "$2"', 'sh', 'kubelet', marker] }).start();
+      assert.equal(await readFile(marker, 'utf8'), 'kubelet\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
-  it('does nothing for an empty command (kubeadm starts kubelet itself there)', async () => {
-    await createKubelet({ command: [] }).start();
+  it('starts nothing for an empty command (kubeadm starts kubelet itself there)', async () => {
+    // With a 1 ms limit any spawned program would time out and reject; resolving shows none was started.
+    await assert.doesNotReject(createKubelet({ command: [], timeoutMs: 1 }).start());
   });
 
   const failures: { name: string; command: string[]; timeoutMs?: number; says: RegExp }[] = [
