@@ -1,6 +1,6 @@
 // @tier system: swtpm (agents on loopback)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
-// Issue 11 §1/§3 on the wire: a real agent initialized as control plane (its own swtpm), and joining machines that
+// On the wire: a real agent initialized as control plane (its own swtpm), and joining machines that
 // each hold a swtpm and ask what an attacker would ask. Every TPM attests honestly — the quote passes — and the
 // JoinService still gives each only what the operator's records say it may have.
 import assert from 'node:assert/strict';

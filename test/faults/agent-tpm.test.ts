@@ -1,5 +1,5 @@
 // @tier system: swtpm (agents on loopback)
-// Issue 12 §4 on a running agent: its TPM reached through the fault proxy. A dropped command is recovered (the
+// On a running agent: its TPM reached through the fault proxy. A dropped command is recovered (the
 // agent attests again with the same AK); a TPM that stays gone ends the agent with a non-zero status and a
 // journal line saying why; a "reboot required" start exits non-zero saying so, and the unit turns repeated failed
 // starts into a reboot instead of an endless 3-second loop.

@@ -1,5 +1,5 @@
 // @tier system: root (a tmpfs mounted)
-// Issue 12 §2: one moment of full disk must not make a control plane unable to start again. The JoinService's
+// One moment of full disk must not make a control plane unable to start again. The JoinService's
 // audit log cuts a torn tail, sets a broken segment aside and starts a new signed one, rotates at a size bound,
 // counts pre-challenge refusals instead of logging each, and an append that did not reach the disk rejects
 // (the admission it records then fails). In-process on a temp dir, and on a real tmpfs filled to the last page.

@@ -1,6 +1,6 @@
 // @tier system: swtpm (agents on loopback)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
-// Issue 12 §1 and §6 (CLI side): an interrupted `sextant init` loses nothing. Real agents with swtpm on loopback,
+// An interrupted `sextant init` loses nothing. Real agents with swtpm on loopback,
 // the CLI in its own process receiving real SIGINT/SIGKILL, the agent killed at named points
 // (SEXTANT_FAULT_KILL_AT, an environment hook in the agent) and its kubeadm slowed (KUBEADM_STANDIN_DELAY_PHASE)
 // so that the request is in flight when the fault strikes.

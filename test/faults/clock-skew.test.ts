@@ -1,6 +1,6 @@
 // @tier system: swtpm (agents on loopback)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
-// Issue 12 §5: a skewed clock must not break attested TLS. Trust in an ephemeral aTLS certificate comes from the
+// A skewed clock must not break attested TLS. Trust in an ephemeral aTLS certificate comes from the
 // pin plus the attestation bound to its key, so the certificate carries no date a skewed peer could fall outside.
 // Each end runs in its own process with libfaketime skewing only its wall clock; the sockets are real.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Issue 12 §6: a component download interrupted by the agent's death (SIGKILL mid-transfer) leaves a partial file
+// A component download interrupted by the agent's death (SIGKILL mid-transfer) leaves a partial file
 // in the install directory; the next install removes it. The transfer is real HTTP, throttled so the kill lands
 // while the file is half written.
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 // @tier system: swtpm (agents on loopback)
-// Issue 12 §3: a worker whose join fails after admission joins again. Its disk ID is persisted before any ticket is
+// A worker whose join fails after admission joins again. Its disk ID is persisted before any ticket is
 // asked for and survives the reset; a failed join ends the agent for the reboot (exit 75, saying why) instead of
 // idling; no log line claims a write that failed. Real agents with swtpm on loopback; the worker's state on a
 // small tmpfs for the full-disk cases; "reboot" = the TPM restarted (PCR 15 back to zero) + the agent restarted.

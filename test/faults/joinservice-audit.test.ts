@@ -1,5 +1,5 @@
 // @tier system: swtpm (agents on loopback)
-// Issue 12 §2 on real agents: a control plane whose audit log was broken (garbage mid-file, a torn tail) starts
+// On real agents: a control plane whose audit log was broken (garbage mid-file, a torn tail) starts
 // again and admits nodes; a JoinService whose state disk is full refuses the admission it cannot audit
 // (UNAVAILABLE), and the worker joins once there is room. The control plane's state lives on a small tmpfs.
 import assert from 'node:assert/strict';

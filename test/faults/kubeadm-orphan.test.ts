@@ -1,4 +1,4 @@
-// Issue 12 §6: an agent killed while kubeadm runs must not leave kubeadm running (writing /etc/kubernetes while the
+// An agent killed while kubeadm runs must not leave kubeadm running (writing /etc/kubernetes while the
 // restarted agent resets the node). The "kubeadm" here behaves like the real one waiting for the control plane:
 // it writes nothing, so no broken pipe would end it; only the parent-death signal the driver sets does.
 import assert from 'node:assert/strict';

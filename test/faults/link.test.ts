@@ -1,5 +1,5 @@
 // @tier system: root, swtpm (agents in network namespaces)
-// Issue 12 §1/§6 over a real network: the control plane in its own network namespace, the CLI in the hub, the
+// Over a real network: the control plane in its own network namespace, the CLI in the hub, the
 // node's link pulled (carrier down) while `sextant init` is in flight. A short flap loses nothing; a link down past
 // --timeout gives its own message and next step, and the next init fetches the result the node kept.
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 // @tier system: swtpm
-// Issue 12 §4: one TPM I/O error must not disable the agent's TPM for good. A proxy between tcti-swtpm and a real
+// One TPM I/O error must not disable the agent's TPM for good. A proxy between tcti-swtpm and a real
 // swtpm drops or stalls single commands; the resilient TPM reopens its context, recreates the AK and EK, and the
 // attestation that follows verifies against the same identity. What cannot be recovered is reported once
 // (onFatal), which is where the agent exits non-zero for systemd to restart it.
@@ -168,7 +168,7 @@ describe('TPM faults (issue 12 §4, issue 17 §1, §2, §6)', { timeout: 240_000
     assert.match(fatal[0]!.message, /cannot open TPM|IO failure|connection/);
   });
 
-  // Issue 17 §1: only "nothing defined at that index" means no EK certificate.
+  // Only "nothing defined at that index" means no EK certificate.
   for (const fault of ['drop-command', 'drop-response'] as const) {
     it(`${fault} of NV_ReadPublic while reading the EK: a plain context reports the failure, the resilient one reads the certificate`, async () => {
       const plain = await openTpm(proxy.tcti);
