@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import * as v from 'valibot';
 import { METADATA_URL } from '../../common/contracts/instance-metadata.js';
+import { DEFAULT_PORTS } from '../../common/contracts/ports.js';
 import { describeValue, integer, parseWith, SchemaError } from '../../common/schema.js';
 import { KUBEADM_COMMAND_TIMEOUT_MS } from '../kubeadm/driver.js';
 
@@ -53,9 +54,9 @@ export const DEFAULTS: AgentConfig = {
   eventLogPath: '/sys/kernel/security/tpm0/binary_bios_measurements',
   variant: 'qemu-vtpm',
   listenAddress: '0.0.0.0',
-  initPort: 9000,
-  joinServicePort: 30090,
-  apiServerPort: 6443,
+  initPort: DEFAULT_PORTS.init,
+  joinServicePort: DEFAULT_PORTS.joinService,
+  apiServerPort: DEFAULT_PORTS.apiServer,
   kubeadmPath: '/usr/local/bin/kubeadm',
   kubeadmTimeoutMs: KUBEADM_COMMAND_TIMEOUT_MS,
   staticJoinEndpoints: [],

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { stringify } from 'yaml';
+import { DEFAULT_PORTS } from '../../common/contracts/ports.js';
 import {
   type Cidr,
   cidrProblem,
@@ -288,7 +289,7 @@ function validateInit(c: InitConfigInput): void {
   });
   const cpe = requireString(c.controlPlaneEndpoint, 'controlPlaneEndpoint');
   // the port may be left out (kubeadm then uses the bind port)
-  const cpeProblem = endpointProblem(cpe, 6443);
+  const cpeProblem = endpointProblem(cpe, DEFAULT_PORTS.apiServer);
   if (cpeProblem) fail('controlPlaneEndpoint', cpeProblem, cpe);
   // Secrets: say what is wrong, never echo the value.
   if (c.bootstrapToken !== undefined && !TOKEN.test(c.bootstrapToken)) {

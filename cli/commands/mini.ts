@@ -347,7 +347,7 @@ async function up(
       '',
       'next:',
       `  export KUBECONFIG=${kubeconfig}     # then plain kubectl works (kubectl ${config.kubernetes.version} is ${kubectl})`,
-      '  sextant verify --endpoint <node>:9000   # attest a node again',
+      `  sextant verify --endpoint <node>:${config.initPort}   # attest a node again`,
       "  sextant mini down                   # stop every VM and remove this workspace's files",
       'Images come from the nodes themselves (no registry): use imagePullPolicy: Never or IfNotPresent.',
       '',

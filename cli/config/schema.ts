@@ -2,6 +2,7 @@
 import * as v from 'valibot';
 import type { Measurements } from '../../attestation/measurements.js';
 import { componentSchema } from '../../common/contracts/component.js';
+import { DEFAULT_PORTS } from '../../common/contracts/ports.js';
 import { cidrProblem, cidrsOverlap, isDnsLabel, isSan, parseCidr } from '../../common/net.js';
 import { checkedString, integer, matching, strictObject } from '../../common/schema.js';
 import { KMS_URI_FORMS, parseKmsUri } from '../kms/uri.js';
@@ -217,8 +218,6 @@ export type SextantConfig = v.InferOutput<typeof configSchema>;
 
 /** The Kubernetes version scripts/build-kubernetes.sh builds (kubernetes/go.mod); a release names its own. */
 export const DEFAULT_KUBERNETES_VERSION = 'v1.34.4';
-export const DEFAULT_INIT_PORT = 9000;
-export const DEFAULT_JOIN_SERVICE_PORT = 30090;
 /** Where the QEMU provider keeps the private swtpm-localca CA its TPMs' EK certificates are issued by. */
 export const QEMU_EK_CA_CERTIFICATES = [
   'qemu/ca/localca/swtpm-localca-rootca-cert.pem',
@@ -246,8 +245,8 @@ export function defaultQemuConfig(): SextantConfig {
       measurements: {},
       ekCaCertificates: [...QEMU_EK_CA_CERTIFICATES],
     },
-    initPort: DEFAULT_INIT_PORT,
-    joinServicePort: DEFAULT_JOIN_SERVICE_PORT,
+    initPort: DEFAULT_PORTS.init,
+    joinServicePort: DEFAULT_PORTS.joinService,
     kms: 'file',
   };
 }

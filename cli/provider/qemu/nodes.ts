@@ -10,6 +10,7 @@ import {
 } from '../../../common/contracts/instance-metadata.js';
 import { NODE_ROLES, type NodeRole } from '../../../common/contracts/node-role.js';
 import { ownerPublicKeyText, signInventory } from '../../../common/contracts/owner.js';
+import { DEFAULT_PORTS } from '../../../common/contracts/ports.js';
 import { formatEndpoint, isDnsLabel } from '../../../common/net.js';
 import { parseWith } from '../../../common/schema.js';
 import { RELEASE_SERVER_PORT } from '../../release/release.js';
@@ -130,7 +131,7 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
   if (existsSync(join(dir, 'cluster.json')) || existsSync(`/run/netns/${net.namespace}`)) {
     throw new Error(`qemu provider: ${dir} already holds a cluster; terminate it first`);
   }
-  const port = spec.joinServicePort ?? 30090;
+  const port = spec.joinServicePort ?? DEFAULT_PORTS.joinService;
   const cpus = spec.cpus ?? DEFAULT_VM_CPUS;
   const memoryMiB = spec.memoryMiB ?? DEFAULT_VM_MEMORY_MIB;
   const disk = resolve(spec.imageDir, 'disk.img');
