@@ -9,6 +9,7 @@ import { loadConfig } from '../config/file.js';
 import { ConfigError } from '../config/validate.js';
 import { verifyNode } from '../init/init-cluster.js';
 import { configuredVerifier } from './attestation.js';
+import { firstControlPlane } from './first-node.js';
 
 /** The PCR a warnOnly warning line names ("warnOnly PCR 4: expected …"). */
 function warnedPcr(line: string): number | undefined {
@@ -31,8 +32,15 @@ export async function runVerify(ctx: CommandContext, options: VerifyOptions): Pr
     }
     throw err;
   }
+  let target: string;
+  try {
+    target = options.endpoint ?? (await firstControlPlane(ctx.workspace, config.initPort));
+  } catch (err) {
+    ctx.stderr.write(`not verified: ${(err as Error).message}\n`);
+    return 1;
+  }
   // the command checked it already
-  const endpoint = parseEndpoint(options.endpoint, config.initPort);
+  const endpoint = parseEndpoint(target, config.initPort);
   try {
     const attestation = await verifyNode(endpoint, verifier);
     // A boot-chain PCR that differs is never "verified", even when an insecure set only warns about it.
@@ -42,11 +50,11 @@ export async function runVerify(ctx: CommandContext, options: VerifyOptions): Pr
     for (const w of attestation.warnings) ctx.stderr.write(`warning: ${w}\n`);
     if (differing.length > 0) {
       ctx.stderr.write(
-        `not verified: ${options.endpoint}: boot-chain PCR(s) ${differing.join(', ')} differ from the measurements\n`,
+        `not verified: ${target}: boot-chain PCR(s) ${differing.join(', ')} differ from the measurements\n`,
       );
       return 1;
     }
-    ctx.stdout.write(`verified: ${options.endpoint}\n`);
+    ctx.stdout.write(`verified: ${target}\n`);
     ctx.stdout.write(`AK name: ${attestation.akName.toString('hex')}\n`);
     ctx.stdout.write(`EK certificate SHA-256: ${attestation.ekCertificateHash.toString('hex')}\n`);
     // what the operator's inventory and the JoinService know the node by

@@ -22,8 +22,8 @@ export interface InitOptions {
 export type InitRunner = (ctx: CommandContext, options: InitOptions) => Promise<number>;
 
 export interface VerifyOptions {
-  /** host:port of a node's init/attestation service. */
-  endpoint: string;
+  /** host:port of a node's init/attestation service; absent: the workspace's first control plane. */
+  endpoint?: string;
   /** Accept unsigned or weaker-than-minimum measurements, each weakness printed INSECURE. */
   insecureMeasurements?: boolean;
 }

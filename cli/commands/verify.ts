@@ -1,14 +1,14 @@
-// sextant verify --endpoint host:port [--insecure-measurements]
+// sextant verify [--endpoint host:port] [--insecure-measurements]
 import { formatEndpoint } from '../../common/net.js';
 import { loadConfig } from '../config/file.js';
 import type { Backends, VerifyOptions } from './backends.js';
 import { defineCommand, endpointOption } from './command.js';
-import { type CommandContext, UsageError } from './context.js';
+import type { CommandContext } from './context.js';
 
 const NAME = 'verify';
 
 export interface VerifyCommandOptions {
-  endpoint: string;
+  endpoint?: string;
   insecureMeasurements: boolean;
 }
 
@@ -19,7 +19,9 @@ export async function verify(
 ): Promise<number> {
   const config = await loadConfig(ctx.workspace);
   const request: VerifyOptions = {
-    endpoint: formatEndpoint(endpointOption(options.endpoint, config.initPort, NAME)),
+    ...(options.endpoint !== undefined
+      ? { endpoint: formatEndpoint(endpointOption(options.endpoint, config.initPort, NAME)) }
+      : {}),
     ...(options.insecureMeasurements ? { insecureMeasurements: true } : {}),
   };
   return backends.runVerify(ctx, request);
@@ -28,22 +30,23 @@ export async function verify(
 export const verifyCommand = defineCommand<VerifyCommandOptions>({
   path: ['verify'],
   summary: "attest a node against the config's measurements",
-  usage: 'sextant verify --endpoint host:port [--insecure-measurements]',
+  usage: 'sextant verify [--endpoint host:port] [--insecure-measurements]',
   help: [
     "Connects to a node's agent over attested TLS and checks its attestation (EK chain, quote, PCRs) against",
     'the measurements in sextant-conf.yaml, printing the verdict and any PCR that differs.',
     '',
     'The measurements must be signed by the pinned release key and enforce the boot chain (PCRs 0, 2-9, 11-14).',
     '',
-    '  --endpoint host:port      the node (port defaults to initPort)',
+    '  --endpoint host:port      the node (default: the first control plane; port defaults to initPort)',
     '  --insecure-measurements   accept unsigned or weaker measurements (each weakness printed INSECURE)',
   ].join('\n'),
   options: { endpoint: { type: 'string' }, 'insecure-measurements': { type: 'boolean' } },
   maxPositionals: 0,
   parse: ({ values }) => {
-    if (typeof values.endpoint !== 'string') throw new UsageError('--endpoint host:port is required', NAME);
+    const insecureMeasurements = values['insecure-measurements'] === true;
+    if (typeof values.endpoint !== 'string') return { insecureMeasurements };
     endpointOption(values.endpoint, 1, NAME);
-    return { endpoint: values.endpoint, insecureMeasurements: values['insecure-measurements'] === true };
+    return { endpoint: values.endpoint, insecureMeasurements };
   },
   run: verify,
 });

@@ -54,7 +54,6 @@ describe('sextant: arguments', () => {
       [['version', 'extra'], /unexpected argument "extra"/],
       [['config', 'generate'], /missing provider \(one of: qemu\)/],
       [['config', 'generate', 'aws'], /unknown provider "aws"/],
-      [['verify'], /--endpoint host:port is required/],
       [['verify', '--endpoint', 'a:b:c'], /--endpoint/],
       [['init', '--timeout=-3'], /--timeout: expected a positive number of seconds/],
       [['init', '--timeout', 'soon'], /--timeout: expected a positive number of seconds, got "soon"/],
@@ -186,6 +185,23 @@ describe('sextant: config and workspace', () => {
       assert.equal(r.code, 1);
       assert.match(r.stderr, /sextant-initsecret\.json missing/);
       assert.ok(!existsSync(join(dir, 'sextant-mastersecret.json')));
+    }));
+
+  it('verify without --endpoint attests the first control plane the provider created, or points at create', () =>
+    inLocalWorkspace(async (dir) => {
+      const none = await sextant(['verify', '--workspace', dir]);
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /not verified: no nodes in this workspace .*run "sextant create" first/);
+      await mkdir(join(dir, 'qemu'), { recursive: true });
+      const nodes = [
+        { role: 'worker', address: '127.0.0.3' },
+        { role: 'control-plane', address: '127.0.0.2' },
+      ];
+      await writeFile(join(dir, 'qemu', 'cluster.json'), JSON.stringify({ nodes }));
+      // nothing listens there: the failure names the endpoint verify chose
+      const chosen = await sextant(['verify', '--workspace', dir]);
+      assert.equal(chosen.code, 1);
+      assert.match(chosen.stderr, /not verified: .*127\.0\.0\.2:\d+/);
     }));
 
   it('init without --endpoint and without created nodes points at create', () =>
