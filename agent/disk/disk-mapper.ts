@@ -6,6 +6,7 @@ import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CryptDevice } from '../../native/cryptsetup/device.js';
 import { CryptError } from '../../native/cryptsetup/errors.js';
+import { WrongDiskKeyError } from './errors.js';
 import { checkHeader, HeaderRefusedError, headerDifferences } from './header-policy.js';
 import { DISK_TOKEN_SLOT, type DiskLayout, STATE_DISK_LAYOUT } from './layout.js';
 import { type DiskState, parseToken, tokenJson } from './token.js';
@@ -31,13 +32,7 @@ export const deviceMapper: Mapping = {
   close: (device, name) => device.deactivate(name),
 };
 
-/** The key offered does not open this disk; nothing on the disk was changed. */
-export class WrongDiskKeyError extends Error {
-  override name = 'WrongDiskKeyError';
-  constructor(readonly disk: string) {
-    super(`the disk key does not open ${disk} (no keyslot matched); the disk was left as it was`);
-  }
-}
+export { WrongDiskKeyError } from './errors.js';
 
 export type Prepared =
   /** Formatted (a first boot, or a reboot before init/join finished) and open with a random key. */

@@ -28,5 +28,7 @@ export const STEPS = [
   'kubeconfig',
   'join-service',
   'persist-reply',
+  /** keyslot 0 takes the cluster's key for the state disk's UUID, the disk token says initialized */
+  'disk-commit',
 ] as const;
 export type Step = (typeof STEPS)[number];

@@ -17,6 +17,16 @@ export interface BootstrapNode {
   role: NodeRole;
   measurementSalt: Buffer;
   diskUuid: string;
+  /** The cluster's key for that disk (the init's own derivation, the join ticket's); needed when deps.disk is. */
+  diskKey?: Buffer;
+}
+
+/** The node's state disk as a bootstrap changes it (agent/disk/disk-mapper.ts). */
+export interface BootstrapDisk {
+  /** After every other step: keyslot 0 takes `diskKey`, the token says initialized. */
+  commit(diskKey: Buffer): Promise<void>;
+  /** On a failure after the lock: the token says uninitialized again, in the header, so the next boot formats. */
+  markForReset(): Promise<void>;
 }
 
 export interface BootstrapDeps {
@@ -25,6 +35,8 @@ export interface BootstrapDeps {
   state: Pick<NodeStateStore, 'save'>;
   /** Undoes what kubeadm may have half-done (kubeadm reset); best effort. */
   resetKubernetes(): Promise<void>;
+  /** The state disk, on a node that has one: committed last, marked for reset on any failure. */
+  disk?: BootstrapDisk;
 }
 
 /**
@@ -60,7 +72,13 @@ export async function runBootstrap(
   node: BootstrapNode,
   steps: readonly BootstrapStep[],
 ): Promise<void> {
-  const { log } = deps;
+  const { log, disk } = deps;
+  const { diskKey } = node;
+  // Refused before the lock: a disk that could not be committed would end every bootstrap in a reset.
+  if (disk && diskKey?.length !== 32)
+    throw new Error(
+      `disk key: expected 32 bytes for state disk ${node.diskUuid}, got ${diskKey?.length ?? 'none'}`,
+    );
   const clusterId = node.clusterId.toString('hex');
   await deps.lock.acquire(node.origin, node.clusterId);
   log.info(`node lock taken for ${node.origin}`, { clusterId });
@@ -74,6 +92,8 @@ export async function runBootstrap(
   const all: readonly BootstrapStep[] = [
     { step: 'persist-state', run: () => deps.state.save({ ...record, phase: RUNNING_PHASE[node.origin] }) },
     ...steps,
+    // Last before "bootstrapped": a node that says so always has its disk under the cluster's key.
+    ...(disk && diskKey ? [{ step: 'disk-commit' as const, run: () => disk.commit(diskKey) }] : []),
     { step: 'persist-state', run: () => deps.state.save({ ...record, phase: 'bootstrapped' }) },
   ];
   let current: Step = 'persist-state';
@@ -84,13 +104,25 @@ export async function runBootstrap(
     }
   } catch (err) {
     // Marked before it is said, so whoever reads the log line finds the state it announces.
-    const marked = await deps.state.save({ ...record, phase: 'reset-required', failedStep: current }).then(
-      () => true,
-      (e: Error) => {
-        log.error(`cannot mark node for reset: ${e.message}; a reboot resets it all the same`);
-        return false;
-      },
-    );
+    const stateMarked = await deps.state
+      .save({ ...record, phase: 'reset-required', failedStep: current })
+      .then(
+        () => true,
+        (e: Error) => {
+          log.error(`cannot mark node for reset: ${e.message}; a reboot resets it all the same`);
+          return false;
+        },
+      );
+    const diskMarked = disk
+      ? await disk.markForReset().then(
+          () => true,
+          (e: Error) => {
+            log.error(`cannot mark state disk ${node.diskUuid} for reset: ${e.message}`);
+            return false;
+          },
+        )
+      : true;
+    const marked = stateMarked && diskMarked;
     await deps.resetKubernetes().catch((e: Error) => log.warn(`kubeadm reset failed: ${e.message}`));
     const failed = new BootstrapFailed(node.origin, current, err, marked);
     log.error(

@@ -98,6 +98,26 @@ export class FakeStateStore implements Pick<NodeStateStore, 'load' | 'save' | 'c
   }
 }
 
+/** The state disk as the bootstrap sees it: records commits (with their key) and marks; `fail[call]` throws. */
+export class FakeDisk {
+  readonly uuid = '5f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5';
+  calls: string[] = [];
+  keys: Buffer[] = [];
+  fail: Partial<Record<'commit' | 'markForReset', Error>> = {};
+
+  async commit(diskKey: Buffer): Promise<void> {
+    await Promise.resolve();
+    this.calls.push('disk-commit');
+    if (this.fail.commit) throw this.fail.commit;
+    this.keys.push(Buffer.from(diskKey));
+  }
+  async markForReset(): Promise<void> {
+    await Promise.resolve();
+    this.calls.push('disk-mark-reset');
+    if (this.fail.markForReset) throw this.fail.markForReset;
+  }
+}
+
 /** kubeadm that records its calls; `fail[command]` makes that command throw. */
 export class FakeKubeadm implements Kubeadm {
   calls: string[] = [];

@@ -4,36 +4,18 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
-import { DiskMapper, type Mapping, WrongDiskKeyError } from '../../../agent/disk/disk-mapper.js';
+import { DiskMapper, WrongDiskKeyError } from '../../../agent/disk/disk-mapper.js';
 import { HeaderRefusedError } from '../../../agent/disk/header-policy.js';
-import { type DiskLayout, STATE_DISK_LAYOUT } from '../../../agent/disk/layout.js';
 import { deriveDiskKey } from '../../../common/keys.js';
 import { CryptDevice } from '../../../native/cryptsetup/device.js';
-import { blankDisk, digestOf, rewriteHeaderJson, tempDir } from './luks-files.js';
-
-// Without device-mapper no integrity format here; everything else is the production layout.
-const HOST_LAYOUT: DiskLayout = {
-  ...STATE_DISK_LAYOUT,
-  format: { ...STATE_DISK_LAYOUT.format, integrity: null, volumeKeyBytes: 64 },
-  wipe: false,
-};
-
-class KeyCheckMapping implements Mapping {
-  opened: string[] = [];
-  wiped: string[] = [];
-  closed: string[] = [];
-  async open(device: CryptDevice, name: string, passphrase: Buffer): Promise<string> {
-    await device.activateByPassphrase(null, 0, passphrase);
-    this.opened.push(name);
-    return `/dev/mapper/${name}`;
-  }
-  async wipe(_device: CryptDevice, path: string): Promise<void> {
-    this.wiped.push(path);
-  }
-  async close(_device: CryptDevice, name: string): Promise<void> {
-    this.closed.push(name);
-  }
-}
+import {
+  blankDisk,
+  digestOf,
+  HOST_LAYOUT,
+  KeyCheckMapping,
+  rewriteHeaderJson,
+  tempDir,
+} from './luks-files.js';
 
 const master = { key: Buffer.alloc(32, 1), salt: Buffer.alloc(32, 2) };
 const otherMaster = { key: Buffer.alloc(32, 3), salt: Buffer.alloc(32, 2) };

@@ -4,6 +4,34 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Mapping } from '../../../agent/disk/disk-mapper.js';
+import { type DiskLayout, STATE_DISK_LAYOUT } from '../../../agent/disk/layout.js';
+import type { CryptDevice } from '../../../native/cryptsetup/device.js';
+
+// Without device-mapper no integrity format here; everything else is the production layout.
+export const HOST_LAYOUT: DiskLayout = {
+  ...STATE_DISK_LAYOUT,
+  format: { ...STATE_DISK_LAYOUT.format, integrity: null, volumeKeyBytes: 64 },
+  wipe: false,
+};
+
+/** The one neighbour swapped (this host has no device-mapper): checks the key against the real header as activation would. */
+export class KeyCheckMapping implements Mapping {
+  opened: string[] = [];
+  wiped: string[] = [];
+  closed: string[] = [];
+  async open(device: CryptDevice, name: string, passphrase: Buffer): Promise<string> {
+    await device.activateByPassphrase(null, 0, passphrase);
+    this.opened.push(name);
+    return `/dev/mapper/${name}`;
+  }
+  async wipe(_device: CryptDevice, path: string): Promise<void> {
+    this.wiped.push(path);
+  }
+  async close(_device: CryptDevice, name: string): Promise<void> {
+    this.closed.push(name);
+  }
+}
 
 export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'sextant-disk-'));

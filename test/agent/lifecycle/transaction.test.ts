@@ -2,12 +2,17 @@
 // the steps, and every step that throws ends in the one epilogue (reset-required + that step, kubeadm reset, the
 // lock kept) whatever the origin.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { join } from 'node:path';
+import { after, beforeEach, describe, it } from 'node:test';
+import { DiskMapper } from '../../../agent/disk/disk-mapper.js';
+import { WrongDiskKeyError } from '../../../agent/disk/errors.js';
 import type { Origin, Step } from '../../../agent/lifecycle/phases.js';
 import { BootstrapFailed, type BootstrapStep, runBootstrap } from '../../../agent/lifecycle/transaction.js';
 import { clusterPcrValue, NodeLock, NodeLockedError } from '../../../agent/nodelock/node-lock.js';
+import { deriveDiskKey } from '../../../common/keys.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { FakeStateStore, FakeTpm } from '../fakes.js';
+import { blankDisk, HOST_LAYOUT, KeyCheckMapping, tempDir } from '../disk/luks-files.js';
+import { FakeDisk, FakeStateStore, FakeTpm } from '../fakes.js';
 
 const clusterId = Buffer.alloc(32, 7);
 
@@ -150,4 +155,206 @@ describe('runBootstrap', () => {
     assert.deepEqual(f.state.saved, []);
     assert.deepEqual(f.calls, []);
   });
+});
+
+// With a state disk: the commit to the cluster's key is the last step before "bootstrapped", and every failure from
+// the lock on marks the disk for reset beside the node state.
+describe('runBootstrap with a state disk', () => {
+  const diskKey = Buffer.alloc(32, 5);
+  const cases: {
+    name: string;
+    origin: Origin;
+    failing?: Step;
+    failPhase?: 'bootstrapped';
+    failDisk?: 'commit' | 'markForReset';
+    calls: string[];
+    phases: string[];
+    failedStep?: Step;
+    marked?: boolean;
+  }[] = [
+    {
+      name: 'join: the disk is committed after every step, before bootstrapped',
+      origin: 'join',
+      calls: ['install-components', 'kubeadm-join', 'join-service', 'disk-commit@joining'],
+      phases: ['joining', 'bootstrapped'],
+    },
+    {
+      name: 'init: the same',
+      origin: 'init',
+      calls: ['install-components', 'kubeadm-join', 'join-service', 'disk-commit@initializing'],
+      phases: ['initializing', 'bootstrapped'],
+    },
+    {
+      name: 'a failing step: no commit, the disk marked for reset, then kubeadm reset',
+      origin: 'join',
+      failing: 'kubeadm-join',
+      calls: ['install-components', 'disk-mark-reset', 'reset'],
+      phases: ['joining', 'reset-required@kubeadm-join'],
+      failedStep: 'kubeadm-join',
+      marked: true,
+    },
+    {
+      name: 'a commit that fails is the disk-commit step',
+      origin: 'init',
+      failDisk: 'commit',
+      calls: [
+        'install-components',
+        'kubeadm-join',
+        'join-service',
+        'disk-commit@initializing',
+        'disk-mark-reset',
+        'reset',
+      ],
+      phases: ['initializing', 'reset-required@disk-commit'],
+      failedStep: 'disk-commit',
+      marked: true,
+    },
+    {
+      name: 'bootstrapped not recorded after the commit: the disk goes back to uninitialized',
+      origin: 'join',
+      failPhase: 'bootstrapped',
+      calls: [
+        'install-components',
+        'kubeadm-join',
+        'join-service',
+        'disk-commit@joining',
+        'disk-mark-reset',
+        'reset',
+      ],
+      phases: ['joining', 'reset-required@persist-state'],
+      failedStep: 'persist-state',
+      marked: true,
+    },
+    {
+      name: 'a disk mark that cannot be written: not marked, said so, kubeadm reset all the same',
+      origin: 'join',
+      failing: 'install-components',
+      failDisk: 'markForReset',
+      calls: ['disk-mark-reset', 'reset'],
+      phases: ['joining', 'reset-required@install-components'],
+      failedStep: 'install-components',
+      marked: false,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const f = fixture();
+      const disk = new FakeDisk();
+      disk.calls = f.calls;
+      const commit = disk.commit.bind(disk);
+      disk.commit = (key) => {
+        f.calls.push(`disk-commit@${f.state.current?.phase}`);
+        return commit(key);
+      };
+      if (c.failPhase) f.state.failing.add(c.failPhase);
+      if (c.failDisk) disk.fail[c.failDisk] = new Error(`${c.failDisk} broke`);
+      const run = runBootstrap(
+        { ...f.deps, disk },
+        { ...node(c.origin), diskKey },
+        steps(f.calls, c.failing),
+      );
+      if (c.failedStep) {
+        await assert.rejects(run, (err: unknown) => {
+          assert.ok(err instanceof BootstrapFailed);
+          assert.equal(err.step, c.failedStep);
+          assert.equal(err.marked, c.marked);
+          return true;
+        });
+        if (c.failDisk === 'markForReset')
+          assert.ok(
+            f.log.lines.some((l) => l.includes('cannot mark state disk')),
+            f.log.lines.join('\n'),
+          );
+      } else {
+        await run;
+        assert.deepEqual(disk.keys, [diskKey]);
+      }
+      assert.deepEqual(
+        f.calls.filter((x) => x !== 'disk-commit'),
+        c.calls,
+      );
+      assert.deepEqual(f.state.phases(), c.phases);
+    });
+  }
+
+  for (const [name, key] of [
+    ['no disk key', undefined],
+    ['a disk key of 16 bytes', Buffer.alloc(16)],
+  ] as const) {
+    it(`${name}: refused before the lock, nothing run or recorded`, async () => {
+      const f = fixture();
+      const disk = new FakeDisk();
+      await assert.rejects(
+        runBootstrap(
+          { ...f.deps, disk },
+          { ...node('join'), ...(key ? { diskKey: key } : {}) },
+          steps(f.calls),
+        ),
+        /^Error: disk key: expected 32 bytes for state disk 3b0b8c2e-/,
+      );
+      assert.equal(f.lock.holder, null);
+      assert.deepEqual([f.state.saved, f.calls, disk.calls], [[], [], []]);
+    });
+  }
+});
+
+// The same transaction on a real LUKS2 file (device-mapper swapped for a key check): what the next boot finds.
+describe('runBootstrap on a real LUKS2 state disk', () => {
+  const master = { key: Buffer.alloc(32, 1), salt: Buffer.alloc(32, 2) };
+  let files: { dir: string; cleanup: () => Promise<void> };
+  let mapper: () => DiskMapper;
+  beforeEach(async () => {
+    await files?.cleanup();
+    files = await tempDir();
+    const disk = await blankDisk(join(files.dir, 'state.img'));
+    const mapping = new KeyCheckMapping();
+    mapper = () => new DiskMapper({ disk, workDir: files.dir, name: 'state', layout: HOST_LAYOUT, mapping });
+  });
+  after(() => files?.cleanup());
+
+  const cases: { name: string; failing?: Step; failPhase?: 'bootstrapped'; next: 'initialized' | 'fresh' }[] =
+    [
+      { name: 'a bootstrap that succeeds leaves the disk under the derived key', next: 'initialized' },
+      {
+        name: 'one failing before the commit leaves it to be formatted again',
+        failing: 'kubeadm-join',
+        next: 'fresh',
+      },
+      {
+        name: 'one failing after the commit marks it to be formatted again',
+        failPhase: 'bootstrapped',
+        next: 'fresh',
+      },
+    ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const f = fixture();
+      if (c.failPhase) f.state.failing.add(c.failPhase);
+      const disk = mapper();
+      const prepared = await disk.prepare();
+      assert.equal(prepared.kind, 'fresh');
+      const diskKey = deriveDiskKey(master, prepared.uuid);
+      const run = runBootstrap(
+        { ...f.deps, disk },
+        { ...node('join'), diskUuid: prepared.uuid, diskKey },
+        steps(f.calls, c.failing),
+      );
+      if (c.next === 'fresh') await assert.rejects(run, BootstrapFailed);
+      else await run;
+      await disk.close();
+      // the next boot
+      const next = mapper();
+      const found = await next.prepare();
+      assert.equal(found.kind, c.next);
+      assert.equal(found.uuid, prepared.uuid, 'the UUID (the disk ID a JoinService knows) survives');
+      if (found.kind === 'initialized') {
+        await assert.rejects(
+          next.openWithKey(deriveDiskKey(master, '00000000-0000-4000-8000-000000000000')),
+          WrongDiskKeyError,
+        );
+        assert.equal(await next.openWithKey(diskKey), '/dev/mapper/state');
+      }
+      await next.close();
+    });
+  }
 });
