@@ -12,6 +12,10 @@ import type { KmsSpec } from './uri.js';
 type TransitSpec = Extract<KmsSpec, { mode: 'transit' }>;
 
 const REQUEST_TIMEOUT_MS = 10_000;
+/** Node's codes for a certificate that does not chain to the trusted CAs or name the host. */
+const TLS_VERIFY = /CERT|SIGNATURE|ISSUER|ALTNAME/;
+/** Node's codes for a server that does not answer TLS at all (e.g. plain http behind an https URI). */
+const TLS_HANDSHAKE = /^(EPROTO|ERR_SSL_)/;
 /** Transit ciphertexts name their key version: vault:v3:… */
 const CIPHERTEXT = /^vault:v([1-9][0-9]{0,9}):[A-Za-z0-9+/=]+$/;
 
@@ -101,8 +105,22 @@ export class TransitWrapper implements KeyWrapper {
       req.end(body);
     }).catch((err: NodeJS.ErrnoException) => {
       if (err instanceof KmsError) throw err;
+      const code = err.code ?? err.message.slice(0, 80);
+      if (TLS_VERIFY.test(code)) {
+        const against = this.spec.caFile !== undefined ? `ca-file ${this.spec.caFile}` : "the system's CAs";
+        return this.#fail(
+          `the server's TLS certificate does not verify against ${against} (${code})`,
+          'set ca-file in the kms URI to the CA that issued the server certificate',
+        );
+      }
+      if (TLS_HANDSHAKE.test(code)) {
+        return this.#fail(
+          `no TLS handshake (${code})`,
+          'check that the server speaks https at this address, or use transit+http for a plain one',
+        );
+      }
       return this.#fail(
-        `unreachable (${err.code ?? err.message.slice(0, 80)})`,
+        `unreachable (${code})`,
         'start the server or fix the address in the kms URI of sextant-conf.yaml',
       );
     });

@@ -1,8 +1,9 @@
-// Test harness: a real OpenBao server (dev mode: in memory, unsealed) on a loopback port, with the transit engine
-// and tokens whose policy allows only encrypt and decrypt of one key, as an operator would hand the CLI.
+// Test harness: a real OpenBao server (dev mode: in memory, unsealed) on a loopback port, plain http or https with
+// the test CA OpenBao's -dev-tls generates, with the transit engine and tokens whose policy allows only encrypt and
+// decrypt of one key, as an operator would hand the CLI.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,8 +19,10 @@ export function baoBinary(): string {
 }
 
 export interface OpenBao {
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT, or https:// with `tls` */
   address: string;
+  /** With `tls`: the PEM of the CA that issued the server's certificate (for 127.0.0.1). */
+  caFile?: string;
   rootToken: string;
   /** Runs the real bao CLI against the server (as root unless `token`); its stdout. */
   bao(args: string[], token?: string): Promise<string>;
@@ -30,16 +33,22 @@ export interface OpenBao {
   /** Adds a key version (transit/keys/NAME/rotate): what an operator's rotation does. */
   rotateKey(name: string): Promise<void>;
   revoke(token: string): Promise<void>;
-  /** kms URI for key `name`. */
-  uri(name: string): string;
+  /** kms URI for key `name` (with ?ca-file= under `tls`, unless `caFile` names another). */
+  uri(name: string, caFile?: string): string;
+  /** Seals the server (bao operator seal): every transit request is then refused with 503. */
+  seal(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startOpenBao(): Promise<OpenBao> {
+export async function startOpenBao(options: { tls?: boolean } = {}): Promise<OpenBao> {
   const port = await freePort();
   const home = await mkdtemp(join(tmpdir(), 'sextant-bao-'));
-  const address = `http://127.0.0.1:${port}`;
+  const address = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const rootToken = `root-${port}`;
+  const tlsDir = join(home, 'tls');
+  // -dev-tls writes vault-ca.pem, vault-cert.pem (SAN 127.0.0.1) and vault-key.pem there.
+  const caFile = options.tls ? join(tlsDir, 'vault-ca.pem') : undefined;
+  if (options.tls) await mkdir(tlsDir);
   const child: ChildProcess = spawn(
     baoBinary(),
     [
@@ -48,6 +57,7 @@ export async function startOpenBao(): Promise<OpenBao> {
       `-dev-listen-address=127.0.0.1:${port}`,
       `-dev-root-token-id=${rootToken}`,
       '-dev-no-store-token',
+      ...(options.tls ? ['-dev-tls', `-dev-tls-cert-dir=${tlsDir}`] : []),
     ],
     { env: { PATH: process.env.PATH, HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -61,7 +71,13 @@ export async function startOpenBao(): Promise<OpenBao> {
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
   const bao = async (args: string[], token = rootToken) => {
     const { stdout } = await run(baoBinary(), args, {
-      env: { PATH: process.env.PATH, HOME: home, BAO_ADDR: address, BAO_TOKEN: token },
+      env: {
+        PATH: process.env.PATH,
+        HOME: home,
+        BAO_ADDR: address,
+        BAO_TOKEN: token,
+        ...(caFile ? { BAO_CACERT: caFile } : {}),
+      },
     });
     return stdout;
   };
@@ -93,9 +109,14 @@ export async function startOpenBao(): Promise<OpenBao> {
   let policies = 0;
   return {
     address,
+    ...(caFile ? { caFile } : {}),
     rootToken,
     bao,
-    uri: (name) => `transit+${address}/transit/${name}`,
+    uri: (name, ca = caFile) =>
+      `transit+${address}/transit/${name}${ca ? `?ca-file=${encodeURIComponent(ca)}` : ''}`,
+    seal: async () => {
+      await bao(['operator', 'seal']);
+    },
     createKey: async (name) => {
       await bao(['write', '-f', `transit/keys/${name}`]);
     },

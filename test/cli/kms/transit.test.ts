@@ -1,10 +1,12 @@
 // The master secret wrapped by a real OpenBao transit key (dev server on loopback, started here): created wrapped,
 // unwrapped per command, rotated, refused with one clear line for each bad input, and nothing half-written.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { saveConfig } from '../../../cli/config/file.js';
 import { defaultQemuConfig } from '../../../cli/config/schema.js';
 import { KmsError } from '../../../cli/kms/kms.js';
@@ -16,11 +18,29 @@ import { filesOf, runCliInProcess } from '../../harness/cli.js';
 import { type OpenBao, startOpenBao } from '../../harness/openbao.js';
 
 const KEY = 'sextant';
+const run = promisify(execFile);
 
 const cli = (dir: string, args: string[], env: NodeJS.ProcessEnv) =>
   runCliInProcess([...args, '--workspace', dir], { env });
 
-describe('kms: OpenBao transit', { timeout: 120_000 }, () => {
+/** The refusal is one line matching `error`, says what to do, names no credential, and left `dir` as it was. */
+async function assertRefused(dir: string, uri: string, env: NodeJS.ProcessEnv, error: RegExp): Promise<void> {
+  const before = await filesOf(dir);
+  const err = await loadOrCreateMasterSecret(dir, parseKmsUri(uri), env).then(
+    () => assert.fail('expected a refusal'),
+    (e: Error) => e,
+  );
+  assert.match(err.message, error);
+  assert.equal(err.message.split('\n').length, 1, 'one line');
+  if (err instanceof KmsError) assert.ok(err.message.includes('; '), 'says what to do');
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.endsWith('_FILE'))
+      assert.ok(value === undefined || !err.message.includes(value), 'no credential');
+  }
+  assert.deepEqual(await filesOf(dir), before, 'the workspace is as it was');
+}
+
+describe('kms: OpenBao transit', { timeout: 180_000 }, () => {
   let bao: OpenBao;
   let root: string;
   let token: string;
@@ -195,6 +215,19 @@ describe('kms: OpenBao transit', { timeout: 120_000 }, () => {
         error: /transit key "gone" .*: no such key; create it \(bao write -f transit\/keys\/gone\)/,
       },
       {
+        name: 'a mount with no transit engine (HTTP 404)',
+        uri: () => `transit+${bao.address}/nomount/${KEY}`,
+        env: () => ({ BAO_TOKEN: bao.rootToken }),
+        error:
+          /transit key "sextant" \(mount nomount\) .*: no transit engine at mount "nomount"; enable it \(bao secrets enable transit\)/,
+      },
+      {
+        name: 'an https URI for a server that speaks plain http',
+        uri: () => bao.uri(KEY).replace('transit+http:', 'transit+https:'),
+        env: () => ({ BAO_TOKEN: token }),
+        error: /at https:\/\/127\.0\.0\.1:\d+: no TLS handshake \(.*\); check that the server speaks https/,
+      },
+      {
         name: 'denied permission (encrypt allowed, decrypt not)',
         uri: () => bao.uri(KEY),
         env: async () => ({ BAO_TOKEN: await bao.keyToken(KEY, ['encrypt']) }),
@@ -269,23 +302,89 @@ describe('kms: OpenBao transit', { timeout: 120_000 }, () => {
       test(c.name, async () => {
         const dir = await workspace();
         await c.existing?.(dir);
-        const files = () => filesOf(dir);
-        const before = await files();
-        const env = await c.env();
-        const err = await loadOrCreateMasterSecret(dir, parseKmsUri(await c.uri()), env).then(
-          () => assert.fail('expected a refusal'),
-          (e: Error) => e,
-        );
-        assert.match(err.message, c.error);
-        assert.equal(err.message.split('\n').length, 1, 'one line');
-        if (err instanceof KmsError) assert.ok(err.message.includes('; '), 'says what to do');
-        for (const [name, value] of Object.entries(env)) {
-          if (!name.endsWith('_FILE'))
-            assert.ok(value === undefined || !err.message.includes(value), 'no credential');
-        }
-        assert.deepEqual(await files(), before, 'the workspace is as it was');
+        await assertRefused(dir, await c.uri(), await c.env(), c.error);
       });
     }
+  });
+
+  describe('over TLS (https, the test CA of OpenBao -dev-tls) and sealed', () => {
+    let tls: OpenBao;
+    let tlsToken: string;
+    let otherCa: string;
+    before(async () => {
+      tls = await startOpenBao({ tls: true });
+      await tls.createKey(KEY);
+      tlsToken = await tls.keyToken(KEY);
+      otherCa = join(root, 'other-ca.pem');
+      await run('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-subj',
+        '/CN=not the KMS CA',
+        '-days',
+        '1',
+        '-keyout',
+        join(root, 'other-ca.key'),
+        '-out',
+        otherCa,
+      ]);
+    });
+    after(async () => {
+      await tls?.stop();
+    });
+
+    test('https with ca-file: created wrapped and unwrapped again, only the ciphertext kept', async () => {
+      const dir = await workspace();
+      const tlsSpec = parseKmsUri(tls.uri(KEY));
+      assert.equal(tlsSpec.mode === 'transit' && tlsSpec.caFile, tls.caFile);
+      const made = await loadOrCreateMasterSecret(dir, tlsSpec, { BAO_TOKEN: tlsToken });
+      assert.equal(made.created, true);
+      assert.match(made.source, /at https:\/\/127\.0\.0\.1:\d+, key version 1$/);
+      assert.deepEqual(await readdir(dir), [WRAPPED_MASTER_SECRET_FILE]);
+      const again = await loadOrCreateMasterSecret(dir, tlsSpec, { BAO_TOKEN: tlsToken });
+      assert.ok(again.secret.key.equals(made.secret.key) && again.secret.salt.equals(made.secret.salt));
+    });
+
+    const refusals: { name: string; existing: boolean; uri: () => string; error: () => RegExp }[] = [
+      {
+        name: 'a ca-file of another CA',
+        existing: true,
+        uri: () => tls.uri(KEY, otherCa),
+        error: () =>
+          new RegExp(
+            `transit key "sextant" \\(mount transit\\) at https://127\\.0\\.0\\.1:\\d+: the server's TLS certificate does not verify against ca-file ${otherCa.replace(/[.]/g, '\\.')} \\([A-Z_]+\\); set ca-file in the kms URI to the CA that issued`,
+          ),
+      },
+      {
+        name: "no ca-file: the system's CAs do not know the test CA",
+        existing: false,
+        uri: () => `transit+${tls.address}/transit/${KEY}`,
+        error: () => /does not verify against the system's CAs \([A-Z_]+\); set ca-file in the kms URI/,
+      },
+    ];
+    for (const c of refusals) {
+      test(`refused: ${c.name}`, async () => {
+        const dir = await workspace();
+        if (c.existing)
+          await loadOrCreateMasterSecret(dir, parseKmsUri(tls.uri(KEY)), { BAO_TOKEN: tlsToken });
+        await assertRefused(dir, c.uri(), { BAO_TOKEN: tlsToken }, c.error());
+      });
+    }
+
+    test('a sealed server refuses unwrap and create alike, saying to unseal it; nothing written', async () => {
+      const existing = await workspace();
+      await loadOrCreateMasterSecret(existing, parseKmsUri(tls.uri(KEY)), { BAO_TOKEN: tlsToken });
+      await tls.seal();
+      const sealed =
+        /^transit key "sextant" \(mount transit\) at https:\/\/127\.0\.0\.1:\d+: the server is sealed or not ready; unseal it \(bao operator unseal\) and run the command again$/;
+      await assertRefused(existing, tls.uri(KEY), { BAO_TOKEN: tlsToken }, sealed);
+      await assertRefused(await workspace(), tls.uri(KEY), { BAO_TOKEN: tlsToken }, sealed);
+    });
   });
 
   test('config generate --kms writes the URI; a URI with a credential is refused and nothing is written', async () => {
