@@ -11,7 +11,7 @@ import { loadConfig } from '../config/file.js';
 import type { SextantConfig } from '../config/schema.js';
 import { initCluster } from '../init/init-cluster.js';
 import { type InterruptSource, runInitSteps } from '../init/run-init.js';
-import { loadOrCreateMasterSecret } from '../kms/master-secret.js';
+import { prepareMasterSecret } from '../kms/master-secret.js';
 import { parseKmsUri } from '../kms/uri.js';
 import { clearPendingInit, loadPendingInit, savePendingInit } from '../workspace/init-pending.js';
 import { loadInitSecret } from '../workspace/init-secret.js';
@@ -69,6 +69,8 @@ export async function runInit(
       ctx.progress(`removed ${stale.length} temp file(s) an interrupted run left behind`);
     }
     const dir = ctx.workspace;
+    // The KMS is asked before the node is: one that says no (or is down) costs the cluster nothing.
+    const master = await prepareMasterSecret(dir, parseKmsUri(config.kms), ctx.env);
     const timeoutMs = options.timeoutSeconds !== undefined ? options.timeoutSeconds * 1000 : undefined;
     return await runInitSteps({
       workspace: dir,
@@ -76,7 +78,7 @@ export async function runInit(
         loadPending: () => loadPendingInit(dir),
         savePending: (pending) => savePendingInit(dir, pending),
         clearPending: () => clearPendingInit(dir),
-        masterSecret: () => loadOrCreateMasterSecret(dir, parseKmsUri(config.kms), ctx.env),
+        masterSecret: () => master.keep(),
         writeAdminConf: (kubeconfig) => writeAdminConf(dir, kubeconfig),
         saveState: (state) => saveState(dir, state),
       },

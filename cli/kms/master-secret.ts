@@ -121,36 +121,74 @@ async function withWrapper<T>(
   }
 }
 
-/** The workspace's master secret, or a new one (init): plain in the file mode, wrapped by the KMS otherwise. */
+/**
+ * The master secret a command will use, asked of the KMS now: an existing one unwrapped, a new one made and wrapped
+ * (and proved to unwrap) but not yet written. `keep()` writes a new one to the workspace; init calls it only once
+ * the node's attestation checked out, so a KMS that says no costs the cluster nothing and a refused node leaves
+ * no secret behind.
+ */
+export interface PreparedMasterSecret {
+  created: boolean;
+  source: string;
+  /** Writes a new secret (no-op for an existing one); another CLI's secret if it wrote first. */
+  keep(): Promise<LoadedMasterSecret>;
+}
+
+export async function prepareMasterSecret(
+  dir: string,
+  spec: KmsSpec,
+  env: NodeJS.ProcessEnv,
+): Promise<PreparedMasterSecret> {
+  const existing = await checkWorkspace(dir, spec);
+  if (spec.mode === 'file') {
+    const plain = await readPlainMasterSecret(dir);
+    const fileSource = `${MASTER_SECRET_FILE} (0600, no KMS)`;
+    return {
+      created: plain === undefined,
+      source: fileSource,
+      keep: async () =>
+        plain
+          ? { secret: plain, created: false, source: fileSource }
+          : { ...(await loadOrCreatePlainMasterSecret(dir)), source: fileSource },
+    };
+  }
+  return withWrapper(spec, env, async (wrapper) => {
+    if (existing) {
+      const loaded = {
+        secret: split(await unwrapChecked(wrapper, existing)),
+        created: false,
+        source: source(spec, existing.keyVersion),
+      };
+      return { created: false, source: loaded.source, keep: async () => loaded };
+    }
+    const bytes = randomBytes(SECRET_BYTES);
+    const record = await wrapChecked(wrapper, bytes);
+    const loaded = { secret: split(bytes), created: true, source: source(spec, record.keyVersion) };
+    return {
+      created: true,
+      source: loaded.source,
+      keep: async () => {
+        if (await createWrapped(wrappedPath(dir), record)) return loaded;
+        // Another CLI in this workspace wrapped its secret first: use that one.
+        const winner = await readWrapped(wrappedPath(dir));
+        if (!winner) throw new WorkspaceError(WRAPPED_MASTER_SECRET_FILE, 'vanished while being created');
+        return withWrapper(spec, env, async (again) => ({
+          secret: split(await unwrapChecked(again, winner)),
+          created: false,
+          source: source(spec, winner.keyVersion),
+        }));
+      },
+    };
+  });
+}
+
+/** The workspace's master secret, or a new one written at once: plain in the file mode, wrapped otherwise. */
 export async function loadOrCreateMasterSecret(
   dir: string,
   spec: KmsSpec,
   env: NodeJS.ProcessEnv,
 ): Promise<LoadedMasterSecret> {
-  const existing = await checkWorkspace(dir, spec);
-  if (spec.mode === 'file') {
-    const { secret, created } = await loadOrCreatePlainMasterSecret(dir);
-    return { secret, created, source: `${MASTER_SECRET_FILE} (0600, no KMS)` };
-  }
-  return withWrapper(spec, env, async (wrapper) => {
-    if (existing) {
-      const bytes = await unwrapChecked(wrapper, existing);
-      return { secret: split(bytes), created: false, source: source(spec, existing.keyVersion) };
-    }
-    const bytes = randomBytes(SECRET_BYTES);
-    const record = await wrapChecked(wrapper, bytes);
-    if (await createWrapped(wrappedPath(dir), record)) {
-      return { secret: split(bytes), created: true, source: source(spec, record.keyVersion) };
-    }
-    // Another CLI in this workspace wrapped its secret first: use that one.
-    const winner = await readWrapped(wrappedPath(dir));
-    if (!winner) throw new WorkspaceError(WRAPPED_MASTER_SECRET_FILE, 'vanished while being created');
-    return {
-      secret: split(await unwrapChecked(wrapper, winner)),
-      created: false,
-      source: source(spec, winner.keyVersion),
-    };
-  });
+  return (await prepareMasterSecret(dir, spec, env)).keep();
 }
 
 export interface RotateResult {

@@ -4,6 +4,7 @@
 // revoked KMS access locks out the next command that needs it.
 import assert from 'node:assert/strict';
 import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +15,8 @@ import { WRAPPED_MASTER_SECRET_FILE } from '../../../cli/kms/wrapped-file.js';
 import { loadState } from '../../../cli/workspace/state.js';
 import { deriveOwnerId } from '../../../common/keys.js';
 import { runCliLocal } from '../../faults/tools/cli-process.js';
-import { type AgentNode, startAgentNode, testCa } from '../../harness/agent-node.js';
+import { type AgentNode, freePort, startAgentNode, testCa } from '../../harness/agent-node.js';
+import { filesOf } from '../../harness/cli.js';
 import { kubeadmStandin } from '../../harness/cluster-kit.js';
 import { type OpenBao, startOpenBao } from '../../harness/openbao.js';
 import { createSoftHsm, type SoftHsm } from '../../harness/softhsm.js';
@@ -148,4 +150,71 @@ describe('init with the master secret in a KMS', { timeout: 600_000 }, () => {
       assert.equal(again.stderr.split('\n').filter((l) => l.startsWith('sextant init:')).length, 1);
     });
   }
+
+  /** A TCP relay to `port` that counts the connections made through it: whether the CLI contacted the node. */
+  async function countingRelay(
+    port: number,
+  ): Promise<{ port: number; connections(): number; close(): void }> {
+    let connections = 0;
+    const server: Server = createServer((socket) => {
+      connections++;
+      const upstream = createConnection(port, '127.0.0.1');
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    const address = server.address();
+    if (typeof address !== 'object' || !address) throw new Error('no relay port');
+    return { port: address.port, connections: () => connections, close: () => server.close() };
+  }
+
+  test('a KMS that says no costs the cluster nothing: init asks it before contacting the node', async () => {
+    const dir = join(root, 'ws-fail-fast');
+    await mkdir(dir);
+    const ws = await writeLocalWorkspace(dir, { ca });
+    const node = await startAgentNode({ ca, initSecret: ws.initSecret });
+    nodes.push(node);
+    const relay = await countingRelay(node.initPort);
+    try {
+      const endpoint = ['--endpoint', `127.0.0.1:${relay.port}`];
+      const token = await bao.keyToken('sextant');
+      const refusals: { name: string; kms: string; env: NodeJS.ProcessEnv; error: RegExp }[] = [
+        {
+          name: 'unreachable',
+          kms: `transit+http://127.0.0.1:${await freePort()}/transit/sextant`,
+          env: { BAO_TOKEN: token },
+          error: /^sextant init: transit key "sextant" .*: unreachable \(ECONNREFUSED\); start the server/m,
+        },
+        {
+          name: 'a token that may encrypt but not decrypt (the new secret would not unwrap)',
+          kms: bao.uri('sextant'),
+          env: { BAO_TOKEN: await bao.keyToken('sextant', ['encrypt']) },
+          error: /^sextant init: transit key "sextant" .*: permission denied for decrypt/m,
+        },
+        {
+          name: 'no token',
+          kms: bao.uri('sextant'),
+          env: {},
+          error: /^sextant init: transit key "sextant" .*: no KMS token: set BAO_TOKEN/m,
+        },
+      ];
+      for (const c of refusals) {
+        await saveConfig(dir, { ...(await loadConfig(dir)), kms: c.kms });
+        const before = await filesOf(dir);
+        const r = await runCliLocal(dir, ['init', ...endpoint], c.env);
+        assert.equal(r.code, 1, `${c.name}: ${r.stderr}`);
+        assert.match(r.stderr, c.error, c.name);
+        assert.equal(relay.connections(), 0, `${c.name}: the node was not contacted`);
+        assert.deepEqual(await filesOf(dir), before, `${c.name}: the workspace is as it was`);
+      }
+      // the same relay sees the init once the KMS answers: the zero above is the CLI's choice, not the relay's
+      const ok = await runCliLocal(dir, ['init', ...endpoint], { BAO_TOKEN: token });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.ok(relay.connections() > 0);
+      assert.ok((await readdir(dir)).includes(WRAPPED_MASTER_SECRET_FILE));
+    } finally {
+      relay.close();
+    }
+  });
 });
