@@ -1,15 +1,19 @@
 import 'reflect-metadata';
 // Fakes for the agent's neighbours, shared by the in-process tables: no root, no swtpm, no network namespace.
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
+import { BOOT_PCRS } from '../../agent/joinclient/join-client.js';
 import type { Kubeadm } from '../../agent/kubeadm/driver.js';
 import type { BootstrapToken, BootstrapTokens } from '../../agent/kubernetes/bootstrap-token.js';
 import type { Step } from '../../agent/lifecycle/phases.js';
+import { clusterPcrValue } from '../../agent/nodelock/node-lock.js';
 import type { NodePhase, NodeState, NodeStateStore } from '../../agent/state/node-state.js';
-import { spkiOf } from '../../attestation/atls/index.js';
+import { type AttestedChannel, createEphemeralIdentity, spkiOf } from '../../attestation/atls/index.js';
 import { ownerPublicKeyText, proveOwner } from '../../common/contracts/owner.js';
+import { formatEndpoint } from '../../common/net.js';
 import { Challenge } from '../../gen/proto/attestation.js';
+import type { InitRequest } from '../../gen/proto/init.js';
 import {
   type IssueJoinTicketRequest,
   IssueJoinTicketResponse,
@@ -52,7 +56,6 @@ export class FakeTpm {
 
 type SaveInput = Parameters<NodeStateStore['save']>[0];
 
-/** The node-state store in memory; `failOn(phase)` makes saving that phase throw. */
 /** A joined worker's node state in `phase` (with the step that failed, if any). */
 export function nodeStateIn(phase: NodePhase, failedStep?: Step): NodeState {
   return {
@@ -68,6 +71,7 @@ export function nodeStateIn(phase: NodePhase, failedStep?: Step): NodeState {
   };
 }
 
+/** The node-state store in memory; a phase in `failing` makes saving that phase throw. */
 export class FakeStateStore implements Pick<NodeStateStore, 'load' | 'save' | 'clear'> {
   current: NodeState | null = null;
   saved: SaveInput[] = [];
@@ -169,6 +173,43 @@ export class FakeBootstrapTokens implements BootstrapTokens {
   }
 }
 
+/** The boot chain of the fake node (PCR i holds bytes i+1), as its TPM and a JoinService attesting it read it. */
+export function bootChain(): Map<number, Buffer> {
+  return new Map(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
+}
+
+/** The PCRs a JoinService of cluster `clusterId` attests: the fake boot chain, PCR 15 of that cluster, `changes`. */
+export function clusterPcrs(clusterId: Buffer, changes: [number, Buffer][] = []): Map<number, Buffer> {
+  const pcrs = bootChain();
+  pcrs.set(15, clusterPcrValue(clusterId));
+  for (const [i, v] of changes) pcrs.set(i, v);
+  return pcrs;
+}
+
+/** An init request the init server accepts, as the CLI sends it; a test overrides the field it is about. */
+export function validInitRequest(overrides: Partial<InitRequest> = {}): InitRequest {
+  return {
+    initSecret: randomBytes(32),
+    keySource: { $case: 'masterSecret', value: { key: randomBytes(32), salt: randomBytes(32) } },
+    measurementSalt: randomBytes(32),
+    kubernetesVersion: 'v1.31.2',
+    kubernetesComponents: [
+      {
+        url: 'https://example.test/kubeadm',
+        sha256: 'ab'.repeat(32),
+        installPath: '/usr/local/bin/kubeadm',
+        extract: false,
+      },
+    ],
+    clusterName: 'sextant-test',
+    apiserverCertSans: ['sextant.example.test'],
+    serviceCidr: '10.96.0.0/12',
+    podCidr: '10.244.0.0/16',
+    measurements: Buffer.from('{}'),
+    ...overrides,
+  };
+}
+
 /** A promise with its resolve/reject outside: lets a test hold a step open to race another against it. */
 export function deferred<T = void>(): { promise: Promise<T>; resolve(v: T): void; reject(e: Error): void } {
   let resolve!: (v: T) => void;
@@ -184,7 +225,7 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve(v: T): void
 export const FAKE_OWNER_SEED = Buffer.alloc(32, 0x0e);
 export const FAKE_OWNER = ownerPublicKeyText(FAKE_OWNER_SEED);
 
-/** A JoinService stand-in whose answers each test sets. */
+/** A JoinService on loopback (plain gRPC) whose answers each test sets; `channel` is the attested channel to it. */
 export class FakeJoinService {
   server = new grpc.Server();
   port = 0;
@@ -192,8 +233,10 @@ export class FakeJoinService {
   rejoinDisks: string[] = [];
   /** Disks of the joins the client confirmed. */
   confirms: string[] = [];
-  /** The TLS certificate the tests' fake channel pins: the owner proof is bound to its key. */
-  serverCertDer: Buffer = Buffer.alloc(0);
+  /** The TLS certificate this JoinService presents (made by `start`): the attested channel pins it. */
+  certDer: Buffer = Buffer.alloc(0);
+  /** The certificate the owner proof is bound to when not `certDer`: a proof relayed from another channel. */
+  proofCertDer: Buffer | null = null;
   /** The owner key this JoinService holds (null: none, so it cannot prove its operator). */
   ownerSeed: Buffer | null = FAKE_OWNER_SEED;
   ticket: () => IssueJoinTicketResponse | grpc.ServiceError = () => {
@@ -203,7 +246,36 @@ export class FakeJoinService {
     throw new Error('no rejoin ticket set');
   };
 
+  get endpoint(): { host: string; port: number } {
+    return { host: '127.0.0.1', port: this.port };
+  }
+
+  /**
+   * The channel the join client gets once this JoinService "attested" `pcrs`: a real gRPC channel to it, pinned
+   * to nothing (the TLS and the quote are the attested-TLS tests' concern).
+   */
+  channel(pcrs: Map<number, Buffer>): AttestedChannel {
+    const credentials = grpc.credentials.createInsecure();
+    const channel = new grpc.Channel(formatEndpoint(this.endpoint), credentials, {});
+    return {
+      endpoint: this.endpoint,
+      channel,
+      credentials,
+      clientOptions: { channelOverride: channel },
+      serverCertificate: this.certDer,
+      attestation: {
+        pcrs,
+        warnings: [],
+        akName: Buffer.alloc(34),
+        ekCertificateHash: Buffer.alloc(32),
+        ekPublicHash: Buffer.alloc(32),
+      },
+      close: () => channel.close(),
+    };
+  }
+
   async start(): Promise<void> {
+    this.certDer = (await createEphemeralIdentity()).certDer;
     this.server.addService(JoinServiceService, {
       proveOwner: (
         call: grpc.ServerUnaryCall<OwnerChallenge, OwnerProof>,
@@ -213,7 +285,8 @@ export class FakeJoinService {
           cb(refused(grpc.status.FAILED_PRECONDITION, 'this JoinService holds no owner key'));
           return;
         }
-        cb(null, { signature: proveOwner(this.ownerSeed, call.request.nonce, spkiOf(this.serverCertDer)) });
+        const cert = this.proofCertDer ?? this.certDer;
+        cb(null, { signature: proveOwner(this.ownerSeed, call.request.nonce, spkiOf(cert)) });
       },
       confirmJoin: (
         call: grpc.ServerUnaryCall<{ diskUuid: string }, object>,

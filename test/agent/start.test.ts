@@ -6,9 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
 import type { InitServer } from '../../agent/initserver/init-server.js';
-import { BOOT_PCRS } from '../../agent/joinclient/join-client.js';
 import { CONTROL_PLANE_CERTIFICATES } from '../../agent/kubeadm/control-plane-certs.js';
 import { clusterPcrValue } from '../../agent/nodelock/node-lock.js';
 import { type Platform, startAgent } from '../../agent/start.js';
@@ -18,31 +16,30 @@ import {
   serializeClusterSecrets,
 } from '../../agent/state/cluster-secrets.js';
 import type { NodeState } from '../../agent/state/node-state.js';
-import type { AttestedChannel } from '../../attestation/atls/index.js';
-import { createEphemeralIdentity } from '../../attestation/atls/index.js';
 import { deriveClusterId, deriveMeasurementSecret } from '../../common/keys.js';
 import { AttestationDocument, AttesterIdentity } from '../../gen/proto/attestation.js';
 import type { InitRequest, InitResponse } from '../../gen/proto/init.js';
 import { recordingLog } from '../harness/recording-log.js';
 import {
+  bootChain,
+  clusterPcrs,
   deferred,
   FAKE_OWNER,
   FakeJoinService,
   FakeKubeadm,
   FakeStateStore,
   FakeTpm,
+  nodeStateIn,
   ticketFor,
+  validInitRequest,
 } from './fakes.js';
 
 const initSecret = randomBytes(32);
 let service: FakeJoinService;
-let serverCert: Buffer;
 let rootfs: string;
 before(async () => {
   service = new FakeJoinService();
   await service.start();
-  serverCert = (await createEphemeralIdentity()).certDer;
-  service.serverCertDer = serverCert;
   rootfs = await mkdtemp(join(tmpdir(), 'sextant-start-'));
 });
 after(async () => {
@@ -68,14 +65,11 @@ function clusterIdOf(s: ClusterSecrets): Buffer {
 
 function bootstrapped(role: 'worker' | 'control-plane', clusterId: Buffer, salt: Buffer): NodeState {
   return {
-    version: 1,
-    phase: 'bootstrapped',
+    ...nodeStateIn('bootstrapped'),
     role,
     origin: role === 'control-plane' ? 'init' : 'join',
     clusterId: clusterId.toString('hex'),
     measurementSalt: salt.toString('hex'),
-    diskUuid: '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11',
-    updatedAt: new Date(0).toISOString(),
   };
 }
 
@@ -97,8 +91,7 @@ function harness(
   role: 'worker' | 'control-plane' = 'control-plane',
 ): Harness {
   const tpm = new FakeTpm();
-  const own = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
-  for (const [i, v] of own) tpm.pcrs.set(i, v);
+  for (const [i, v] of bootChain()) tpm.pcrs.set(i, v);
   const state = new FakeStateStore();
   const kubeadm = new FakeKubeadm();
   const log = recordingLog();
@@ -197,52 +190,16 @@ function harness(
 
 /** Platform parts that reach the fake JoinService, which attests this node's boot chain and `clusterId`. */
 function joinServiceAt(clusterId: Buffer): Partial<Platform> {
-  const served = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
-  served.set(15, clusterPcrValue(clusterId));
-  const endpoint = { host: '127.0.0.1', port: service.port };
   return {
-    discover: async () => [endpoint],
-    // `as`: the real channel carries more than the join client reads.
-    openChannel: async () =>
-      ({
-        endpoint,
-        credentials: grpc.credentials.createInsecure(),
-        clientOptions: {},
-        serverCertificate: serverCert,
-        attestation: {
-          pcrs: served,
-          warnings: [],
-          akName: Buffer.alloc(34),
-          ekCertificateHash: Buffer.alloc(32),
-        },
-        close: () => {},
-      }) as unknown as AttestedChannel,
+    discover: async () => [service.endpoint],
+    openChannel: async () => service.channel(clusterPcrs(clusterId)),
   };
 }
 
-function initRequest(): InitRequest {
-  return {
-    initSecret,
-    keySource: { $case: 'masterSecret', value: { key: randomBytes(32), salt: randomBytes(32) } },
-    measurementSalt: randomBytes(32),
-    kubernetesVersion: 'v1.31.2',
-    kubernetesComponents: [
-      {
-        url: 'https://example.test/kubeadm',
-        sha256: 'ab'.repeat(32),
-        installPath: '/usr/local/bin/kubeadm',
-        extract: false,
-      },
-    ],
-    clusterName: 'sextant-test',
-    apiserverCertSans: [],
-    serviceCidr: '10.96.0.0/12',
-    podCidr: '10.244.0.0/16',
-    measurements: Buffer.from('{}'),
-  };
-}
-
-async function init(h: Harness, req = initRequest()): Promise<InitResponse[]> {
+async function init(
+  h: Harness,
+  req: InitRequest = validInitRequest({ initSecret }),
+): Promise<InitResponse[]> {
   const out: InitResponse[] = [];
   await h.initServer().init(req, { write: (m) => out.push(m) > 0 });
   return out;
@@ -316,26 +273,7 @@ describe('startAgent: a fresh node', () => {
           clusterSecrets: Buffer.from(serializeClusterSecrets(secrets)),
         },
       );
-    const served = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
-    served.set(15, clusterPcrValue(clusterId));
-    const endpoint = { host: '127.0.0.1', port: service.port };
-    const h = harness({
-      discover: async () => [endpoint],
-      openChannel: async () =>
-        ({
-          endpoint,
-          credentials: grpc.credentials.createInsecure(),
-          clientOptions: {},
-          serverCertificate: serverCert,
-          attestation: {
-            pcrs: served,
-            warnings: [],
-            akName: Buffer.alloc(34),
-            ekCertificateHash: Buffer.alloc(32),
-          },
-          close: () => {},
-        }) as unknown as AttestedChannel,
-    });
+    const h = harness(joinServiceAt(clusterId));
     const agent = await startAgent(h.platform);
     await agent.joinClientDone;
     assert.ok(h.log.lines.some((l) => /join client finished: node joined/.test(l)));
@@ -447,29 +385,7 @@ describe('startAgent: a bootstrapped node', () => {
     const clusterId = clusterIdOf(secrets);
     const measurementSecret = deriveMeasurementSecret(secrets.masterSecret);
     service.rejoinTicket = () => ({ stateDiskKey: randomBytes(32), measurementSecret });
-    const served = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
-    served.set(15, clusterPcrValue(clusterId));
-    const endpoint = { host: '127.0.0.1', port: service.port };
-    const h = harness(
-      {
-        discover: async () => [endpoint],
-        openChannel: async () =>
-          ({
-            endpoint,
-            credentials: grpc.credentials.createInsecure(),
-            clientOptions: {},
-            serverCertificate: serverCert,
-            attestation: {
-              pcrs: served,
-              warnings: [],
-              akName: Buffer.alloc(34),
-              ekCertificateHash: Buffer.alloc(32),
-            },
-            close: () => {},
-          }) as unknown as AttestedChannel,
-      },
-      'worker',
-    );
+    const h = harness(joinServiceAt(clusterId), 'worker');
     h.state.current = bootstrapped('worker', clusterId, secrets.measurementSalt);
     const agent = await startAgent(h.platform);
     assert.equal(agent.boot, 'rejoin');

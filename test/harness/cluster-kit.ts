@@ -10,6 +10,7 @@ import { createPeerVerifier, type PeerVerifier } from '../../attestation/atls/in
 import { createTrust } from '../../attestation/ek-chain.js';
 import type { Measurements } from '../../attestation/measurements.js';
 import type { InitRequest } from '../../gen/proto/init.js';
+import { validInitRequest } from '../agent/fakes.js';
 import type { SwtpmCa } from './swtpm.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -73,7 +74,7 @@ export interface TestInit {
   masterSalt: Buffer;
 }
 
-/** A valid InitRequest for a test node; override any field to make it bad. */
+/** A valid InitRequest for a test node, kubeadm being the stand-in served here; override any field to make it bad. */
 export function initRequest(initSecret: Buffer, overrides: Partial<InitRequest> = {}): TestInit {
   const standin = kubeadmStandin();
   const masterKey = randomBytes(32);
@@ -81,21 +82,15 @@ export function initRequest(initSecret: Buffer, overrides: Partial<InitRequest> 
   return {
     masterKey,
     masterSalt,
-    request: {
+    request: validInitRequest({
       initSecret,
       keySource: { $case: 'masterSecret', value: { key: masterKey, salt: masterSalt } },
-      measurementSalt: randomBytes(32),
-      kubernetesVersion: 'v1.31.2',
       kubernetesComponents: [
         { url: standin.url, sha256: standin.sha256, installPath: '/usr/local/bin/kubeadm', extract: false },
       ],
-      clusterName: 'sextant-test',
-      apiserverCertSans: ['sextant.example.test'],
-      serviceCidr: '10.96.0.0/12',
       measurements: measurementsFile(swtpmMeasurements()),
-      podCidr: '10.244.0.0/16',
       ...overrides,
-    },
+    }),
   };
 }
 

@@ -4,30 +4,20 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { InitRequestError, validateInitRequest } from '../../../agent/initserver/init-request.js';
 import type { InitRequest } from '../../../gen/proto/init.js';
+import { validInitRequest } from '../fakes.js';
 
 const secretKey = randomBytes(32);
 
+/** The shared valid request with a known master key, upper-case hex and no pod CIDR: what the plan normalises. */
 function request(overrides: Partial<InitRequest> = {}): InitRequest {
-  return {
-    initSecret: randomBytes(32),
+  const valid = validInitRequest();
+  return validInitRequest({
     keySource: { $case: 'masterSecret', value: { key: secretKey, salt: randomBytes(32) } },
-    measurementSalt: randomBytes(32),
-    kubernetesVersion: 'v1.31.2',
-    kubernetesComponents: [
-      {
-        url: 'https://example.test/kubeadm',
-        sha256: 'AB'.repeat(32),
-        installPath: '/usr/local/bin/kubeadm',
-        extract: false,
-      },
-    ],
-    clusterName: 'sextant-test',
+    kubernetesComponents: valid.kubernetesComponents.map((c) => ({ ...c, sha256: c.sha256.toUpperCase() })),
     apiserverCertSans: ['sextant.example.test', '10.0.0.1'],
-    serviceCidr: '10.96.0.0/12',
     podCidr: '',
-    measurements: Buffer.from('{}'),
     ...overrides,
-  };
+  });
 }
 
 const accept = () => undefined;

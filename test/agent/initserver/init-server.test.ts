@@ -15,7 +15,7 @@ import { INIT_REMEDY_METADATA } from '../../../common/contracts/init-remedy.js';
 import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../../common/keys.js';
 import type { InitRequest, InitResponse } from '../../../gen/proto/init.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { deferred, FakeStateStore, FakeTpm } from '../fakes.js';
+import { deferred, FakeStateStore, FakeTpm, validInitRequest } from '../fakes.js';
 
 const initSecret = randomBytes(32);
 /** Every required PCR enforced, as the CLI sends them (with the release's version and serial). */
@@ -27,26 +27,11 @@ const allWarnOnly: Measurements = Object.fromEntries(
 );
 
 function request(overrides: Partial<InitRequest> = {}): InitRequest {
-  return {
+  return validInitRequest({
     initSecret,
-    keySource: { $case: 'masterSecret', value: { key: randomBytes(32), salt: randomBytes(32) } },
-    measurementSalt: randomBytes(32),
-    kubernetesVersion: 'v1.31.2',
-    kubernetesComponents: [
-      {
-        url: 'https://example.test/kubeadm',
-        sha256: 'ab'.repeat(32),
-        installPath: '/usr/local/bin/kubeadm',
-        extract: false,
-      },
-    ],
-    clusterName: 'sextant-test',
-    apiserverCertSans: ['sextant.example.test'],
-    serviceCidr: '10.96.0.0/12',
-    podCidr: '10.244.0.0/16',
     measurements: Buffer.from(formatMeasurementsFile(strong, { version: 'img-1', serial: 3 })),
     ...overrides,
-  };
+  });
 }
 
 function clusterIdOf(req: InitRequest): Buffer {

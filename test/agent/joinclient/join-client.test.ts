@@ -1,5 +1,5 @@
-// The join client in-process against a fake JoinService on loopback (plain gRPC; the attested channel is a fake
-// that reports the PCRs the JoinService "attested"). Every refusal before the lock leaves the node untouched;
+// The join client in-process against a fake JoinService on loopback (plain gRPC; the attested channel is the
+// fake's, reporting the PCRs the JoinService "attested"). Every refusal before the lock leaves the node untouched;
 // every step after it marks the node for reset.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import {
-  BOOT_PCRS,
   JoinClient,
   type JoinClientDeps,
   type JoinKubeadmInput,
@@ -18,16 +17,14 @@ import {
 import { CONTROL_PLANE_CERTIFICATES } from '../../../agent/kubeadm/control-plane-certs.js';
 import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js';
 import type { NodeState } from '../../../agent/state/node-state.js';
-import {
-  type AttestedChannel,
-  createEphemeralIdentity,
-  type Endpoint,
-} from '../../../attestation/atls/index.js';
+import { createEphemeralIdentity, type Endpoint } from '../../../attestation/atls/index.js';
 import { deriveClusterId } from '../../../common/keys.js';
 import { AttestationDocument, AttesterIdentity } from '../../../gen/proto/attestation.js';
 import type { IssueJoinTicketResponse } from '../../../gen/proto/join.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import {
+  bootChain,
+  clusterPcrs,
   FAKE_OWNER,
   FAKE_OWNER_SEED,
   FakeJoinService,
@@ -51,16 +48,11 @@ async function filesHolding(dir: string, data: Buffer): Promise<string[]> {
   return found;
 }
 
-const ownBoot = new Map<number, Buffer>(BOOT_PCRS.map((i) => [i, Buffer.alloc(32, i + 1)]));
-
 let service: FakeJoinService;
-let serverCert: Buffer;
 let rootDir: string;
 before(async () => {
   service = new FakeJoinService();
   await service.start();
-  serverCert = (await createEphemeralIdentity()).certDer;
-  service.serverCertDer = serverCert;
   rootDir = await mkdtemp(join(tmpdir(), 'sextant-join-client-'));
 });
 after(async () => {
@@ -86,10 +78,7 @@ function cluster(): Cluster {
 
 /** The PCRs the fake JoinService attests: this node's boot chain and PCR 15 of `c`, unless overridden. */
 function served(c: Cluster, changes: [number, Buffer][] = []): Map<number, Buffer> {
-  const pcrs = new Map(ownBoot);
-  pcrs.set(15, clusterPcrValue(c.clusterId));
-  for (const [i, v] of changes) pcrs.set(i, v);
-  return pcrs;
+  return clusterPcrs(c.clusterId, changes);
 }
 
 interface Fixture {
@@ -111,7 +100,7 @@ async function fixture(
   role: 'worker' | 'control-plane' = 'worker',
 ): Promise<Fixture> {
   const tpm = new FakeTpm();
-  for (const [i, v] of ownBoot) tpm.pcrs.set(i, v);
+  for (const [i, v] of bootChain()) tpm.pcrs.set(i, v);
   const lock = new NodeLock(tpm);
   const state = new FakeStateStore();
   const log = recordingLog();
@@ -119,22 +108,7 @@ async function fixture(
   const kubeadmInputs: JoinKubeadmInput[] = [];
   const secretFiles: Buffer[] = [];
   const rootfs = join(rootDir, `node-${seq++}`);
-  const endpoint: Endpoint = { host: '127.0.0.1', port: service.port };
-  // `as`: the real channel carries more than the join client reads.
-  const channel = () =>
-    ({
-      endpoint,
-      credentials: grpc.credentials.createInsecure(),
-      clientOptions: {},
-      serverCertificate: serverCert,
-      attestation: {
-        pcrs: servedPcrs,
-        warnings: [],
-        akName: Buffer.alloc(34),
-        ekCertificateHash: Buffer.alloc(32),
-      },
-      close: () => {},
-    }) as unknown as AttestedChannel;
+  const endpoint = service.endpoint;
   const deps: JoinClientDeps = {
     log,
     metadata: {
@@ -156,7 +130,7 @@ async function fixture(
     },
     serverVerifier: async () => ({}) as never,
     readPcrs: (indices) => tpm.readPcrs(indices),
-    openChannel: async () => channel(),
+    openChannel: async () => service.channel(servedPcrs),
     discover: async () => [endpoint],
     installComponents: async () => {
       calls.push('install');
@@ -182,7 +156,7 @@ async function fixture(
   return { client: new JoinClient(deps), tpm, lock, state, log, calls, kubeadmInputs, secretFiles, rootfs };
 }
 
-const endpoint = (): Endpoint => ({ host: '127.0.0.1', port: service.port });
+const endpoint = (): Endpoint => service.endpoint;
 
 describe('JoinClient.joinVia: a successful join', () => {
   it('a worker: lock with the ticket cluster ID, state, files, kubeadm join', async () => {
@@ -364,7 +338,7 @@ describe("JoinClient.joinVia: the JoinService must prove the node's operator fir
     {
       name: 'a proof made for another TLS key (relayed from another channel)',
       setup: () => {
-        service.serverCertDer = otherCert;
+        service.proofCertDer = otherCert;
       },
       error: /does not belong to this node's operator/,
     },
@@ -408,7 +382,7 @@ describe("JoinClient.joinVia: the JoinService must prove the node's operator fir
         });
       } finally {
         service.ownerSeed = FAKE_OWNER_SEED;
-        service.serverCertDer = serverCert;
+        service.proofCertDer = null;
       }
       assert.equal(service.joinRequests.length, asked, 'no ticket asked for');
       assert.equal(f.lock.holder, null);

@@ -1,6 +1,6 @@
 // Identify/Attest behind the process's CallLimits: a flood from one address, or from many, cannot monopolise the
 // TPM or hold a legitimate join up without bound. The handlers run in-process with the peer each call names and a
-// TPM stand-in that, like a real TPM, does one operation at a time.
+// fake TPM that, like a real TPM, does one operation at a time.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';

@@ -19,7 +19,7 @@ import {
   type Challenge,
 } from '../../../gen/proto/attestation.js';
 
-// A stand-in TPM: the document simply echoes the user data and nonce, so these tests exercise the transport
+// A fake TPM: the document simply echoes the user data and nonce, so these tests exercise the transport
 // and the binding, not the quote (which test/attestation covers against swtpm).
 function fakeAttester(tamper?: (doc: AttestationDocument) => void) {
   return {

@@ -1,4 +1,4 @@
-// A stand-in attester and its verifier for channel-level fault tests: the document echoes the nonce and the
+// A fake attester and its verifier for channel-level fault tests: the document echoes the nonce and the
 // channel binding, so a test exercises the TLS transport (certificates, pinning, dates), not the TPM quote.
 import { randomBytes } from 'node:crypto';
 import type { Attester, PeerVerifier } from '../../../attestation/atls/index.js';
