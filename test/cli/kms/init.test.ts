@@ -1,3 +1,4 @@
+// @tier system: swtpm (an agent on loopback)
 // kubeadm in this test is the stand-in (test/kubeadm): real PKI, config decoding and preflight, its own API server; no kubelet, no control-plane Pods.
 // `sextant init` (its own process) against a real agent with swtpm, the master secret wrapped by a real OpenBao
 // transit key or a SoftHSM key: the cluster comes up, the secret never lies unwrapped in the workspace, and
