@@ -2,8 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Attester, createEphemeralIdentity, createPeerVerifier } from '../../attestation/atls/index.js';
 import type { Trust } from '../../attestation/ek-chain.js';
-import { measurementsMac } from '../../attestation/measurements.js';
-import { writeFileAtomic } from '../../common/atomic-file.js';
 import type { SignedInventory } from '../../common/contracts/owner.js';
 import { deriveMeasurementsMacKey } from '../../common/keys.js';
 import { advertiseJoinService } from '../discovery/index.js';
@@ -22,7 +20,7 @@ import type { UnlistedPolicy } from './authorization.js';
 import { inventorySource } from './inventory.js';
 import { JoinService } from './join-service.js';
 import type { CallLimits } from './limits.js';
-import { admissionMeasurements, MeasurementsSource } from './measurements-source.js';
+import { admissionMeasurements, openMeasurementsSource } from './measurements-source.js';
 
 export interface JoinServiceSetup {
   log: Logger;
@@ -73,21 +71,19 @@ export async function launchJoinService(
   // The measurements came over the attested init channel (or a control-plane ticket): authenticated here with the
   // cluster's MAC, so a later replacement counts only when whoever wrote it holds the master secret too.
   const macKey = deriveMeasurementsMacKey(secrets.masterSecret);
-  await writeFileAtomic(
-    statePath(setup.stateDir, 'measurementsMac'),
-    measurementsMac(macKey, Buffer.from(secrets.measurements)),
-    {
-      mode: 0o600,
-    },
-  );
-  await writeFileAtomic(measurementsPath, secrets.measurements);
-  const makeVerifier = (text: string) =>
-    createPeerVerifier({
-      trust: setup.trust,
-      // never weaker than the boot chain: an all-warnOnly file would admit any node
-      measurements: admissionMeasurements(text, measurementsPath),
-      variant: setup.variant,
-    });
+  const measurements = await openMeasurementsSource({
+    stateDir: setup.stateDir,
+    shipped: secrets.measurements,
+    makeVerifier: (text: string) =>
+      createPeerVerifier({
+        trust: setup.trust,
+        // never weaker than the boot chain: an all-warnOnly file would admit any node
+        measurements: admissionMeasurements(text, measurementsPath),
+        variant: setup.variant,
+      }),
+    log,
+    macKey,
+  });
   const pki = join(setup.rootfs, 'etc/kubernetes/pki');
   const caPem = await readFile(join(pki, 'ca.crt'), 'utf8');
   const auditDir = statePath(setup.stateDir, 'joinService');
@@ -103,7 +99,7 @@ export async function launchJoinService(
     log: log.child({ component: 'join-service' }),
     identity: await createEphemeralIdentity(),
     attester: setup.attester,
-    measurements: new MeasurementsSource(measurementsPath, secrets.measurements, makeVerifier, log, macKey),
+    measurements,
     secrets,
     tokens,
     // read per control-plane ticket: what kubeadm holds now, never a copy kept since launch

@@ -6,10 +6,14 @@ import { enforceMeasurementPolicy } from '../../attestation/measurement-policy.j
 import {
   checkMeasurementsMac,
   type Measurements,
+  measurementsMac,
   measurementsSerial,
   parseMeasurementsFile,
 } from '../../attestation/measurements.js';
+import { writeFileAtomic } from '../../common/atomic-file.js';
+import { statePath } from '../lifecycle/layout.js';
 import type { Logger } from '../log/index.js';
+import { SerialFloor } from './serial-floor.js';
 
 /** Where a measurements file's MAC lives: beside it, 32 raw bytes. */
 function macPathOf(path: string): string {
@@ -46,6 +50,8 @@ export class MeasurementsSource {
     private readonly log: Logger,
     /** The cluster's measurements MAC key (common/keys.ts deriveMeasurementsMacKey). */
     private readonly macKey: Uint8Array,
+    /** Where the highest serial taken is kept across restarts; raised before a reload takes a new document. */
+    private readonly floor?: SerialFloor,
   ) {
     this.#text = text;
     this.#serial = measurementsSerial(text, path);
@@ -90,7 +96,9 @@ export class MeasurementsSource {
           `${this.path}: serial ${serial} is not above the serial ${this.#serial} in use (an earlier measurements file and MAC put back, or a new one without a higher serial)`,
         );
       }
-      this.#verifier = this.makeVerifier(text);
+      const verifier = this.makeVerifier(text);
+      await this.floor?.raise(serial);
+      this.#verifier = verifier;
       this.#serial = serial;
     } catch (err) {
       this.log.error(`measurements reload refused, keeping the current ones: ${(err as Error).message}`);
@@ -119,4 +127,85 @@ export class MeasurementsSource {
     this.#watcher = null;
     if (this.#timer) clearTimeout(this.#timer);
   }
+}
+
+/** The (file, MAC) pair in the state directory, if both are there and the MAC verifies; why not, otherwise. */
+async function publishedMeasurements(
+  path: string,
+  macKey: Uint8Array,
+): Promise<{ text: string; serial: number } | { refused: string } | undefined> {
+  const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (!bytes) return undefined;
+  try {
+    const mac = await readFile(macPathOf(path));
+    checkMeasurementsMac(bytes, mac, macKey, path);
+    const text = bytes.toString('utf8');
+    return { text, serial: measurementsSerial(text, path) };
+  } catch (err) {
+    return { refused: (err as Error).message };
+  }
+}
+
+export interface MeasurementsSetup {
+  stateDir: string;
+  /** The measurements the cluster secrets carry (from the attested init channel or a control-plane ticket). */
+  shipped: string;
+  makeVerifier: (measurements: string) => PeerVerifier;
+  log: Logger;
+  macKey: Uint8Array;
+}
+
+/**
+ * The measurements a (re)starting JoinService runs with: the higher-serial of the cluster secrets' copy and the
+ * (file, MAC) pair an upgrade left in the state directory, never below the persisted floor — an earlier pair put
+ * back while the agent was down is refused after the restart as it is while it runs. Writes the chosen document,
+ * its MAC and the floor before anything is served; throws, serving nothing, when nothing at or above the floor is
+ * left or the floor itself was removed or edited.
+ */
+export async function openMeasurementsSource(setup: MeasurementsSetup): Promise<MeasurementsSource> {
+  const path = statePath(setup.stateDir, 'measurements');
+  const floor = await SerialFloor.open(
+    statePath(setup.stateDir, 'measurementsFloor'),
+    'measurements',
+    setup.macKey,
+  );
+  const published = await publishedMeasurements(path, setup.macKey);
+  if (published && !floor.exists) {
+    throw new Error(
+      `${floor.path}: the measurements serial floor is missing beside ${path}: refusing to start the JoinService below a serial it no longer knows (restore the file or re-publish the measurements)`,
+    );
+  }
+  const candidates = [
+    { text: setup.shipped, serial: measurementsSerial(setup.shipped, 'cluster secrets: measurements') },
+  ];
+  if (published && 'refused' in published) {
+    setup.log.error(`measurements in the state directory ignored: ${published.refused}`);
+  } else if (published) candidates.push(published);
+  const chosen = candidates.reduce((a, b) => (b.serial > a.serial ? b : a));
+  if (chosen.serial < floor.serial) {
+    throw new Error(
+      `${path}: measurements serial ${chosen.serial} is below the serial ${floor.serial} this JoinService has accepted (${floor.path}): refusing to serve joins with older measurements`,
+    );
+  }
+  // parsed and held to the policy before the floor moves
+  const source = new MeasurementsSource(
+    path,
+    chosen.text,
+    setup.makeVerifier,
+    setup.log,
+    setup.macKey,
+    floor,
+  );
+  await floor.raise(chosen.serial);
+  if (published === undefined || 'refused' in published || published.text !== chosen.text) {
+    // the MAC first: a crash between the two leaves a pair that does not verify, which the next start ignores
+    await writeFileAtomic(macPathOf(path), measurementsMac(setup.macKey, Buffer.from(chosen.text)), {
+      mode: 0o600,
+    });
+    await writeFileAtomic(path, chosen.text);
+  }
+  return source;
 }

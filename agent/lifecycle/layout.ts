@@ -21,6 +21,8 @@ export const STATE_FILES = {
   measurements: { name: 'measurements.json', reset: 'cluster' },
   /** ...and their MAC under the cluster's key, without which a replaced file counts for nothing. */
   measurementsMac: { name: 'measurements.json.mac', reset: 'cluster' },
+  /** ...and the highest measurements serial the JoinService has taken, which it never goes below. */
+  measurementsFloor: { name: 'measurements-floor.json', reset: 'cluster' },
   /** The init answer sealed to its owner. */
   initReply: { name: 'init-reply.json', reset: 'cluster' },
   /** The JoinService's directory: admissions and the signed audit log with its key. */

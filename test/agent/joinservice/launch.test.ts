@@ -129,7 +129,7 @@ describe('launchJoinService', () => {
       name: 'the measurements do not parse',
       setup: () => setup(),
       secrets: () => secrets('{"no":"measurements"}'),
-      error: /measurements\.json: expected a JSON object with a "measurements" field/,
+      error: /cluster secrets: measurements: expected a JSON object with a "measurements" field/,
     },
     {
       // no API access, no join tokens: refused at start, not at the first join
