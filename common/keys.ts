@@ -1,4 +1,5 @@
 import { hkdfSync } from 'node:crypto';
+import { DISK_UUID } from './contracts/disk-id.js';
 
 /** Sizes the master secret and its salt must have. */
 export const MASTER_SECRET_BYTES = 32;
@@ -56,7 +57,7 @@ export function deriveMeasurementsMacKey(master: MasterSecret): Buffer {
 /** One key per state disk, bound to its UUID. */
 export function deriveDiskKey(master: MasterSecret, diskUuid: string): Buffer {
   checkMasterSecret(master);
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(diskUuid)) {
+  if (!DISK_UUID.test(diskUuid)) {
     throw new TypeError(
       `disk UUID: expected a lowercase RFC 4122 UUID, got ${JSON.stringify(diskUuid.slice(0, 64))}`,
     );

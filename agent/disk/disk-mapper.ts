@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DISK_UUID } from '../../common/contracts/disk-id.js';
 import { CryptDevice } from '../../native/cryptsetup/device.js';
 import { CryptError } from '../../native/cryptsetup/errors.js';
 import { WrongDiskKeyError } from './errors.js';
@@ -52,7 +53,6 @@ export interface DiskMapperOptions {
 }
 
 const LUKS_MAGIC = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class DiskMapper {
   readonly disk: string;
@@ -240,7 +240,7 @@ export class DiskMapper {
       await device.setPbkdf(this.layout.format.pbkdf);
       checkHeader(this.disk, await device.dumpJson(), this.layout);
       const uuid = await device.uuid();
-      if (!UUID.test(uuid))
+      if (!DISK_UUID.test(uuid))
         throw new HeaderRefusedError(this.disk, [
           `uuid: expected a lowercase UUID, got ${JSON.stringify(uuid)}`,
         ]);

@@ -4,9 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import { DISK_UUID } from '../../common/contracts/disk-id.js';
 import { statePath } from '../lifecycle/layout.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * The node's disk ID: read from `stateDir`, or drawn and written (fsync'd) before it is returned, so no ticket is
@@ -16,7 +15,7 @@ export async function loadOrCreateDiskId(stateDir: string): Promise<string> {
   const path = statePath(stateDir, 'diskId');
   try {
     const text = (await readFile(path, 'utf8')).trim();
-    if (UUID.test(text)) return text;
+    if (DISK_UUID.test(text)) return text;
     // A torn or foreign file: no ticket was asked for with it (the write is atomic), so a new ID is safe.
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

@@ -8,6 +8,7 @@ import {
   type PendingChallenge,
 } from '../../attestation/atls/index.js';
 import { clusterPcrValue } from '../../common/cluster-pcr.js';
+import { DISK_UUID } from '../../common/contracts/disk-id.js';
 import { OWNER_NONCE_BYTES, proveOwner } from '../../common/contracts/owner.js';
 import { bindServer, shutdownServer, toServiceError } from '../../common/grpc.js';
 import { deriveClusterId, deriveDiskKey, deriveMeasurementSecret } from '../../common/keys.js';
@@ -81,8 +82,6 @@ const DEFAULT_LIMITS: JoinServiceLimits = {
   challengeTtlMs: 60_000,
   maxMessageBytes: 1024 * 1024,
 };
-
-const DISK_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 interface Outstanding {
   pending: PendingChallenge;
