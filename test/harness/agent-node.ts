@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseTpmtPublic } from '../../attestation/tpm-structures.js';
+import { ekHashesIn, manufactureTpm } from '../../cli/provider/qemu/swtpm.js';
 import {
   deriveOwnerSeed,
   ekKeyHash,
@@ -278,8 +279,11 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
 async function swtpmInNamespace(ns: NodeNamespace, dir: string, ca: SwtpmCa): Promise<NodeTpm> {
   const stateDir = join(dir, 'tpm');
   await mkdir(stateDir, { recursive: true });
-  const maker = await startSwtpm({ stateDir, ca });
-  const ek = await ekOf(maker.tcti).finally(() => maker.stop());
+  // Manufactured as the QEMU provider does, the EK read from the certificate swtpm_setup wrote: a host-side swtpm
+  // started only to read the EK once hung the whole file (its TPM call never answered) about once in five runs.
+  const ekCerts = join(dir, 'ek-certs');
+  await manufactureTpm(stateDir, ca.dir, undefined, ekCerts);
+  const ek = ekHashesIn(ekCerts)[0] as string;
   let child: ChildProcess | undefined;
   const start = async () => {
     child = ns.spawn(
