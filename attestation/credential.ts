@@ -7,6 +7,7 @@ import {
   publicEncrypt,
   randomBytes,
 } from 'node:crypto';
+import { u32 } from '../common/big-endian.js';
 import { tpm2b } from '../native/tpm/mu.js';
 import { hashAlgorithm, TPM_ALG, type TpmPublic } from './tpm-structures.js';
 
@@ -18,11 +19,6 @@ export interface WrappedCredential {
   encryptedSecret: Buffer;
 }
 
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-}
 /** TPM labels are NUL-terminated and the NUL is part of what is hashed. */
 function label(s: string): Buffer {
   return Buffer.from(`${s}\0`, 'latin1');

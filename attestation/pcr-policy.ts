@@ -2,6 +2,7 @@
 // digests, the name of the PCR-signing key, PCR 11 predicted from a UKI's sections, and the signature that
 // approves a policy. RSA-2048 with RSASSA-PKCS1-v1_5/SHA-256, the only scheme systemd-measure 252 signs with.
 import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { u16, u32 } from '../common/big-endian.js';
 
 const SHA256 = 0x000b;
 const RSA = 0x0001;
@@ -16,16 +17,6 @@ const SIGNING_KEY_ATTRIBUTES = 0x00060040;
 const POLICY_REF_PREFIX = 'sextant-pcr11-epoch:';
 export const MAX_EPOCH = 0xffffffff;
 
-function u16(v: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(v);
-  return b;
-}
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v);
-  return b;
-}
 function sha256(...parts: Buffer[]): Buffer {
   return createHash('sha256').update(Buffer.concat(parts)).digest();
 }

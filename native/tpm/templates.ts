@@ -1,4 +1,5 @@
 // TPMT_PUBLIC templates as wire bytes (big-endian), unmarshalled into C structs by mu.ts.
+import { u16, u32 } from '../../common/big-endian.js';
 import { ALG, ECC_NIST_P256 } from './constants.js';
 
 export type AkAlgorithm = 'ecc' | 'rsa';
@@ -10,16 +11,6 @@ const EK_ATTRIBUTES = 0x000300b2;
 /** TCG EK Credential Profile: PolicySecret(TPM_RH_ENDORSEMENT). */
 const EK_AUTH_POLICY = Buffer.from('837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa', 'hex');
 
-function u16(v: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(v);
-  return b;
-}
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v);
-  return b;
-}
 function sized(content: Buffer): Buffer {
   return Buffer.concat([u16(content.length), content]);
 }
