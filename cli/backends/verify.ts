@@ -10,6 +10,7 @@ import { ConfigError } from '../config/validate.js';
 import { verifyNode } from '../init/init-cluster.js';
 import { configuredVerifier } from './attestation.js';
 import { firstControlPlane } from './first-node.js';
+import { noAgentMessage } from './no-agent.js';
 
 /** The PCR a warnOnly warning line names ("warnOnly PCR 4: expected …"). */
 function warnedPcr(line: string): number | undefined {
@@ -65,7 +66,7 @@ export async function runVerify(ctx: CommandContext, options: VerifyOptions): Pr
     return 0;
   } catch (err) {
     if (err instanceof AttestedChannelError) {
-      ctx.stderr.write(`not verified: ${err.message}\n`);
+      ctx.stderr.write(`not verified: ${noAgentMessage(err, config.initPort) ?? err.message}\n`);
       return 1;
     }
     throw err;
