@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { INIT_REMEDY_METADATA, type InitRemedy } from '../../common/contracts/init-remedy.js';
 import { deriveOwnerSeed } from '../../common/contracts/owner.js';
 import { StatusError, toServiceError } from '../../common/grpc.js';
-import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../common/keys.js';
+import { deriveClusterId, deriveDiskKey, deriveMeasurementSecret, deriveOwnerId } from '../../common/keys.js';
 import { formatEndpoint } from '../../common/net.js';
 import { secretsEqual } from '../../common/secrets.js';
 import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/proto/init.js';
@@ -11,7 +11,7 @@ import type { Component } from '../components/spec.js';
 import { faultPoint } from '../fault-hook.js';
 import type { InitConfigInput } from '../kubeadm/config.js';
 import type { Step } from '../lifecycle/phases.js';
-import { BootstrapFailed, runBootstrap } from '../lifecycle/transaction.js';
+import { type BootstrapDisk, BootstrapFailed, runBootstrap } from '../lifecycle/transaction.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
 import { type NodeLock, NodeLockedError } from '../nodelock/node-lock.js';
@@ -57,6 +57,8 @@ export interface InitServerDeps {
    * never saw the answer) gets it again, also after an agent restart.
    */
   replies?: { load(): Promise<SealedInitReply | undefined>; save(sealed: SealedInitReply): Promise<void> };
+  /** The node's state disk (its LUKS UUID is the disk ID): committed to the key the master secret derives for it. */
+  disk?: BootstrapDisk & { readonly uuid: string };
 }
 
 type Writer = { write(msg: InitResponse): boolean };
@@ -135,12 +137,15 @@ export class InitServer {
       let kubeconfig: Buffer = Buffer.alloc(0);
       const success = () => ({ kubeconfig, clusterId, ownerId, endpoint });
       const replies = this.deps.replies;
+      const diskUuid = this.deps.disk?.uuid ?? randomUUID();
       const node = {
         origin: 'init' as const,
         clusterId,
         role: 'control-plane' as const,
         measurementSalt: plan.measurementSalt,
-        diskUuid: randomUUID(),
+        diskUuid,
+        // The JoinService's derivation for this UUID: its rejoin ticket then opens this disk.
+        ...(this.deps.disk ? { diskKey: deriveDiskKey(plan.masterSecret, diskUuid) } : {}),
       };
       try {
         await runBootstrap(this.deps, node, [

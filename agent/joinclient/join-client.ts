@@ -21,9 +21,10 @@ import {
   JoinServiceClient,
 } from '../../gen/proto/join.js';
 import type { Component } from '../components/spec.js';
+import { WrongDiskKeyError } from '../disk/errors.js';
 import { writeControlPlaneCertificates } from '../kubeadm/control-plane-certs.js';
 import type { KubeadmJoinRequest } from '../kubeadm/steps.js';
-import { BootstrapFailed, runBootstrap } from '../lifecycle/transaction.js';
+import { type BootstrapDisk, BootstrapFailed, runBootstrap } from '../lifecycle/transaction.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
 import {
@@ -78,6 +79,10 @@ export interface JoinClientDeps {
    * (agent/joinclient/disk-id.ts): an admission is bound to it. Without it, one ID per agent process.
    */
   diskId?(): Promise<string>;
+  /** The node's state disk (diskId is then its LUKS UUID): committed to the ticket's disk key. */
+  disk?: BootstrapDisk;
+  /** A rejoin opens the state disk with the rejoin ticket's key before kubelet starts; a wrong key ends the rejoin. */
+  unlockDisk?(diskKey: Buffer): Promise<void>;
   backoff?: { initialMs: number; maxMs: number };
   timeoutMs?: number;
 }
@@ -239,6 +244,7 @@ export class JoinClient {
       role,
       measurementSalt: ticket.measurementSalt,
       diskUuid,
+      ...(deps.disk ? { diskKey: ticket.stateDiskKey } : {}),
     };
     try {
       await runBootstrap(deps, node, [
@@ -330,11 +336,13 @@ export class JoinClient {
       for (const endpoint of endpoints) {
         try {
           const ticket = await this.#rejoinVia(endpoint, state);
+          await deps.unlockDisk?.(ticket.stateDiskKey);
           await deps.startKubelet();
           log.info('rejoined the cluster; kubelet started', { endpoint: formatEndpoint(endpoint) });
           return ticket;
         } catch (err) {
-          if (err instanceof JoinStopped) throw err;
+          // Every JoinService of the cluster derives the same key: asking another cannot help, the disk stays as is.
+          if (err instanceof JoinStopped || err instanceof WrongDiskKeyError) throw err;
           log.warn(`rejoin via ${formatEndpoint(endpoint)} failed: ${(err as Error).message}`);
         }
       }

@@ -12,10 +12,15 @@ import type { ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
 import { REQUIRED_PCRS } from '../../../attestation/measurement-policy.js';
 import { formatMeasurementsFile, type Measurements } from '../../../attestation/measurements.js';
 import { INIT_REMEDY_METADATA } from '../../../common/contracts/init-remedy.js';
-import { deriveClusterId, deriveMeasurementSecret, deriveOwnerId } from '../../../common/keys.js';
+import {
+  deriveClusterId,
+  deriveDiskKey,
+  deriveMeasurementSecret,
+  deriveOwnerId,
+} from '../../../common/keys.js';
 import type { InitRequest, InitResponse } from '../../../gen/proto/init.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { deferred, FakeStateStore, FakeTpm, validInitRequest } from '../fakes.js';
+import { deferred, FakeDisk, FakeStateStore, FakeTpm, validInitRequest } from '../fakes.js';
 
 const initSecret = randomBytes(32);
 /** Every required PCR enforced, as the CLI sends them (with the release's version and serial). */
@@ -440,3 +445,40 @@ async function callHandler(
     ...(remedy !== undefined ? { remedy: String(remedy) } : {}),
   };
 }
+
+describe('InitServer: with a state disk', () => {
+  const cases: { name: string; fail?: 'kubeadm-init'; calls: string[]; answer: string }[] = [
+    {
+      name: 'the disk ID is the disk UUID, committed last to the key the master secret derives for it',
+      calls: ['install', 'kubeadm-init', 'join-service', 'disk-commit'],
+      answer: 'success',
+    },
+    {
+      name: 'a failed kubeadm init marks the disk for reset and commits nothing',
+      fail: 'kubeadm-init',
+      calls: ['install', 'kubeadm-init', 'disk-mark-reset', 'reset'],
+      answer: 'failure',
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const disk = new FakeDisk();
+      const f = fixture({ disk });
+      disk.calls = f.calls;
+      if (c.fail) {
+        f.deps.runKubeadmInit = async () => {
+          f.calls.push('kubeadm-init');
+          throw new Error('kubeadm init broke');
+        };
+      }
+      const req = request();
+      const w = writer();
+      await f.server.init(req, w);
+      assert.equal(w.out.at(-1)?.kind?.$case, c.answer);
+      assert.deepEqual(f.calls, c.calls);
+      assert.equal(f.state.saved[0]?.diskUuid, disk.uuid);
+      const master = req.keySource?.$case === 'masterSecret' ? req.keySource.value : undefined;
+      assert.deepEqual(disk.keys, c.fail ? [] : [deriveDiskKey(master!, disk.uuid)]);
+    });
+  }
+});

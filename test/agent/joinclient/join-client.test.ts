@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { WrongDiskKeyError } from '../../../agent/disk/errors.js';
 import {
   JoinClient,
   type JoinClientDeps,
@@ -27,9 +28,11 @@ import {
   clusterPcrs,
   FAKE_OWNER,
   FAKE_OWNER_SEED,
+  FakeDisk,
   FakeJoinService,
   FakeStateStore,
   FakeTpm,
+  nodeStateIn,
   refused,
   ticketFor,
 } from '../fakes.js';
@@ -652,5 +655,102 @@ describe('JoinClient.rejoin', () => {
       [15],
     );
     assert.deepEqual(f.tpm.pcrs.get(15), clusterPcrValue(c.clusterId));
+  });
+});
+
+describe('JoinClient with a state disk', () => {
+  const joins: { name: string; ticket: Partial<IssueJoinTicketResponse>; fail?: boolean; calls: string[] }[] =
+    [
+      {
+        name: "a join commits the disk to the ticket's key, after kubeadm join, under the disk's own ID",
+        ticket: {},
+        calls: ['install', 'kubeadm-join', 'disk-commit'],
+      },
+      {
+        name: 'a failed kubeadm join marks the disk for reset and commits nothing',
+        ticket: {},
+        fail: true,
+        calls: ['install', 'kubeadm-join', 'disk-mark-reset', 'reset'],
+      },
+      {
+        name: 'a ticket without a disk key is refused before the lock',
+        ticket: { stateDiskKey: Buffer.alloc(0) },
+        calls: [],
+      },
+    ];
+  for (const j of joins) {
+    it(j.name, async () => {
+      const c = cluster();
+      service.ticket = () => ticketFor(c, j.ticket);
+      const disk = new FakeDisk();
+      const f = await fixture(served(c), {
+        disk,
+        diskId: async () => disk.uuid,
+        ...(j.fail
+          ? {
+              runKubeadmJoin: async () => {
+                f.calls.push('kubeadm-join');
+                throw new Error('kubeadm join broke');
+              },
+            }
+          : {}),
+      });
+      disk.calls = f.calls;
+      const run = f.client.joinVia(endpoint());
+      if (j.fail) await assert.rejects(run, JoinStopped);
+      else if (j.calls.length === 0)
+        await assert.rejects(
+          run,
+          /^Error: disk key: expected 32 bytes for state disk 5f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5, got 0$/,
+        );
+      else await run;
+      assert.deepEqual(f.calls, j.calls);
+      assert.equal(service.joinRequests.at(-1)?.diskUuid, disk.uuid);
+      assert.deepEqual(disk.keys, j.calls.includes('disk-commit') ? [Buffer.alloc(32, 0x11)] : []);
+      if (j.calls.length === 0) assert.equal(f.lock.holder, null);
+    });
+  }
+
+  const stateOf = (c: Cluster): NodeState => ({
+    ...nodeStateIn('bootstrapped'),
+    clusterId: c.clusterId.toString('hex'),
+    measurementSalt: c.measurementSalt.toString('hex'),
+  });
+
+  it("a rejoin opens the disk with the rejoin ticket's key before kubelet starts", async () => {
+    const c = cluster();
+    const key = randomBytes(32);
+    service.rejoinTicket = () => ({ stateDiskKey: key, measurementSecret: c.measurementSecret });
+    const opened: Buffer[] = [];
+    const f = await fixture(served(c), {
+      unlockDisk: async (k) => {
+        f.calls.push('unlock');
+        opened.push(k);
+      },
+    });
+    await f.client.rejoin(stateOf(c));
+    assert.deepEqual(f.calls, ['unlock', 'kubelet']);
+    assert.deepEqual(opened, [key]);
+  });
+
+  it('a wrong rejoin key ends the rejoin with the disk untouched: no retry, no kubelet', async () => {
+    const c = cluster();
+    let asked = 0;
+    service.rejoinTicket = () => {
+      asked++;
+      return { stateDiskKey: randomBytes(32), measurementSecret: c.measurementSecret };
+    };
+    const f = await fixture(served(c), {
+      unlockDisk: async () => {
+        throw new WrongDiskKeyError('/dev/vdb');
+      },
+    });
+    await assert.rejects(f.client.rejoin(stateOf(c)), (err: Error) => {
+      assert.ok(err instanceof WrongDiskKeyError);
+      assert.match(err.message, /does not open \/dev\/vdb .*left as it was/);
+      return true;
+    });
+    assert.equal(asked, 1);
+    assert.deepEqual(f.calls, []);
   });
 });
