@@ -2,26 +2,42 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Attester, createPeerVerifier, openAttestedChannel } from '../attestation/atls/index.js';
-import { createTrust } from '../attestation/ek-chain.js';
+import {
+  type Attester,
+  createEphemeralIdentity,
+  createPeerVerifier,
+  openAttestedChannel,
+} from '../attestation/atls/index.js';
+import { createTrust, type Trust } from '../attestation/ek-chain.js';
 import { createIssuer } from '../attestation/issuer.js';
+import type { SignedInventory } from '../common/contracts/owner.js';
 import { notify } from '../native/systemd/notify.js';
 import { openResilientTpm, type Tpm } from '../native/tpm/index.js';
 import { installComponents } from './components/install.js';
 import { type AgentConfig, loadAgentConfig } from './config/agent-config.js';
-import { discoverAll, joinServiceSources } from './discovery/index.js';
+import { advertiseJoinService, discoverAll, joinServiceSources } from './discovery/index.js';
 import { InitReplyStore } from './initserver/init-reply.js';
 import { serveNode } from './initserver/node-server.js';
 import { loadOrCreateDiskId } from './joinclient/disk-id.js';
-import { launchJoinService } from './joinservice/launch.js';
+import { JOIN_BACKOFF } from './joinclient/join-client.js';
+import { AdmissionRegistry } from './joinservice/admissions.js';
+import { AuditLog } from './joinservice/audit-log.js';
+import { inventorySource } from './joinservice/inventory.js';
+import { JoinService } from './joinservice/join-service.js';
 import { CallLimits } from './joinservice/limits.js';
-import { admissionMeasurements } from './joinservice/measurements-source.js';
-import { createKubeadm } from './kubeadm/driver.js';
+import { admissionMeasurements, openClusterMeasurements } from './joinservice/measurements-source.js';
+import { caCertHash } from './kubeadm/ca-hash.js';
+import { readControlPlaneCertificates } from './kubeadm/control-plane-certs.js';
+import { createKubeadm, type Kubeadm } from './kubeadm/driver.js';
 import { createKubelet } from './kubeadm/kubelet.js';
+import { credentialsFromKubeconfig, KubeApi } from './kubernetes/api-client.js';
+import { ApiBootstrapTokens } from './kubernetes/bootstrap-token.js';
+import { CsrApprover } from './kubernetes/csr-approver.js';
+import { statePath } from './lifecycle/layout.js';
 import { createLogger, type Logger } from './log/index.js';
 import { loadMetadata } from './metadata/instance-metadata.js';
-import { type Agent, type Platform, startAgent } from './start.js';
-import { ClusterSecretsStore } from './state/cluster-secrets.js';
+import { type Agent, type Platform, type Running, startAgent } from './start.js';
+import { type ClusterSecrets, ClusterSecretsStore } from './state/cluster-secrets.js';
 import { NodeStateStore } from './state/node-state.js';
 
 /** Exit status when the TPM failed beyond what reopening its context can cure. */
@@ -157,24 +173,18 @@ async function nodePlatform(
         initServer?.service(),
       ),
     startJoinService: (clusterSecrets, metadata) =>
-      launchJoinService(
+      startJoinService(
         {
           log,
           trust,
           attester,
           kubeadm,
           secretsStore: secrets,
-          stateDir: config.stateDir,
-          rootfs: config.rootfs,
-          variant: config.variant,
-          listenAddress: config.listenAddress,
-          port: config.joinServicePort,
-          burstPerPeer: config.joinBurstPerPeer,
           callLimits,
-          unlisted: config.unlistedNodes,
-          ...(config.mdns ? { mdnsName: `${metadata.name}-join` } : {}),
           inventory: async () => (await loadMetadata(config.metadataUrl)).inventory,
+          ...(config.mdns ? { mdnsName: `${metadata.name}-join` } : {}),
         },
+        config,
         clusterSecrets,
       ),
     apiServerPort: config.apiServerPort,
@@ -182,12 +192,107 @@ async function nodePlatform(
     initReplies: new InitReplyStore(config.stateDir),
     stateDir: config.stateDir,
     diskId: () => loadOrCreateDiskId(config.stateDir),
+    joinBackoff: JOIN_BACKOFF,
     rebootRequired: (reason) => {
       log.error(`${reason}; ${RESTART_NOTE}`);
       process.exit(EXIT_REBOOT_REQUIRED);
     },
     ready: () => notify('READY=1'),
   };
+}
+
+/** What a control plane's JoinService is made of, besides the agent's config. */
+export interface JoinServiceParts {
+  log: Logger;
+  trust: Trust;
+  attester: Attester;
+  /** The admin kubeconfig kubeadm wrote on this control plane: join tokens are made through the API with it. */
+  kubeadm: Pick<Kubeadm, 'adminKubeconfig'>;
+  secretsStore: ClusterSecretsStore;
+  /** The process's call limits, shared with the node's own port (both reach the same TPM). */
+  callLimits: CallLimits;
+  /** The operator's signed inventory as the metadata carries it now (read anew per join, verified per signature). */
+  inventory: () => Promise<SignedInventory | undefined>;
+  /** mDNS name to advertise the JoinService under; none when mDNS is off. */
+  mdnsName?: string;
+}
+
+/**
+ * Starts a control plane's JoinService: persists the cluster secrets, opens the measurements it admits nodes
+ * against, pins joiners to the cluster CA kubeadm made, makes bootstrap tokens through the API with kubeadm's admin
+ * kubeconfig and approves each joining kubelet's certificate for its token's node only.
+ */
+export async function startJoinService(
+  parts: JoinServiceParts,
+  config: Pick<
+    AgentConfig,
+    | 'stateDir'
+    | 'rootfs'
+    | 'variant'
+    | 'listenAddress'
+    | 'joinServicePort'
+    | 'joinBurstPerPeer'
+    | 'unlistedNodes'
+  >,
+  secrets: ClusterSecrets,
+): Promise<Running & { port: number }> {
+  const { log } = parts;
+  await parts.secretsStore.save(secrets);
+  const measurements = await openClusterMeasurements({
+    stateDir: config.stateDir,
+    masterSecret: secrets.masterSecret,
+    shipped: secrets.measurements,
+    trust: parts.trust,
+    variant: config.variant,
+    log,
+  });
+  const pki = join(config.rootfs, 'etc/kubernetes/pki');
+  const caPem = await readFile(join(pki, 'ca.crt'), 'utf8');
+  const auditDir = statePath(config.stateDir, 'joinService');
+  const api = new KubeApi(
+    credentialsFromKubeconfig((await parts.kubeadm.adminKubeconfig()).toString('utf8'), 'admin kubeconfig'),
+  );
+  const closing: (() => Promise<void> | void)[] = [() => api.close()];
+  const close = async () => {
+    for (const fn of closing.reverse()) await fn();
+  };
+  try {
+    const service = new JoinService({
+      log: log.child({ component: 'join-service' }),
+      identity: await createEphemeralIdentity(),
+      attester: parts.attester,
+      measurements,
+      secrets,
+      tokens: new ApiBootstrapTokens(api),
+      // read per control-plane ticket: what kubeadm holds now, never a copy kept since the start
+      controlPlaneCertificates: () => readControlPlaneCertificates(pki),
+      caCertHash: caCertHash(caPem),
+      admissions: await AdmissionRegistry.open(auditDir),
+      // what the log does to itself (a torn tail cut, a broken segment set aside) is said in the journal
+      audit: await AuditLog.open(auditDir, {
+        notice: (level, message) => (level === 'warn' ? log.warn(message) : log.info(message)),
+      }),
+      clusterSecretsFile: () => parts.secretsStore.readFileSync(),
+      inventory: inventorySource(parts.inventory, secrets.ownerSeed, log),
+      unlisted: config.unlistedNodes,
+      limits: { burstPerPeer: config.joinBurstPerPeer },
+      callLimits: parts.callLimits,
+    });
+    const port = await service.listen(config.listenAddress, config.joinServicePort);
+    closing.push(() => service.close());
+    // Started with the listener: a kubelet's CSR comes minutes after its ticket, and a start that failed earlier
+    // leaves no loop behind.
+    const approver = new CsrApprover(api, { log: log.child({ component: 'csr-approver' }) });
+    approver.start();
+    closing.push(() => approver.stop());
+    const ad = parts.mdnsName ? advertiseJoinService({ name: parts.mdnsName, port }) : undefined;
+    if (ad) closing.push(() => ad.stop());
+    log.info('JoinService listening', { port });
+    return { port, close };
+  } catch (err) {
+    await close().catch(() => {});
+    throw err;
+  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

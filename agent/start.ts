@@ -2,12 +2,12 @@ import type { AttestedChannel, Attester, Endpoint, PeerVerifier } from '../attes
 import type { Component } from './components/spec.js';
 import { resumeControlPlane } from './controlplane/resume.js';
 import { InitServer, type InitServerDeps } from './initserver/init-server.js';
-import { JoinClient, JoinStopped } from './joinclient/join-client.js';
+import { JoinClient } from './joinclient/join-client.js';
 import type { Kubeadm } from './kubeadm/driver.js';
 import { rewriteKubeconfigServer } from './kubeadm/kubeconfig.js';
 import type { Kubelet } from './kubeadm/kubelet.js';
 import { kubeadmInit, kubeadmJoin } from './kubeadm/steps.js';
-import { decideBoot } from './lifecycle/decide.js';
+import { decideBoot, decideJoinEnd } from './lifecycle/decide.js';
 import { resetStaleBootstrap } from './lifecycle/reset.js';
 import type { Logger } from './log/index.js';
 import type { InstanceMetadata } from './metadata/instance-metadata.js';
@@ -58,13 +58,13 @@ export interface Platform {
    * This boot can no longer become a node (a join failed after the node lock took PCR 15): the agent ends so that
    * systemd's restart limit reboots the node, after which it joins again with the same disk ID.
    */
-  rebootRequired?(reason: string): void;
+  rebootRequired(reason: string): void;
   /** Where the init server keeps its answer for the owner (a repeated init gets it, also after a restart). */
-  initReplies?: InitServerDeps['replies'];
+  initReplies: NonNullable<InitServerDeps['replies']>;
   /** The state-disk ID the join client shows JoinServices: persisted, surviving resets. */
-  diskId?(): Promise<string>;
-  /** Join client retry pacing; tests shorten it. */
-  joinBackoff?: { initialMs: number; maxMs: number };
+  diskId(): Promise<string>;
+  /** Join client retry pacing (agent/joinclient JOIN_BACKOFF on a node). */
+  joinBackoff: { initialMs: number; maxMs: number };
 }
 
 export interface Agent {
@@ -124,8 +124,8 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
       resetKubernetes: () => platform.kubeadm.reset(),
       startKubelet: () => platform.kubelet.start(),
       onControlPlaneJoined: async (file) => startJoinService(await platform.secrets.adopt(file)),
-      ...(platform.joinBackoff ? { backoff: platform.joinBackoff } : {}),
-      ...(platform.diskId ? { diskId: platform.diskId } : {}),
+      backoff: platform.joinBackoff,
+      diskId: () => platform.diskId(),
     });
     let joinClientDone: Promise<void> = Promise.resolve();
     switch (action.kind) {
@@ -158,10 +158,10 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
       const done = joinClient.run(abort.signal).then(
         () => log.info('join client finished: node joined'),
         (err: unknown) => {
-          if (err instanceof JoinStopped && err.reason !== 'reset-required') log.info(err.message);
-          else if (err instanceof JoinStopped && platform.rebootRequired) {
-            platform.rebootRequired(`${err.message}; reboot the node to join again`);
-          } else log.error(`join client stopped: ${(err as Error).message}`);
+          const end = decideJoinEnd(err);
+          if (end.kind === 'stopped') log.info(end.message);
+          else if (end.kind === 'reboot-required') platform.rebootRequired(end.reason);
+          else log.error(end.message);
         },
       );
       return { joinClientDone: done };
@@ -180,7 +180,7 @@ export async function startAgent(platform: Platform, signal?: AbortSignal): Prom
         rewriteKubeconfigServer,
         startJoinService,
         resetKubernetes: () => platform.kubeadm.reset(),
-        ...(platform.initReplies ? { replies: platform.initReplies } : {}),
+        replies: platform.initReplies,
       });
     }
 

@@ -24,6 +24,7 @@ import type { Component } from '../components/spec.js';
 import { WrongDiskKeyError } from '../disk/errors.js';
 import { writeControlPlaneCertificates } from '../kubeadm/control-plane-certs.js';
 import type { KubeadmJoinRequest } from '../kubeadm/steps.js';
+import { JoinStopped } from '../lifecycle/decide.js';
 import { type BootstrapDisk, BootstrapFailed, runBootstrap } from '../lifecycle/transaction.js';
 import type { Logger } from '../log/index.js';
 import type { InstanceMetadata } from '../metadata/instance-metadata.js';
@@ -87,16 +88,8 @@ export interface JoinClientDeps {
   timeoutMs?: number;
 }
 
-/** The join client gave up for good: the node is marked for reset or another path owns it. */
-export class JoinStopped extends Error {
-  constructor(
-    message: string,
-    readonly reason: 'lost-race' | 'reset-required' | 'aborted',
-  ) {
-    super(message);
-    this.name = 'JoinStopped';
-  }
-}
+/** A node's join retry pacing: fast enough to follow a JoinService that comes up, slow enough not to hammer one. */
+export const JOIN_BACKOFF = { initialMs: 500, maxMs: 10_000 };
 
 /** A unary call whose failure reads as one line ("CODE: details"). */
 function call<Req, Res>(fn: UnaryMethod<Req, Res>, req: Req, timeoutMs: number): Promise<Res> {
@@ -121,7 +114,7 @@ export class JoinClient {
   /** Retries over all discovered endpoints with backoff and jitter until joined, stopped or aborted. */
   async run(signal?: AbortSignal): Promise<void> {
     const log = this.deps.log.child({ component: 'join-client' });
-    const delays = backoffDelays({ initialMs: 500, maxMs: 10_000, ...this.deps.backoff });
+    const delays = backoffDelays(this.deps.backoff ?? JOIN_BACKOFF);
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted) throw new JoinStopped('join client stopped', 'aborted');
       if (this.deps.lock.holder === 'init')
@@ -327,7 +320,7 @@ export class JoinClient {
   async rejoin(state: NodeState, signal?: AbortSignal): Promise<IssueRejoinTicketResponse> {
     const { deps } = this;
     const log = deps.log.child({ component: 'rejoin' });
-    const delays = backoffDelays({ initialMs: 500, maxMs: 10_000, ...deps.backoff });
+    const delays = backoffDelays(deps.backoff ?? JOIN_BACKOFF);
     // PCR 15 first: the JoinService gives a disk key only to a node whose quote shows it holds this cluster's lock.
     await this.#restoreClusterPcr(Buffer.from(state.clusterId, 'hex'));
     for (;;) {

@@ -1,7 +1,8 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import type { PeerVerifier } from '../../attestation/atls/index.js';
+import { createPeerVerifier, type PeerVerifier } from '../../attestation/atls/index.js';
+import type { Trust } from '../../attestation/ek-chain.js';
 import { enforceMeasurementPolicy } from '../../attestation/measurement-policy.js';
 import {
   checkMeasurementsMac,
@@ -11,6 +12,7 @@ import {
   parseMeasurementsFile,
 } from '../../attestation/measurements.js';
 import { writeFileAtomic } from '../../common/atomic-file.js';
+import { deriveMeasurementsMacKey, type MasterSecret } from '../../common/keys.js';
 import { statePath } from '../lifecycle/layout.js';
 import type { Logger } from '../log/index.js';
 import { SerialFloor } from './serial-floor.js';
@@ -208,4 +210,33 @@ export async function openMeasurementsSource(setup: MeasurementsSetup): Promise<
     await writeFileAtomic(path, chosen.text);
   }
   return source;
+}
+
+/**
+ * The measurements a cluster's JoinService admits nodes against. They came over the attested init channel (or a
+ * control-plane ticket), so a later replacement is authenticated with the MAC key derived from the master secret:
+ * it counts only when whoever wrote it holds the master secret too. Each verifier is never weaker than the boot
+ * chain (admissionMeasurements).
+ */
+export function openClusterMeasurements(cluster: {
+  stateDir: string;
+  masterSecret: MasterSecret;
+  shipped: string;
+  trust: Trust;
+  variant: string;
+  log: Logger;
+}): Promise<MeasurementsSource> {
+  const where = statePath(cluster.stateDir, 'measurements');
+  return openMeasurementsSource({
+    stateDir: cluster.stateDir,
+    shipped: cluster.shipped,
+    makeVerifier: (text) =>
+      createPeerVerifier({
+        trust: cluster.trust,
+        measurements: admissionMeasurements(text, where),
+        variant: cluster.variant,
+      }),
+    log: cluster.log,
+    macKey: deriveMeasurementsMacKey(cluster.masterSecret),
+  });
 }

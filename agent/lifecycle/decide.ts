@@ -27,3 +27,30 @@ export function decideBoot(state: NodeState | null, pcr15IsZero: boolean): BootA
   }
   return { kind: 'fresh' };
 }
+
+/** Why a join client ended without joining; `reset-required` means PCR 15 was taken, so only a reboot helps. */
+export class JoinStopped extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'lost-race' | 'reset-required' | 'aborted',
+  ) {
+    super(message);
+    this.name = 'JoinStopped';
+  }
+}
+
+/** What the agent does when its background join client ends with `err`. */
+export type JoinEnd =
+  | { kind: 'stopped'; message: string }
+  | { kind: 'reboot-required'; reason: string }
+  | { kind: 'failed'; message: string };
+
+export function decideJoinEnd(err: unknown): JoinEnd {
+  if (!(err instanceof JoinStopped)) {
+    return { kind: 'failed', message: `join client stopped: ${(err as Error).message}` };
+  }
+  if (err.reason === 'reset-required') {
+    return { kind: 'reboot-required', reason: `${err.message}; reboot the node to join again` };
+  }
+  return { kind: 'stopped', message: err.message };
+}

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { SealedInitReply } from '../../agent/initserver/init-reply.js';
 import type { InitServer } from '../../agent/initserver/init-server.js';
 import { CONTROL_PLANE_CERTIFICATES } from '../../agent/kubeadm/control-plane-certs.js';
 import { clusterPcrValue } from '../../agent/nodelock/node-lock.js';
@@ -35,6 +36,7 @@ import {
 } from './fakes.js';
 
 const initSecret = randomBytes(32);
+const DISK_ID = '7f1c2a4e-0b3d-4c5e-8f6a-1b2c3d4e5f60';
 let service: FakeJoinService;
 let rootfs: string;
 before(async () => {
@@ -84,6 +86,8 @@ interface Harness {
   initServer: () => InitServer;
   metadataReads: () => number;
   ready: () => number;
+  /** The reasons the agent gave each time it asked for a reboot (the real platform exits then). */
+  reboots: string[];
 }
 
 function harness(
@@ -100,6 +104,8 @@ function harness(
   let initServer: InitServer | undefined;
   let metadataReads = 0;
   let ready = 0;
+  const reboots: string[] = [];
+  let keptReply: SealedInitReply | undefined;
   const platform: Platform = {
     log,
     tpm,
@@ -169,6 +175,16 @@ function harness(
       ready++;
     },
     joinBackoff: { initialMs: 1, maxMs: 5 },
+    rebootRequired: (reason) => {
+      reboots.push(reason);
+    },
+    initReplies: {
+      load: async () => keptReply,
+      save: async (sealed) => {
+        keptReply = sealed;
+      },
+    },
+    diskId: async () => DISK_ID,
     ...overrides,
   };
   return {
@@ -185,6 +201,7 @@ function harness(
     },
     metadataReads: () => metadataReads,
     ready: () => ready,
+    reboots,
   };
 }
 
@@ -287,7 +304,7 @@ describe('startAgent: a fresh node', () => {
     await agent.stop();
   });
 
-  it('a join that fails after the lock marks the node for reset; the agent stays up and refuses init', async () => {
+  it('a join that fails after the lock marks the node for reset and asks for a reboot; init is refused', async () => {
     const secrets = clusterSecrets();
     const clusterId = clusterIdOf(secrets);
     service.ticket = () =>
@@ -302,7 +319,8 @@ describe('startAgent: a fresh node', () => {
     assert.equal(h.state.current?.phase, 'reset-required');
     assert.equal(h.state.current?.failedStep, 'kubeadm-join');
     assert.deepEqual(h.kubeadm.calls, ['join', 'reset']);
-    assert.ok(h.log.lines.some((l) => /^error join client stopped: join failed at kubeadm-join/.test(l)));
+    assert.equal(h.reboots.length, 1);
+    assert.match(h.reboots[0] ?? '', /^join failed at kubeadm-join: .*; reboot the node to join again$/);
     await assert.rejects(init(h), /node is already joining a cluster/);
     await agent.stop();
   });

@@ -88,7 +88,7 @@ describe('bootstrap tokens through the real kube-apiserver', { timeout: 300_000 
       const r = await cp.kubeadm(['init', 'phase', ...phase, '--config', '/etc/kubeadm.yaml']);
       assert.equal(r.exitCode, 0, `kubeadm init phase ${phase.join(' ')}: ${r.stderr}`);
     }
-    // exactly what launchJoinService does with kubeadm's admin kubeconfig
+    // exactly what agent/main.ts startJoinService does with kubeadm's admin kubeconfig
     api = new KubeApi(credentialsFromKubeconfig(await readFile(cp.adminKubeconfig, 'utf8'), 'admin.conf'));
   });
   after(async () => {

@@ -13,9 +13,9 @@ import {
   JoinClient,
   type JoinClientDeps,
   type JoinKubeadmInput,
-  JoinStopped,
 } from '../../../agent/joinclient/join-client.js';
 import { CONTROL_PLANE_CERTIFICATES } from '../../../agent/kubeadm/control-plane-certs.js';
+import { JoinStopped } from '../../../agent/lifecycle/decide.js';
 import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js';
 import type { NodeState } from '../../../agent/state/node-state.js';
 import { createEphemeralIdentity, type Endpoint } from '../../../attestation/atls/index.js';

@@ -87,7 +87,7 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
     return { rootfs, log, kubeadm };
   }
 
-  /** A join token made through the stand-in's API server with the admin kubeconfig, as launchJoinService does. */
+  /** A join token made through the stand-in's API server with the admin kubeconfig, as agent/main.ts startJoinService does. */
   async function joinToken(adminConf: Buffer): Promise<string> {
     const api = new KubeApi(credentialsFromKubeconfig(adminConf.toString(), 'admin.conf'));
     try {

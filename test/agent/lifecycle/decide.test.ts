@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type BootAction, decideBoot } from '../../../agent/lifecycle/decide.js';
+import {
+  type BootAction,
+  decideBoot,
+  decideJoinEnd,
+  type JoinEnd,
+  JoinStopped,
+} from '../../../agent/lifecycle/decide.js';
 import type { NodeState } from '../../../agent/state/node-state.js';
 import { nodeStateIn as state } from '../fakes.js';
 
@@ -65,6 +71,39 @@ describe('decideBoot', () => {
   for (const c of cases) {
     it(c.name, () => {
       assert.deepEqual(decideBoot(c.state, c.pcr15IsZero), c.want);
+    });
+  }
+});
+
+describe('decideJoinEnd', () => {
+  const cases: { name: string; err: unknown; want: JoinEnd }[] = [
+    {
+      name: 'the init server won the race: the join client steps back',
+      err: new JoinStopped('this node is being initialized; join client stops', 'lost-race'),
+      want: { kind: 'stopped', message: 'this node is being initialized; join client stops' },
+    },
+    {
+      name: 'stopped with the agent',
+      err: new JoinStopped('join client stopped', 'aborted'),
+      want: { kind: 'stopped', message: 'join client stopped' },
+    },
+    {
+      name: 'failed after the node lock: only a reboot lets it join again',
+      err: new JoinStopped('join failed at kubeadm-join: exit 1', 'reset-required'),
+      want: {
+        kind: 'reboot-required',
+        reason: 'join failed at kubeadm-join: exit 1; reboot the node to join again',
+      },
+    },
+    {
+      name: 'anything else is a failure to report, not a reboot',
+      err: new Error('disk on fire'),
+      want: { kind: 'failed', message: 'join client stopped: disk on fire' },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      assert.deepEqual(decideJoinEnd(c.err), c.want);
     });
   }
 });

@@ -1,27 +1,29 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { type JoinServiceSetup, launchJoinService } from '../../../agent/joinservice/launch.js';
+import { CallLimits } from '../../agent/joinservice/limits.js';
+import { type JoinServiceParts, startJoinService } from '../../agent/main.js';
 import {
   type ClusterSecrets,
   ClusterSecretsStore,
   serializeClusterSecrets,
-} from '../../../agent/state/cluster-secrets.js';
-import { fetchServerCertificate } from '../../../attestation/atls/client.js';
-import { createTrust } from '../../../attestation/ek-chain.js';
-import { AttestationDocument, AttesterIdentity } from '../../../gen/proto/attestation.js';
-import { recordingLog } from '../../harness/recording-log.js';
-import { clusterCa, FakeKubeadm } from '../fakes.js';
+} from '../../agent/state/cluster-secrets.js';
+import { fetchServerCertificate } from '../../attestation/atls/client.js';
+import { createTrust } from '../../attestation/ek-chain.js';
+import { AttestationDocument, AttesterIdentity } from '../../gen/proto/attestation.js';
+import { recordingLog } from '../harness/recording-log.js';
+import { clusterCa, FakeKubeadm } from './fakes.js';
 
 let dir: string;
 let caPem: string;
 let caKeyPem: string;
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-launch-'));
+  dir = await mkdtemp(join(tmpdir(), 'sextant-main-'));
   ({ certPem: caPem, keyPem: caKeyPem } = await clusterCa());
 });
 after(() => rm(dir, { recursive: true, force: true }));
@@ -56,7 +58,7 @@ function adminConf(user: Record<string, string>): Buffer {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [
-        { name: 'c', cluster: { server: 'https://10.0.0.1:6443', 'certificate-authority-data': b64(caPem) } },
+        { name: 'c', cluster: { server: 'https://127.0.0.1:1', 'certificate-authority-data': b64(caPem) } },
       ],
       contexts: [{ name: 'kubernetes-admin@c', context: { cluster: 'c', user: 'kubernetes-admin' } }],
       'current-context': 'kubernetes-admin@c',
@@ -66,10 +68,15 @@ function adminConf(user: Record<string, string>): Buffer {
 }
 
 let seq = 0;
+interface Setup {
+  parts: JoinServiceParts;
+  config: Parameters<typeof startJoinService>[1];
+}
+
 async function setup(
   withPki = true,
   admin = adminConf({ 'client-certificate-data': 'Y2VydA==', 'client-key-data': 'a2V5' }),
-): Promise<JoinServiceSetup> {
+): Promise<Setup> {
   const node = join(dir, `node-${seq++}`);
   const stateDir = join(node, 'state');
   const rootfs = join(node, 'rootfs');
@@ -79,34 +86,43 @@ async function setup(
     await writeFile(join(rootfs, 'etc/kubernetes/pki/ca.key'), caKeyPem, { mode: 0o600 });
   }
   return {
-    log: recordingLog(),
-    trust: createTrust({ ekCaCertificates: [caPem] }),
-    attester: {
-      identity: async () => AttesterIdentity.fromPartial({}),
-      attest: async () => AttestationDocument.fromPartial({}),
+    parts: {
+      log: recordingLog(),
+      trust: createTrust({ ekCaCertificates: [caPem] }),
+      attester: {
+        identity: async () => AttesterIdentity.fromPartial({}),
+        attest: async () => AttestationDocument.fromPartial({}),
+      },
+      kubeadm: Object.assign(new FakeKubeadm(), { adminConf: admin }),
+      secretsStore: new ClusterSecretsStore(stateDir),
+      callLimits: new CallLimits({ burstPerPeer: 10 }),
+      inventory: async () => undefined,
     },
-    kubeadm: Object.assign(new FakeKubeadm(), { adminConf: admin }),
-    secretsStore: new ClusterSecretsStore(stateDir),
-    stateDir,
-    rootfs,
-    variant: 'qemu-vtpm',
-    listenAddress: '127.0.0.1',
-    port: 0,
-    burstPerPeer: 10,
+    config: {
+      stateDir,
+      rootfs,
+      variant: 'qemu-vtpm',
+      listenAddress: '127.0.0.1',
+      joinServicePort: 0,
+      joinBurstPerPeer: 10,
+      unlistedNodes: 'worker',
+    },
   };
 }
 
-describe('launchJoinService', () => {
+const start = (s: Setup, cs: ClusterSecrets) => startJoinService(s.parts, s.config, cs);
+
+describe('startJoinService', () => {
   it('persists the secrets (0600) and measurements, listens on attested TLS, and closes', async () => {
     const s = await setup();
     const cs = secrets();
-    const running = await launchJoinService(s, cs);
+    const running = await start(s, cs);
     try {
       assert.ok(running.port > 0);
       assert.ok((await fetchServerCertificate({ host: '127.0.0.1', port: running.port })).length > 0);
-      assert.equal(await readFile(s.secretsStore.path, 'utf8'), serializeClusterSecrets(cs));
-      assert.equal((await stat(s.secretsStore.path)).mode & 0o777, 0o600);
-      assert.equal(await readFile(join(s.stateDir, 'measurements.json'), 'utf8'), measurements);
+      assert.equal(await readFile(s.parts.secretsStore.path, 'utf8'), serializeClusterSecrets(cs));
+      assert.equal((await stat(s.parts.secretsStore.path)).mode & 0o777, 0o600);
+      assert.equal(await readFile(join(s.config.stateDir, 'measurements.json'), 'utf8'), measurements);
     } finally {
       await running.close();
     }
@@ -115,7 +131,7 @@ describe('launchJoinService', () => {
 
   const refusals: {
     name: string;
-    setup: () => Promise<JoinServiceSetup>;
+    setup: () => Promise<Setup>;
     secrets: () => ClusterSecrets;
     error: RegExp;
   }[] = [
@@ -139,9 +155,21 @@ describe('launchJoinService', () => {
       error: /admin kubeconfig: users\[0\]\.user\.client-key-data: missing/,
     },
   ];
+  it('closes what it opened when its port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const s = await setup();
+      s.config.joinServicePort = (taken.address() as AddressInfo).port;
+      await assert.rejects(start(s, secrets()), /EADDRINUSE|address already in use|No address added/);
+    } finally {
+      taken.close();
+    }
+  });
+
   for (const r of refusals) {
     it(`refuses to start when ${r.name}`, async () => {
-      await assert.rejects(launchJoinService(await r.setup(), r.secrets()), r.error);
+      await assert.rejects(start(await r.setup(), r.secrets()), r.error);
     });
   }
 });
