@@ -111,7 +111,7 @@ describe('measurements', () => {
     );
   });
 
-  // issue 16 §2: a signed document says which image it is of and its serial, so an older copy is refusable
+  // a signed document says which image it is of and its serial, so an older copy is refusable
   const documents: Array<{ name: string; doc: object; error?: RegExp; expect?: object }> = [
     { name: 'version, serial and a future expiry', doc: { ...release, expires: '2999-12-31T00:00:00Z' } },
     { name: 'no serial', doc: { version: 'img-7' }, error: /serial: missing/ },

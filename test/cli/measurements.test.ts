@@ -136,7 +136,7 @@ describe('config generate pins the release key', () => {
   }
 });
 
-describe('config generate: no downgrade of the pinned measurements (issue 16 §2)', () => {
+describe('config generate: no downgrade of the pinned measurements', () => {
   const generate = (ws: string, file: string, force = true) =>
     sextant([
       'config',

@@ -37,7 +37,7 @@ function notices() {
 const names = (records: { record: Parameters<typeof isAdmission>[0] }[]) =>
   records.map((r) => (isAdmission(r.record) ? r.record.nodeName : `<${r.record.kind}>`));
 
-describe('audit log faults (issue 12 §2)', () => {
+describe('audit log faults: torn tails, full disks and broken segments', () => {
   let root: string;
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'sextant-audit-faults-'));

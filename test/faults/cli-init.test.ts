@@ -44,7 +44,7 @@ async function leftovers(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f === LOCK_FILE || /\.(tmp|new)$/.test(f));
 }
 
-describe('interrupted init (issue 12 §1)', { timeout: 600_000 }, () => {
+describe('interrupted init: a rerun converges', { timeout: 600_000 }, () => {
   let ca: SwtpmCa;
   let root: string;
   const nodes: AgentNode[] = [];

@@ -18,7 +18,7 @@ const REPO = resolve(import.meta.dirname, '../..');
 const body = randomBytes(4 * 1024 * 1024);
 const sha256 = createHash('sha256').update(body).digest('hex');
 
-describe('partial component downloads (issue 12 §6)', { timeout: 60_000 }, () => {
+describe('partial component downloads are resumed or refused', { timeout: 60_000 }, () => {
   let root: string;
   let server: Server;
   let url: string;

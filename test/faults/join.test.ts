@@ -20,7 +20,7 @@ import { mountSmallDisk, type SmallDisk } from './tools/tmpfs.js';
 const msg = (l: Record<string, unknown>) => String(l.msg ?? '');
 const JOINED = (l: Record<string, unknown>) => /^joined the cluster as /.test(msg(l));
 
-describe('a failed join is not the end (issue 12 §3)', { timeout: 600_000 }, () => {
+describe('a failed join is not the end: the node joins again with its disk ID', { timeout: 600_000 }, () => {
   let ca: SwtpmCa;
   let disk: SmallDisk;
   let cp: AgentNode;

@@ -17,7 +17,7 @@ import { mountSmallDisk, type SmallDisk } from './tools/tmpfs.js';
 
 const msg = (l: Record<string, unknown>) => String(l.msg ?? '');
 
-describe('JoinService audit log on real agents (issue 12 §2)', { timeout: 400_000 }, () => {
+describe('JoinService audit log on real agents', { timeout: 400_000 }, () => {
   let ca: SwtpmCa;
   let disk: SmallDisk;
   const nodes: AgentNode[] = [];

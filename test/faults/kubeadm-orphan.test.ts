@@ -20,7 +20,7 @@ function alive(pid: number): boolean {
   }
 }
 
-describe('kubeadm dies with the agent (issue 12 §6)', { timeout: 60_000 }, () => {
+describe('kubeadm dies with the agent', { timeout: 60_000 }, () => {
   let dir: string;
   let kubeadmPid = 0;
   before(async () => {

@@ -38,7 +38,7 @@ function cliInHub(net: TestNetwork, dir: string, args: string[]) {
   return { exited, waitFor, stderr: () => stderr };
 }
 
-describe('link faults during init (issue 12)', { timeout: 300_000 }, () => {
+describe('link faults during init', { timeout: 300_000 }, () => {
   let ca: SwtpmCa;
   let net: TestNetwork;
   const nodes: AgentNode[] = [];

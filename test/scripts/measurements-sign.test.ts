@@ -1,5 +1,5 @@
 // The release signer (scripts/measurements-sign.sh, run by image-measurements.sh) with real openssl and jq: it
-// writes the image version and a serial that only grows into the signed document (issue 16 §2).
+// writes the image version and a serial that only grows into the signed document, so an older copy is refusable.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// The call limits against a flood from many addresses (issue 16 §4): one network's addresses share a /24 or /64
+// The call limits against a flood from many addresses: one network's addresses share a /24 or /64
 // bucket, and a share of the TPM budget stays for callers the JoinService vouched for (ProveOwner passed, an EK
 // admitted), so a flood from many addresses cannot starve a legitimate join.
 import assert from 'node:assert/strict';

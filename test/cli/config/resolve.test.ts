@@ -1,4 +1,4 @@
-// The workspace's pin of the signed measurements (issue 16 §2): every load refuses another release key (by its
+// The workspace's pin of the signed measurements: every load refuses another release key (by its
 // fingerprint, not its path) and a document older than the pinned serial, naming the config field.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
