@@ -1,6 +1,7 @@
 // The shape of one command: how it is called, how its raw arguments become typed options, and what it does.
 import type { ParseArgsConfig } from 'node:util';
 import { type Endpoint, parseEndpoint } from '../../common/net.js';
+import { parseKmsUri } from '../kms/uri.js';
 import type { Backends } from './backends.js';
 import { type CommandContext, UsageError } from './context.js';
 
@@ -51,4 +52,14 @@ export function endpointOption(value: string, defaultPort: number, command: stri
   } catch (err) {
     throw new UsageError(`--endpoint: ${(err as Error).message}`, command);
   }
+}
+
+/** `--kms URI` checked (cli/kms/uri.ts), or a UsageError naming the flag and the forms it takes. */
+export function kmsOption(value: string, command: string): string {
+  try {
+    parseKmsUri(value);
+  } catch (err) {
+    throw new UsageError(`--kms: ${(err as Error).message}`, command);
+  }
+  return value;
 }

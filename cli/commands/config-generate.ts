@@ -14,7 +14,7 @@ import { CONFIG_FILE, validateConfig } from '../config/validate.js';
 import { parseKmsUri } from '../kms/uri.js';
 import { freeNetworkFor } from '../provider/qemu/network.js';
 import { loadRelease, type Release, releaseComponents } from '../release/release.js';
-import { defineCommand } from './command.js';
+import { defineCommand, kmsOption } from './command.js';
 import { type CommandContext, UsageError } from './context.js';
 
 export interface ConfigGenerateOptions {
@@ -201,16 +201,9 @@ export const configGenerateCommand = defineCommand<ConfigGenerateOptions>({
         NAME,
       );
     }
-    if (typeof values.kms === 'string') {
-      try {
-        parseKmsUri(values.kms);
-      } catch (err) {
-        throw new UsageError(`--kms: ${(err as Error).message}`, NAME);
-      }
-    }
     return {
       provider: 'qemu',
-      ...(typeof values.kms === 'string' ? { kms: values.kms } : {}),
+      ...(typeof values.kms === 'string' ? { kms: kmsOption(values.kms, NAME) } : {}),
       force: values.force === true,
       ...(typeof values.release === 'string' ? { release: values.release } : {}),
       ...(typeof values.measurements === 'string' ? { measurementsFile: values.measurements } : {}),

@@ -14,7 +14,7 @@ import { RELEASE_COMPONENTS_DIR } from '../release/release.js';
 import { ADMIN_CONF_FILE } from '../workspace/paths.js';
 import { isInitialized } from '../workspace/workspace.js';
 import type { Backends } from './backends.js';
-import { defineCommand, parsePositiveSeconds } from './command.js';
+import { defineCommand, kmsOption, parsePositiveSeconds } from './command.js';
 import { configGenerate } from './config-generate.js';
 import { type CommandContext, UsageError } from './context.js';
 import { create } from './create.js';
@@ -33,6 +33,8 @@ export interface MiniUpOptions {
   preloadImages: string[];
   /** Bound on waiting for every node to be Ready after init, in seconds. */
   readyTimeoutSeconds: number;
+  /** Where the master secret lives (cli/kms/uri.ts), as `config generate --kms`; default a workspace file. */
+  kms?: string;
 }
 
 interface NodeList {
@@ -251,8 +253,13 @@ async function up(
   if (configured) {
     phases.skip('config', 'sextant-conf.yaml exists: kept');
   } else {
-    phases.begin('config', 'sextant config generate qemu --release');
-    const code = await configGenerate(inner, { provider: 'qemu', release: release as string, force: false });
+    phases.begin('config', `sextant config generate qemu --release${options.kms ? ' --kms' : ''}`);
+    const code = await configGenerate(inner, {
+      provider: 'qemu',
+      release: release as string,
+      force: false,
+      ...(options.kms !== undefined ? { kms: options.kms } : {}),
+    });
     if (code !== 0) return code;
     const config = await loadConfig(ws);
     config.nodes = { controlPlanes: options.controlPlanes, workers: options.workers };
@@ -429,7 +436,7 @@ export const miniUpCommand = defineCommand<MiniUpOptions>({
   path: ['mini', 'up'],
   summary: 'a real Kubernetes cluster in local QEMU VMs, in one command',
   usage:
-    'sextant mini up [--control-planes N] [--workers N] [--memory MiB] [--release DIR] [--preload-image FILE]',
+    'sextant mini up [--control-planes N] [--workers N] [--memory MiB] [--release DIR] [--preload-image FILE] [--kms URI]',
   help: [
     'In the workspace (an empty directory), as root: builds or finds cached the release (Kubernetes from its Go',
     'modules, the node image and its signed measurements), writes sextant-conf.yaml from it, boots the VMs,',
@@ -442,6 +449,8 @@ export const miniUpCommand = defineCommand<MiniUpOptions>({
     '  --release DIR         use this release directory (sextant release build) instead of building one',
     '  --preload-image FILE  an image archive (docker/OCI) every node imports; repeatable (no registry here)',
     '  --ready-timeout S     give up waiting for Ready nodes after S seconds (default 1800)',
+    '  --kms URI             where the master secret lives, as config generate --kms (transit+https://…, pkcs11:…);',
+    '                        its credential from the environment (BAO_TOKEN, SEXTANT_KMS_TOKEN_FILE, SEXTANT_PKCS11_PIN…)',
   ].join('\n'),
   options: {
     'control-planes': { type: 'string' },
@@ -450,6 +459,7 @@ export const miniUpCommand = defineCommand<MiniUpOptions>({
     release: { type: 'string' },
     'preload-image': { type: 'string', multiple: true },
     'ready-timeout': { type: 'string' },
+    kms: { type: 'string' },
   },
   maxPositionals: 0,
   parse: ({ values }) => {
@@ -470,6 +480,7 @@ export const miniUpCommand = defineCommand<MiniUpOptions>({
       out.memoryMiB = Number(m);
     }
     if (typeof values.release === 'string') out.release = values.release;
+    if (typeof values.kms === 'string') out.kms = kmsOption(values.kms, UP);
     return out;
   },
   run: (ctx, options, backends) => miniUp(ctx, options, backends),

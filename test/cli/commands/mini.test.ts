@@ -132,6 +132,26 @@ describe('sextant mini up', () => {
     assert.match(second.out.stderr, /init: the cluster is initialized already/);
   });
 
+  it('--kms names where the master secret lives in the config it generates', async () => {
+    const ws = await workspace();
+    const f = fakes();
+    const kms = 'transit+http://127.0.0.1:8200/transit/sextant-master';
+    assert.equal(await miniUp(context(ws).ctx, { ...UP, kms }, f.backends, f.deps), 0);
+    assert.equal((await loadConfig(ws)).kms, kms);
+    await f.backends.provider('qemu').then((p) => p.terminateNodes(ws, () => undefined));
+  });
+
+  const up = COMMANDS.find((c) => c.path.join(' ') === 'mini up');
+  const badKms: { value: string; says: RegExp }[] = [
+    { value: 'vault://x', says: /UsageError: --kms: expected "file", "transit\+https/ },
+    { value: 'pkcs11:', says: /UsageError: --kms: / },
+  ];
+  for (const b of badKms) {
+    it(`--kms ${b.value} is a usage error naming the flag`, () => {
+      assert.throws(() => up?.parse({ values: { kms: b.value }, positionals: [] }), b.says);
+    });
+  }
+
   it('a workspace whose VMs are gone says to run mini down', async () => {
     const ws = await workspace();
     const f = fakes();
