@@ -195,7 +195,12 @@ const initSchema = v.pipe(
     kubernetesVersion: matching(/^v\d+\.\d+\.\d+$/, 'vX.Y.Z'),
     serviceCidr: cidrList('a service CIDR, or an IPv4,IPv6 pair', true),
     // empty is absent: the init request's "no pod network"
-    podCidr: v.optional(v.union([v.literal(''), cidrList('a pod CIDR, or an IPv4,IPv6 pair', false)])),
+    podCidr: v.optional(
+      v.union(
+        [v.literal(''), cidrList('a pod CIDR, or an IPv4,IPv6 pair', false)],
+        'expected a pod CIDR, or an IPv4,IPv6 pair',
+      ),
+    ),
     apiServerCertSans: v.array(
       checkedString('an IP address or a DNS name (optionally *.wildcard)', isSan),
       'expected a list of IP addresses and DNS names',

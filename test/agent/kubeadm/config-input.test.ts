@@ -97,6 +97,7 @@ describe('checkInitConfigInput', () => {
     [{ serviceCidr: '10.96.0.0/12,10.97.0.0/16' }, 'serviceCidr', /one IPv4 and one IPv6/],
     [{ serviceCidr: '10.96.0.0/12,fd00::/112,10.1.0.0/16' }, 'serviceCidr', /pair/],
     [{ podCidr: 'fd00::1/64' }, 'podCidr', /host bits/],
+    [{ podCidr: 16 }, 'podCidr', /^podCidr: expected a pod CIDR, or an IPv4,IPv6 pair, got 16$/],
     [{ podCidr: '10.244.0.0/25' }, 'podCidr', /smaller than one node's \/24/],
     [{ podCidr: '10.0.0.0/7' }, 'podCidr', /more than 2\^16 node ranges .* >= \/8/],
     [{ podCidr: 'fd00:10:244::/65' }, 'podCidr', /smaller than one node's \/64/],
