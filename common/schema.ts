@@ -62,16 +62,21 @@ function detailOf(issue: v.BaseIssue<unknown>, redact: boolean): string {
   return `${message}, got ${describeValue(issue.input)}`;
 }
 
-/** Checks `input` against `schema` and returns its typed output; throws SchemaError naming the first problem. */
+/**
+ * Checks `input` against `schema` and returns its typed output; throws SchemaError naming the first problem.
+ * `redact` hides the value in the error: always, or for the key paths it accepts (the secret fields of a document).
+ */
 export function parseWith<S extends v.GenericSchema>(
   schema: S,
   input: unknown,
-  options: { redact?: boolean } = {},
+  options: { redact?: boolean | ((keyPath: string) => boolean) } = {},
 ): v.InferOutput<S> {
   const result = v.safeParse(schema, input, { abortEarly: true });
   if (result.success) return result.output;
   const issue = result.issues[0];
-  throw new SchemaError(keyPathOf(issue), detailOf(issue, options.redact ?? false));
+  const keyPath = keyPathOf(issue);
+  const redact = typeof options.redact === 'function' ? options.redact(keyPath) : (options.redact ?? false);
+  throw new SchemaError(keyPath, detailOf(issue, redact));
 }
 
 /**

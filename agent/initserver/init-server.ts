@@ -9,7 +9,7 @@ import { secretsEqual } from '../../common/secrets.js';
 import type { InitRequest, InitResponse, InitServiceServer } from '../../gen/proto/init.js';
 import type { Component } from '../components/spec.js';
 import { faultPoint } from '../fault-hook.js';
-import type { InitConfigInput } from '../kubeadm/config.js';
+import type { InitConfigInput } from '../kubeadm/config-input.js';
 import type { Step } from '../lifecycle/phases.js';
 import { type BootstrapDisk, BootstrapFailed, runBootstrap } from '../lifecycle/transaction.js';
 import type { Logger } from '../log/index.js';
@@ -20,21 +20,25 @@ import type { NodeStateStore } from '../state/node-state.js';
 import { openInitReply, type SealedInitReply, sameOwner, sealInitReply } from './init-reply.js';
 import { type InitPlan, InitRequestError, validateInitRequest } from './init-request.js';
 
-/** What `kubeadm init` needs to know, beyond the request: the kubeadm configuration's input, pod CIDR decided. */
-export type InitKubeadmInput = Required<
-  Pick<
-    InitConfigInput,
-    | 'nodeName'
-    | 'advertiseAddress'
-    | 'bindPort'
-    | 'clusterName'
-    | 'kubernetesVersion'
-    | 'serviceCidr'
-    | 'podCidr'
-    | 'apiServerCertSans'
-    | 'controlPlaneEndpoint'
-  >
->;
+/**
+ * What `kubeadm init` needs to know, beyond the request: the kubeadm configuration's input, pod CIDR decided, and
+ * the platform's tuning when its metadata names one.
+ */
+export type InitKubeadmInput = Pick<InitConfigInput, 'tuning'> &
+  Required<
+    Pick<
+      InitConfigInput,
+      | 'nodeName'
+      | 'advertiseAddress'
+      | 'bindPort'
+      | 'clusterName'
+      | 'kubernetesVersion'
+      | 'serviceCidr'
+      | 'podCidr'
+      | 'apiServerCertSans'
+      | 'controlPlaneEndpoint'
+    >
+  >;
 
 /** The node's neighbours the init steps drive; tests replace each with a fake. */
 export interface InitServerDeps {
@@ -261,6 +265,7 @@ function kubeadmInput(
     podCidr: plan.podCidr,
     apiServerCertSans: plan.apiServerCertSans,
     controlPlaneEndpoint: endpoint,
+    ...(meta.kubeadmTuning ? { tuning: meta.kubeadmTuning } : {}),
   };
 }
 

@@ -254,6 +254,7 @@ export class JoinClient {
               caCertHash: ticket.discoveryTokenCaCertHash,
               controlPlane,
               bindPort: deps.apiServerPort,
+              ...(deps.metadata.kubeadmTuning ? { tuning: deps.metadata.kubeadmTuning } : {}),
             }),
         },
         ...(controlPlane

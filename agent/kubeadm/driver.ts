@@ -52,7 +52,7 @@ export class KubeadmError extends Error {
 }
 
 /**
- * A backstop above kubeadm's own waits (config.ts KUBEADM_TIMEOUTS: up to 15 min for the control plane, 10 for the
+ * A backstop above kubeadm's own waits (tuning.ts KUBEADM_TIMEOUTS: up to 15 min for the control plane, 10 for the
  * kubelet), which name the phase that hung; this one only catches a kubeadm that hangs outside them. Ten minutes
  * (the old value) cut a real init under TCG short.
  */

@@ -1,4 +1,6 @@
-import { type InitConfigInput, initConfiguration, joinConfiguration } from './config.js';
+import type { KubeadmTuning } from '../../common/contracts/kubeadm-tuning.js';
+import { initConfiguration, joinConfiguration } from './config.js';
+import type { InitConfigInput } from './config-input.js';
 import type { Kubeadm } from './driver.js';
 
 /** What `kubeadm join` needs for one node, from its join ticket and its own identity. */
@@ -12,6 +14,8 @@ export interface KubeadmJoinRequest {
   /** A control plane finds the shared certificates on disk (from its ticket): kubeadm downloads none. */
   controlPlane: boolean;
   bindPort: number;
+  /** The platform's kubeadm tuning (instance metadata); absent, kubeadm's defaults. */
+  tuning?: KubeadmTuning;
 }
 
 /** Renders kubeadm's InitConfiguration, runs `kubeadm init` and returns the admin kubeconfig it wrote. */
@@ -36,6 +40,7 @@ export function kubeadmJoin(kubeadm: Pick<Kubeadm, 'join'>, req: KubeadmJoinRequ
       ...(req.controlPlane
         ? { controlPlane: { advertiseAddress: req.advertiseAddress, bindPort: req.bindPort } }
         : {}),
+      ...(req.tuning ? { tuning: req.tuning } : {}),
     }),
   );
 }

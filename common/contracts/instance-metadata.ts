@@ -3,6 +3,7 @@
 import * as v from 'valibot';
 import { isDnsLabel, isIp } from '../net.js';
 import { checkedString, matching, strictObject } from '../schema.js';
+import { kubeadmTuningSchema } from './kubeadm-tuning.js';
 import { nodeRoleSchema } from './node-role.js';
 import { inventorySchema } from './owner.js';
 
@@ -41,6 +42,8 @@ export const instanceMetadataSchema = strictObject(
     owner: v.optional(matching(/^[A-Za-z0-9+/]+={0,2}$/, 'base64 of an Ed25519 SubjectPublicKeyInfo')),
     /** The nodes the operator created (name, role, EK), signed with the owner key: what a JoinService admits by. */
     inventory: v.optional(inventorySchema),
+    /** What the node runs on, as kubeadm should be tuned for it (agent/kubeadm/tuning.ts); absent, kubeadm's defaults. */
+    kubeadmTuning: v.optional(kubeadmTuningSchema),
   },
   'a JSON object',
 );

@@ -63,6 +63,18 @@ describe('common/schema', () => {
     );
   });
 
+  it('hides the value only for the key paths a redact predicate names', () => {
+    const secretName = { redact: (path: string) => path === 'name' };
+    assert.throws(
+      () => parseWith(schema, { ...good, name: 'SECRET' }, secretName),
+      (err: Error) => err.message === 'name: expected lowercase letters',
+    );
+    assert.throws(
+      () => parseWith(schema, { ...good, count: 0 }, secretName),
+      /^SchemaError: count: expected .*, got 0$/,
+    );
+  });
+
   it('describes values briefly', () => {
     assert.equal(describeValue(undefined), 'nothing');
     assert.equal(describeValue('x'.repeat(100)), JSON.stringify(`${'x'.repeat(60)}…`));

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseTpmtPublic } from '../../attestation/tpm-structures.js';
 import { ekHashesIn, manufactureTpm } from '../../cli/provider/qemu/swtpm.js';
+import type { KubeadmTuning } from '../../common/contracts/kubeadm-tuning.js';
 import {
   deriveOwnerSeed,
   ekKeyHash,
@@ -83,6 +84,11 @@ export interface AgentNodeOptions {
    * `sextant create` writes it. `null` leaves it out.
    */
   owner?: string | null;
+  /**
+   * The kubeadm tuning its metadata names (default 'qemu-tcg': these tests share a loaded host with other suites and
+   * keep the long waits); `null` names none, kubeadm's defaults.
+   */
+  kubeadmTuning?: KubeadmTuning | null;
   /** Runs once the node's TPM and metadata exist, before its agent starts (e.g. to publish an inventory). */
   beforeStart?: (node: AgentNode) => Promise<void>;
   /** Wait until the init server listens (default) or return right after spawning. */
@@ -118,6 +124,7 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
   await writeFile(caFile, ca.rootPem + ca.issuerPem);
   const metadataFile = join(dir, 'metadata.json');
   const owner = options.owner === undefined ? ownerPublicKeyText(deriveOwnerSeed(initSecret)) : options.owner;
+  const tuning = options.kubeadmTuning === undefined ? 'qemu-tcg' : options.kubeadmTuning;
   await writeFile(
     metadataFile,
     JSON.stringify({
@@ -128,6 +135,7 @@ export async function startAgentNode(options: AgentNodeOptions = {}): Promise<Ag
       peers: [],
       joinEndpoints: options.joinEndpoints ?? [],
       ...(owner === null ? {} : { owner }),
+      ...(tuning === null ? {} : { kubeadmTuning: tuning }),
     }),
   );
   // In a namespace of its own a node uses the real default ports; on the shared loopback, free ones.

@@ -3,19 +3,15 @@
 // and tears everything down again. All artifacts live under <workspace>/qemu/.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  FW_CFG,
-  type InstanceMetadata,
-  instanceMetadataSchema,
-} from '../../../common/contracts/instance-metadata.js';
+import { FW_CFG } from '../../../common/contracts/instance-metadata.js';
 import { NODE_ROLES, type NodeRole } from '../../../common/contracts/node-role.js';
 import { ownerPublicKeyText, signInventory } from '../../../common/contracts/owner.js';
 import { DEFAULT_PORTS } from '../../../common/contracts/ports.js';
-import { formatEndpoint, isDnsLabel } from '../../../common/net.js';
-import { parseWith } from '../../../common/schema.js';
+import { isDnsLabel } from '../../../common/net.js';
 import { RELEASE_SERVER_PORT } from '../../release/release.js';
 import { startComponentServer } from './component-server.js';
 import { isOurProcess, readPid, run, stopProcess } from './exec.js';
+import { nodeMetadata } from './metadata.js';
 import { createNetwork, deleteNetwork, freeNetworkFor, networkFor } from './network.js';
 import { ekHashesIn, manufactureTpm, readLocalCa, startSwtpm } from './swtpm.js';
 import { OVMF_VARS, startVm, waitForConsole } from './vm.js';
@@ -225,17 +221,10 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
         join(node.dir, 'disk.qcow2'),
       ]);
       copyFileSync(OVMF_VARS, join(node.dir, 'vars.fd'));
-      // checked against the agent's own schema, so a node never boots with metadata it would refuse
-      const metadata: InstanceMetadata = parseWith(instanceMetadataSchema, {
-        name: node.name,
-        role: node.role,
+      const metadata = nodeMetadata(node, nodes, {
         initSecretHash: spec.initSecretHash,
-        advertiseAddress: node.address,
-        peers: nodes.filter((p) => p !== node).map((p) => p.address),
-        joinEndpoints: nodes
-          .filter((p) => p !== node && p.role === 'control-plane')
-          .map((p) => formatEndpoint({ host: p.address, port })),
-        ...owner,
+        joinServicePort: port,
+        owner,
       });
       writeFileSync(join(node.dir, 'metadata.json'), `${JSON.stringify(metadata)}\n`);
       writeFileSync(

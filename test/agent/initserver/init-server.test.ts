@@ -4,7 +4,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { InitServer, type InitServerDeps } from '../../../agent/initserver/init-server.js';
+import {
+  type InitKubeadmInput,
+  InitServer,
+  type InitServerDeps,
+} from '../../../agent/initserver/init-server.js';
 import { admissionMeasurements } from '../../../agent/joinservice/measurements-source.js';
 import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
 import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js';
@@ -124,6 +128,28 @@ describe('InitServer: a successful init', () => {
     assert.match(last.value.kubeconfig.toString(), /server: https:\/\/\[fd00::5\]:6443/);
     assert.equal(f.joinServiceSecrets[0]?.apiServerEndpoint, '[fd00::5]:6443');
   });
+
+  const tunings: [string, InitKubeadmInput['tuning']][] = [
+    ['no tuning', undefined],
+    ["the 'qemu-tcg' tuning", 'qemu-tcg'],
+  ];
+  for (const [name, kubeadmTuning] of tunings) {
+    it(`hands kubeadm init ${name} when the metadata names it`, async () => {
+      const inputs: InitKubeadmInput[] = [];
+      const base = fixture();
+      const f = fixture({
+        metadata: { ...base.deps.metadata, ...(kubeadmTuning ? { kubeadmTuning } : {}) },
+        runKubeadmInit: async (input) => {
+          inputs.push(input);
+          return ADMIN_CONF;
+        },
+      });
+      await f.server.init(request(), writer());
+      assert.equal(inputs.length, 1);
+      assert.equal(inputs[0]?.tuning, kubeadmTuning);
+      assert.equal('tuning' in (inputs[0] ?? {}), kubeadmTuning !== undefined);
+    });
+  }
 
   it('takes the lock with the cluster ID, runs the steps in order and answers with the kubeconfig', async () => {
     const f = fixture();

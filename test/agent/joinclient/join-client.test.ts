@@ -188,6 +188,25 @@ describe('JoinClient.joinVia: a successful join', () => {
     assert.equal(req?.diskUuid, f.state.current?.diskUuid);
   });
 
+  it("hands kubeadm join the tuning the node's metadata names", async () => {
+    const c = cluster();
+    service.ticket = () => ticketFor(c);
+    const f = await fixture(served(c), {
+      metadata: {
+        name: 'w-0',
+        role: 'worker',
+        initSecretHash: '00'.repeat(32),
+        advertiseAddress: '10.0.0.7',
+        peers: [],
+        joinEndpoints: [],
+        owner: FAKE_OWNER,
+        kubeadmTuning: 'qemu-tcg',
+      },
+    });
+    await f.client.joinVia(endpoint());
+    assert.equal(f.kubeadmInputs[0]?.tuning, 'qemu-tcg');
+  });
+
   it("a control plane: writes kubeadm's shared certificates from the ticket, hands the cluster secrets on (never under pki)", async () => {
     const c = cluster();
     const secretsFile = Buffer.from('{"the":"secrets"}');

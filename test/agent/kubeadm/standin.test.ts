@@ -22,6 +22,7 @@ import { createKubeadm, type Kubeadm, KubeadmError } from '../../../agent/kubead
 import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
 import { credentialsFromKubeconfig, KubeApi } from '../../../agent/kubernetes/api-client.js';
 import { ApiBootstrapTokens } from '../../../agent/kubernetes/bootstrap-token.js';
+import type { KubeadmTuning } from '../../../common/contracts/kubeadm-tuning.js';
 import {
   prepareStandinNode,
   type ServedComponent,
@@ -100,7 +101,7 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
   async function initCluster(
     k: Kubeadm,
     port: number,
-    extra: { certificateKey?: string; ignorePreflightErrors?: string[] } = {},
+    extra: { certificateKey?: string; ignorePreflightErrors?: string[]; tuning?: KubeadmTuning } = {},
   ) {
     const { ignorePreflightErrors, ...input } = extra;
     let yaml = initConfiguration({
@@ -223,7 +224,8 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
   it('a control-plane join with the shared certificates handed over (no certificate key, download-certs skipped)', async () => {
     const cp = await node('cp');
     const port = await freePort();
-    await initCluster(cp.kubeadm, port);
+    // tuned as on QEMU: kubeadm takes the profile's timeouts and component flags (the other tests: none)
+    await initCluster(cp.kubeadm, port, { tuning: 'qemu-tcg' });
     const token = await joinToken(await cp.kubeadm.adminKubeconfig());
     const hash = caCertHash(await readFile(join(cp.rootfs, 'etc/kubernetes/pki/ca.crt')));
     const cpJoin = async (name: string, k: Kubeadm) =>
@@ -235,6 +237,7 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
           token,
           caCertHashes: [hash],
           controlPlane: { advertiseAddress: '127.0.0.1', bindPort: await freePort() },
+          tuning: 'qemu-tcg',
         }),
       );
 

@@ -73,4 +73,16 @@ describe('kubeadm steps', () => {
     assert.deepEqual(cp.localAPIEndpoint, { advertiseAddress: '10.0.0.7', bindPort: 6443 });
     assert.deepEqual(doc.skipPhases, ['control-plane-prepare/download-certs']);
   });
+
+  const tunings: [string, KubeadmJoinRequest['tuning'], boolean][] = [
+    ['no tuning: kubeadm waits as it would', undefined, false],
+    ["'qemu-tcg': the emulator's long waits", 'qemu-tcg', true],
+  ];
+  for (const [name, tuning, timeouts] of tunings) {
+    it(`a join renders the request's tuning, ${name}`, async () => {
+      const kubeadm = new FakeKubeadm();
+      await kubeadmJoin(kubeadm, { ...join, ...(tuning ? { tuning } : {}) });
+      assert.equal('timeouts' in joinConfig(kubeadm.configs[0] ?? ''), timeouts);
+    });
+  }
 });

@@ -51,6 +51,12 @@ describe('loadMetadata', () => {
     assert.deepEqual(m.joinEndpoints, ['10.0.0.5:30090']);
   });
 
+  it('reads the kubeadm tuning the provider chose, and none when it names none', async () => {
+    const tuned = await loadMetadata(await fileUrl(JSON.stringify({ ...good, kubeadmTuning: 'qemu-tcg' })));
+    assert.equal(tuned.kubeadmTuning, 'qemu-tcg');
+    assert.equal((await loadMetadata(await fileUrl(JSON.stringify(good)))).kubeadmTuning, undefined);
+  });
+
   it('reads an http: URL, anew on every call', async () => {
     answer = { status: 200, body: JSON.stringify(good) };
     assert.deepEqual((await loadMetadata(`${base}/m`)).joinEndpoints, ['10.0.0.5:30090']);
@@ -114,6 +120,11 @@ describe('loadMetadata', () => {
       key: 'joinEndpoints',
     },
     { name: 'an unknown key', content: JSON.stringify({ ...good, zone: 'a' }), key: 'zone' },
+    {
+      name: 'a kubeadm tuning no profile has',
+      content: JSON.stringify({ ...good, kubeadmTuning: 'kvm' }),
+      key: 'kubeadmTuning',
+    },
   ];
   for (const m of malformed) {
     it(`refuses metadata with ${m.name}, naming the key`, async () => {
