@@ -252,6 +252,30 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
     assert.match(insecure.stderr, /INSECURE: measurements\.json is used without a signature check/);
   });
 
+  it('measurements written inline are unsigned: refused; --insecure-measurements uses them and says so', async () => {
+    const ws = await tempDir('sextant-ws-');
+    await writeLocalWorkspace(ws, { ca });
+    const config = await loadConfig(ws);
+    const { measurementsFile: _file, measurementsSignature: _sig, ...rest } = config.attestation;
+    delete rest.measurementsPublicKey;
+    delete rest.measurementsKeyFingerprint;
+    delete rest.measurementsSerial;
+    config.attestation = { ...rest, measurements: swtpmMeasurements() };
+    await saveConfig(ws, config);
+    const r = await verify(ws);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /not verified: .*attestation\.measurements: written inline, so unsigned: .*must be signed/,
+    );
+    const insecure = await verify(ws, '--insecure-measurements');
+    assert.equal(insecure.code, 0, insecure.stderr);
+    assert.match(
+      insecure.stderr,
+      /INSECURE: the measurements written inline in sextant-conf\.yaml are unsigned/,
+    );
+  });
+
   it('a measurements file edited after it was pinned is refused before use', async () => {
     const ws = await tempDir('sextant-ws-');
     await writeLocalWorkspace(ws, { ca });
