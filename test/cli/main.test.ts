@@ -218,6 +218,7 @@ describe('sextant: config and workspace', () => {
     const backends: Backends = {
       runInit: async () => 0,
       runVerify: async () => 0,
+      statusProbes: async () => assert.fail('status is not run here'),
       provider: async () => ({
         async createNodes(ws, s) {
           spec = s;
