@@ -11,6 +11,7 @@ import {
 import { createTrust, type Trust } from '../attestation/ek-chain.js';
 import { createIssuer } from '../attestation/issuer.js';
 import type { SignedInventory } from '../common/contracts/owner.js';
+import { credentialsFromKubeconfig, KubeApi } from '../common/kube-api.js';
 import { notify } from '../native/systemd/notify.js';
 import { openResilientTpm, type Tpm } from '../native/tpm/index.js';
 import { installComponents } from './components/install.js';
@@ -30,7 +31,6 @@ import { caCertHash } from './kubeadm/ca-hash.js';
 import { readControlPlaneCertificates } from './kubeadm/control-plane-certs.js';
 import { createKubeadm, type Kubeadm } from './kubeadm/driver.js';
 import { createKubelet } from './kubeadm/kubelet.js';
-import { credentialsFromKubeconfig, KubeApi } from './kubernetes/api-client.js';
 import { ApiBootstrapTokens } from './kubernetes/bootstrap-token.js';
 import { CsrApprover } from './kubernetes/csr-approver.js';
 import { statePath } from './lifecycle/layout.js';

@@ -3,7 +3,7 @@
 // per join ticket. Each token is short-lived, for one node, and deleted once that node confirmed its join; one that
 // is never confirmed expires, and the controller-manager's token cleaner (kubeadm enables it) deletes it.
 import { randomInt } from 'node:crypto';
-import { KubeApiError, type KubeApiRequester } from './api-client.js';
+import { KubeApiError, type KubeApiRequester } from '../../common/kube-api.js';
 
 /** The group kubeadm's bootstrap RBAC (init phase bootstrap-token) lets join, post a CSR and read the join config. */
 export const NODE_BOOTSTRAP_GROUP = 'system:bootstrappers:kubeadm:default-node-token';

@@ -8,9 +8,10 @@
 // own certificate as system:node:<name>) are left to the controller-manager's selfnodeclient approver.
 // Every control plane runs one; approving twice is harmless (the API server keeps one Approved condition per call
 // and the second write conflicts on resourceVersion, which is skipped).
+
+import { KubeApiError, type KubeApiRequester } from '../../common/kube-api.js';
 import { x509 } from '../../common/x509.js';
 import type { Logger } from '../log/index.js';
-import { KubeApiError, type KubeApiRequester } from './api-client.js';
 import { NODE_NAME_KEY } from './bootstrap-token.js';
 
 export const KUBELET_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Backends, NodeProvider } from '../commands/backends.js';
 import { RELEASE_COMPONENTS_DIR } from '../release/release.js';
 import { runInit } from './init.js';
+import { statusProbes } from './status.js';
 import { runVerify } from './verify.js';
 
 async function qemuProvider(): Promise<NodeProvider> {
@@ -31,5 +32,5 @@ async function qemuProvider(): Promise<NodeProvider> {
 }
 
 export function liveBackends(): Backends {
-  return { runInit, runVerify, provider: () => qemuProvider() };
+  return { runInit, runVerify, statusProbes, provider: () => qemuProvider() };
 }

@@ -4,6 +4,7 @@
 import type { NodeRole } from '../../common/contracts/node-role.js';
 import type { SextantConfig } from '../config/schema.js';
 import type { CommandContext } from './context.js';
+import type { OutputFormat } from './output.js';
 
 export interface InitOptions {
   /** Init even though the workspace already holds an initialized cluster. */
@@ -26,6 +27,8 @@ export interface VerifyOptions {
   endpoint?: string;
   /** Accept unsigned or weaker-than-minimum measurements, each weakness printed INSECURE. */
   insecureMeasurements?: boolean;
+  /** How the verdict is printed (default text). */
+  output?: OutputFormat;
 }
 
 /** `sextant verify`: attests one node against the config's measurements and prints what it found. */
@@ -64,9 +67,51 @@ export interface NodeProvider {
   terminateNodes(workspaceDir: string, onProgress: (message: string) => void): Promise<void>;
 }
 
+/** A node of the workspace as its provider created it. */
+export interface WorkspaceNode {
+  name: string;
+  role: NodeRole;
+  address: string;
+}
+
+/** What one node's attestation showed `sextant status`. */
+export type NodeAttestation =
+  | {
+      verified: true;
+      /** PCR 15 as quoted: the extend of the cluster ID once the node took part in init or a join. */
+      pcr15: Buffer;
+      /** The image version the signed measurements it matched name; absent for unsigned measurements. */
+      imageVersion?: string;
+    }
+  | { verified: false; reason: string };
+
+/** A node as the Kubernetes API lists it. */
+export interface KubernetesNode {
+  name: string;
+  /** Its InternalIP addresses. */
+  addresses: string[];
+  ready: boolean;
+}
+
+/** What `sextant status` asks about the workspace's nodes; tests pass fakes. */
+export interface StatusProbes {
+  /** Every node of the workspace, in the provider's order; none before `create`. */
+  nodes(): Promise<WorkspaceNode[]>;
+  /** Attests one node (its address) over the path `verify` takes. */
+  attest(address: string): Promise<NodeAttestation>;
+  /** GET /api/v1/nodes with the workspace's admin kubeconfig; throws when the API cannot be asked. */
+  kubernetesNodes(): Promise<KubernetesNode[]>;
+}
+
+export interface StatusOptions {
+  /** Accept unsigned or weaker-than-minimum measurements, each weakness printed INSECURE. */
+  insecureMeasurements?: boolean;
+}
+
 /** Everything the commands call outside cli/config and cli/workspace. */
 export interface Backends {
   runInit: InitRunner;
   runVerify: VerifyRunner;
+  statusProbes(ctx: CommandContext, options: StatusOptions): Promise<StatusProbes>;
   provider(name: 'qemu'): Promise<NodeProvider>;
 }

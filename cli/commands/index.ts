@@ -6,6 +6,7 @@ import { initCommand } from './init.js';
 import { kmsRotateCommand } from './kms-rotate.js';
 import { miniDownCommand, miniUpCommand } from './mini.js';
 import { releaseBuildCommand } from './release-build.js';
+import { statusCommand } from './status.js';
 import { terminateCommand } from './terminate.js';
 import { verifyCommand } from './verify.js';
 import { versionCommand } from './version.js';
@@ -20,6 +21,7 @@ export const COMMANDS: readonly Command[] = [
   createCommand,
   initCommand,
   verifyCommand,
+  statusCommand,
   kmsRotateCommand,
   terminateCommand,
   versionCommand,

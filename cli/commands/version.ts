@@ -1,9 +1,10 @@
-// sextant version
+// sextant version [-o json]
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { packageRoot } from '../config/resolve.js';
 import { defineCommand } from './command.js';
 import type { CommandContext } from './context.js';
+import { OUTPUT_HELP, OUTPUT_OPTION, type OutputFormat, parseOutputFormat, writeOutput } from './output.js';
 
 /** The CLI's version from the package it belongs to (works from cli/ under tsx and from dist/cli/). */
 export async function cliVersion(): Promise<string> {
@@ -17,20 +18,29 @@ export async function cliVersion(): Promise<string> {
   }
 }
 
-export async function version(ctx: CommandContext): Promise<number> {
-  ctx.stdout.write(
-    `sextant ${await cliVersion()}\nnode ${process.version} ${process.platform}/${process.arch}\n`,
-  );
+export interface VersionReport {
+  cli: string;
+  node: string;
+  platform: string;
+}
+
+export async function version(ctx: CommandContext, options: { output: OutputFormat }): Promise<number> {
+  const report: VersionReport = {
+    cli: await cliVersion(),
+    node: process.version,
+    platform: `${process.platform}/${process.arch}`,
+  };
+  writeOutput(ctx.stdout, options.output, report, (r) => `sextant ${r.cli}\nnode ${r.node} ${r.platform}\n`);
   return 0;
 }
 
-export const versionCommand = defineCommand<Record<string, never>>({
+export const versionCommand = defineCommand<{ output: OutputFormat }>({
   path: ['version'],
   summary: 'print the CLI version',
-  usage: 'sextant version',
-  help: 'Prints the version of this CLI and of the Node runtime it runs on.',
-  options: {},
+  usage: 'sextant version [-o json]',
+  help: ['Prints the version of this CLI and of the Node runtime it runs on.', '', OUTPUT_HELP].join('\n'),
+  options: { ...OUTPUT_OPTION },
   maxPositionals: 0,
-  parse: () => ({}),
-  run: (ctx) => version(ctx),
+  parse: ({ values }) => ({ output: parseOutputFormat(values.output, 'version') }),
+  run: (ctx, options) => version(ctx, options),
 });

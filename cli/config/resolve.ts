@@ -24,11 +24,11 @@ export interface MeasurementsLoadOptions {
 }
 
 /**
- * The measurements nodes are checked against: inline (the operator's own config), or from `measurementsFile`,
- * whose detached signature must verify against the pinned `measurementsPublicKey` before a byte of it is used.
- * The key must have the pinned fingerprint and the document a serial no lower than the pinned one: a key or an
- * older signed document swapped into the workspace is refused. An unsigned file is refused unless explicitly
- * allowed. An empty set is refused: it would trust any node.
+ * The measurements nodes are checked against, from `measurementsFile`, whose detached signature must verify against
+ * the pinned `measurementsPublicKey` before a byte of it is used. The key must have the pinned fingerprint and the
+ * document a serial no lower than the pinned one: a key or an older signed document swapped into the workspace is
+ * refused. An unsigned file, and measurements written inline in the config (which nothing signs), are refused
+ * unless explicitly allowed. An empty set is refused: it would trust any node.
  */
 export async function loadConfiguredMeasurements(
   workspaceDir: string,
@@ -94,6 +94,19 @@ export async function loadConfiguredMeasurements(
     }
   } else {
     doc = { measurements: a.measurements ?? {} };
+    // Inline measurements carry no signature: as unsigned as an unsigned file, so refused the same way.
+    if (Object.keys(doc.measurements).length > 0) {
+      if (!options.allowUnsigned) {
+        throw new ConfigError(
+          CONFIG_FILE,
+          'attestation.measurements',
+          `written inline, so unsigned: measurements must be signed by the image's release key (pin them with "sextant config generate qemu --measurements FILE", or pass --insecure-measurements)`,
+        );
+      }
+      options.onUnsigned?.(
+        `INSECURE: the measurements written inline in ${CONFIG_FILE} are unsigned (--insecure-measurements)`,
+      );
+    }
   }
   if (Object.keys(doc.measurements).length === 0) {
     throw new ConfigError(

@@ -194,8 +194,8 @@ describe('sextant: config and workspace', () => {
       assert.match(none.stderr, /not verified: no nodes in this workspace .*run "sextant create" first/);
       await mkdir(join(dir, 'qemu'), { recursive: true });
       const nodes = [
-        { role: 'worker', address: '127.0.0.3' },
-        { role: 'control-plane', address: '127.0.0.2' },
+        { name: 'worker-0', role: 'worker', address: '127.0.0.3' },
+        { name: 'cp-0', role: 'control-plane', address: '127.0.0.2' },
       ];
       await writeFile(join(dir, 'qemu', 'cluster.json'), JSON.stringify({ nodes }));
       // nothing listens there: the failure names the endpoint verify chose
@@ -218,6 +218,7 @@ describe('sextant: config and workspace', () => {
     const backends: Backends = {
       runInit: async () => 0,
       runVerify: async () => 0,
+      statusProbes: async () => assert.fail('status is not run here'),
       provider: async () => ({
         async createNodes(ws, s) {
           spec = s;

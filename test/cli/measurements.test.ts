@@ -5,7 +5,7 @@
 // real agent with its own swtpm.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -250,6 +250,68 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
     const insecure = await verify(ws, '--insecure-measurements');
     assert.equal(insecure.code, 0, insecure.stderr);
     assert.match(insecure.stderr, /INSECURE: measurements\.json is used without a signature check/);
+  });
+
+  it('verify -o json and status: the same attestation, as JSON and as a row of the workspace', async () => {
+    const ws = await tempDir('sextant-ws-');
+    await writeLocalWorkspace(ws, { ca });
+    const json = await verify(ws, '-o', 'json');
+    assert.equal(json.code, 0, json.stderr);
+    const report = JSON.parse(json.stdout) as {
+      verified: boolean;
+      endpoint: string;
+      pcrs: Record<string, string>;
+    };
+    assert.equal(report.verified, true);
+    assert.equal(report.endpoint, `127.0.0.1:${node.initPort}`);
+    assert.deepEqual(Object.keys(report.pcrs).map(Number), [...Array(24).keys()]);
+    // the workspace's one node, as the provider lists it, at the agent's port
+    const config = await loadConfig(ws);
+    config.initPort = node.initPort;
+    await saveConfig(ws, config);
+    await mkdir(join(ws, 'qemu'));
+    await writeFile(
+      join(ws, 'qemu', 'cluster.json'),
+      JSON.stringify({ nodes: [{ name: 'cp-0', role: 'control-plane', address: '127.0.0.1' }] }),
+    );
+    const status = await sextant(['status', '-o', 'json', '--workspace', ws]);
+    assert.equal(status.code, 0, status.stderr);
+    const rows = (JSON.parse(status.stdout) as { nodes: Record<string, unknown>[] }).nodes;
+    assert.deepEqual(rows, [
+      {
+        name: 'cp-0',
+        role: 'control-plane',
+        address: '127.0.0.1',
+        attested: true,
+        attestation: 'boot chain verified; PCR 15 not checked (the cluster is not initialized)',
+        imageVersion: 'harness',
+        kubernetes: 'unknown',
+      },
+    ]);
+  });
+
+  it('measurements written inline are unsigned: refused; --insecure-measurements uses them and says so', async () => {
+    const ws = await tempDir('sextant-ws-');
+    await writeLocalWorkspace(ws, { ca });
+    const config = await loadConfig(ws);
+    const { measurementsFile: _file, measurementsSignature: _sig, ...rest } = config.attestation;
+    delete rest.measurementsPublicKey;
+    delete rest.measurementsKeyFingerprint;
+    delete rest.measurementsSerial;
+    config.attestation = { ...rest, measurements: swtpmMeasurements() };
+    await saveConfig(ws, config);
+    const r = await verify(ws);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /not verified: .*attestation\.measurements: written inline, so unsigned: .*must be signed/,
+    );
+    const insecure = await verify(ws, '--insecure-measurements');
+    assert.equal(insecure.code, 0, insecure.stderr);
+    assert.match(
+      insecure.stderr,
+      /INSECURE: the measurements written inline in sextant-conf\.yaml are unsigned/,
+    );
   });
 
   it('a measurements file edited after it was pinned is refused before use', async () => {

@@ -22,8 +22,8 @@ import {
   readControlPlaneCertificates,
   writeControlPlaneCertificates,
 } from '../../agent/kubeadm/control-plane-certs.js';
-import { credentialsFromKubeconfig, KubeApi, type KubeApiError } from '../../agent/kubernetes/api-client.js';
 import { ApiBootstrapTokens, NODE_BOOTSTRAP_GROUP } from '../../agent/kubernetes/bootstrap-token.js';
+import { credentialsFromKubeconfig, KubeApi, type KubeApiError } from '../../common/kube-api.js';
 import {
   kubernetesBinaries,
   type RealControlPlane,

@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { credentialsFromKubeconfig, KubeApi } from '../../agent/kubernetes/api-client.js';
 import { ApiBootstrapTokens } from '../../agent/kubernetes/bootstrap-token.js';
 import {
   AUTO_APPROVE_BOOTSTRAP_BINDING,
@@ -19,6 +18,7 @@ import {
   removeBootstrapAutoApproval,
 } from '../../agent/kubernetes/csr-approver.js';
 import { createLogger } from '../../agent/log/index.js';
+import { credentialsFromKubeconfig, KubeApi } from '../../common/kube-api.js';
 import { x509 } from '../../common/x509.js';
 import {
   kubernetesBinaries,

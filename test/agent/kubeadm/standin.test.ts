@@ -20,9 +20,9 @@ import {
 } from '../../../agent/kubeadm/control-plane-certs.js';
 import { createKubeadm, type Kubeadm, KubeadmError } from '../../../agent/kubeadm/driver.js';
 import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
-import { credentialsFromKubeconfig, KubeApi } from '../../../agent/kubernetes/api-client.js';
 import { ApiBootstrapTokens } from '../../../agent/kubernetes/bootstrap-token.js';
 import type { KubeadmTuning } from '../../../common/contracts/kubeadm-tuning.js';
+import { credentialsFromKubeconfig, KubeApi } from '../../../common/kube-api.js';
 import {
   prepareStandinNode,
   type ServedComponent,

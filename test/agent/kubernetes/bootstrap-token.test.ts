@@ -11,12 +11,12 @@ import { after, before, describe, it } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { parse, stringify } from 'yaml';
-import { credentialsFromKubeconfig, KubeApi, KubeApiError } from '../../../agent/kubernetes/api-client.js';
 import {
   ApiBootstrapTokens,
   JOIN_TOKEN_TTL_MS,
   NODE_BOOTSTRAP_GROUP,
 } from '../../../agent/kubernetes/bootstrap-token.js';
+import { credentialsFromKubeconfig, KubeApi, KubeApiError } from '../../../common/kube-api.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 

@@ -4,7 +4,6 @@
 // test/cluster/csr-approver.test.ts.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { KubeApiError, type KubeApiRequester } from '../../../agent/kubernetes/api-client.js';
 import { NODE_NAME_KEY } from '../../../agent/kubernetes/bootstrap-token.js';
 import {
   AUTO_APPROVE_BOOTSTRAP_BINDING,
@@ -14,6 +13,7 @@ import {
   KUBELET_CLIENT_SIGNER,
 } from '../../../agent/kubernetes/csr-approver.js';
 import { createLogger } from '../../../agent/log/index.js';
+import { KubeApiError, type KubeApiRequester } from '../../../common/kube-api.js';
 import { csrPem, kubeletCsrObject, kubeletSubject } from '../../harness/kubelet-csr.js';
 
 const BOOT = 'system:bootstrap:abc123';

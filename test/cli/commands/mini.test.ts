@@ -42,6 +42,7 @@ function fakes(options: { initCode?: number; readyAfter?: number } = {}) {
       return 0;
     },
     runVerify: async () => 0,
+    statusProbes: async () => assert.fail('status is not run here'),
     provider: async () => ({
       async createNodes(ws, spec) {
         calls.create++;

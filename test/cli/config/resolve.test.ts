@@ -132,3 +132,56 @@ describe('loadConfiguredMeasurements: the pinned serial and release key', () => 
     });
   }
 });
+
+describe('loadConfiguredMeasurements: measurements written inline are unsigned', () => {
+  const cases: {
+    name: string;
+    allowUnsigned: boolean;
+    error?: RegExp;
+    warning?: RegExp;
+  }[] = [
+    {
+      name: 'refused without --insecure-measurements, naming the field and why',
+      allowUnsigned: false,
+      error: /attestation\.measurements: written inline, so unsigned: measurements must be signed/,
+    },
+    {
+      name: 'used with --insecure-measurements, said INSECURE',
+      allowUnsigned: true,
+      warning: /^INSECURE: the measurements written inline in sextant-conf\.yaml are unsigned/,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const config = defaultQemuConfig();
+      config.attestation.measurements = strong;
+      const warnings: string[] = [];
+      const load = loadConfiguredMeasurements(tmpdir(), config, {
+        allowUnsigned: c.allowUnsigned,
+        onUnsigned: (line) => warnings.push(line),
+      });
+      if (c.error) {
+        await assert.rejects(load, (err: Error) => {
+          assert.ok(err instanceof ConfigError, `a ConfigError, got ${err.name}`);
+          assert.equal(err.keyPath, 'attestation.measurements');
+          assert.match(err.message, c.error as RegExp);
+          return true;
+        });
+        assert.deepEqual(warnings, []);
+      } else {
+        assert.deepEqual((await load).measurements, strong);
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0] as string, c.warning as RegExp);
+      }
+    });
+  }
+
+  it('an empty inline set is refused as empty, not as unsigned', async () => {
+    const config = defaultQemuConfig();
+    config.attestation.measurements = {};
+    await assert.rejects(
+      loadConfiguredMeasurements(tmpdir(), config, { allowUnsigned: true }),
+      /attestation\.measurements: empty; refusing to trust any node/,
+    );
+  });
+});

@@ -1,8 +1,10 @@
 // Every node attests from the host (sextant verify): the firmware PCRs the release's signed measurements name
-// and PCR 15 = the extend of the cluster ID; the control plane journaled "cluster initialized".
+// and PCR 15 = the extend of the cluster ID; `sextant status` says the same of every node, with the release's
+// image version and Kubernetes Ready; the control plane journaled "cluster initialized".
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { StatusReport } from '../../../cli/status/report.js';
 import { loadState } from '../../../cli/workspace/state.js';
 import { clusterPcrValue } from '../../../common/cluster-pcr.js';
 import { agentJournal } from '../mini-cluster.js';
@@ -37,6 +39,18 @@ export const attestation: Scenario = {
       }
       assert.equal(pcrs.get(15), pcr15, `${node.name}: PCR 15`);
     }
+    const status = await c.sextant(['status', '-o', 'json']);
+    assert.equal(status.code, 0, `${status.stdout}\n${status.stderr}`);
+    const report = JSON.parse(status.stdout) as StatusReport;
+    assert.equal(report.endpoint, state.endpoint);
+    const version = (
+      JSON.parse(await readFile(join(c.ws, 'sextant-measurements.json'), 'utf8')) as { version: string }
+    ).version;
+    assert.deepEqual(
+      report.nodes.map((n) => [n.name, n.attested, n.imageVersion, n.kubernetes]),
+      c.nodes.map((n) => [n.name, true, version, 'Ready']),
+      status.stdout,
+    );
     const cp = c.nodes.find((n) => n.role === 'control-plane');
     const initialized = (await agentJournal(cp?.consoleLog ?? '')).find(
       (e) => e.MESSAGE === 'cluster initialized',

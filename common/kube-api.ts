@@ -1,12 +1,12 @@
-// The agent's client for its own cluster's API server: the admin kubeconfig kubeadm wrote (embedded CA and client
-// certificate), JSON over one keep-alive HTTPS agent. Hand-written, not @kubernetes/client-node, for measured
-// reasons: that library's current major (2.x) needs Node >= 22.19 (undici 8) while the agent runs on Node 20; its
-// 1.x line adds 75 packages (57 MB) and 4.5 MB to the 2.8 MB agent bundle the image measures, for the two calls the
-// JoinService makes (create and delete a Secret). kubeconfig parsing is limited to what kubeadm writes.
+// A client for a cluster's API server from an admin kubeconfig as kubeadm writes it (embedded CA and client
+// certificate), JSON over one keep-alive HTTPS agent: the agent's JoinService and `sextant status` share it.
+// Hand-written, not @kubernetes/client-node, for measured reasons: that library's current major (2.x) needs
+// Node >= 22.19 (undici 8) while the agent runs on Node 20; its 1.x line adds 75 packages (57 MB) and 4.5 MB to the
+// 2.8 MB agent bundle the image measures, for the few calls made. kubeconfig parsing is limited to what kubeadm writes.
 import { Agent, request } from 'node:https';
 import * as v from 'valibot';
 import { parse } from 'yaml';
-import { parseWith } from '../../common/schema.js';
+import { parseWith } from './schema.js';
 
 export class KubeApiError extends Error {
   override name = 'KubeApiError';
@@ -82,7 +82,7 @@ export function credentialsFromKubeconfig(text: string, where: string): KubeCred
   };
 }
 
-/** What the JoinService asks of the API; tests swap it for a fake. */
+/** What the callers ask of the API; tests swap it for a fake. */
 export interface KubeApiRequester {
   request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T>;
 }
