@@ -46,7 +46,7 @@ export function inventorySource(
   log: Logger,
   floor?: SerialFloor,
 ): () => Promise<Inventory> {
-  let taken = { serial: floor?.serial ?? 0, inventory: new Inventory([]) };
+  let taken = { serial: floor?.serial ?? 0, inventory: new Inventory([], floor?.serial ?? 0) };
   let last: string | undefined;
   // one decision at a time: two joins must not raise the floor out of order
   let queue: Promise<unknown> = Promise.resolve();
@@ -92,7 +92,7 @@ export function inventorySource(
       );
       return taken.inventory;
     }
-    taken = { serial: signed.serial, inventory: new Inventory(verified.nodes) };
+    taken = { serial: signed.serial, inventory: new Inventory(verified.nodes, signed.serial) };
     log.info('operator inventory taken', { serial: signed.serial, nodes: verified.nodes.length });
     return taken.inventory;
   };
@@ -111,6 +111,11 @@ export interface InventorySetup {
   /** The cluster's MAC key for serial floors (common/keys.ts deriveMeasurementsMacKey). */
   macKey: Uint8Array;
   log: Logger;
+  /**
+   * The serial the cluster had taken when this control plane joined (its ticket's cluster secrets,
+   * `inventorySerial`): the floor starts there, so this node's metadata cannot hand it an older inventory.
+   */
+  atLeast?: number;
 }
 
 /**
@@ -128,6 +133,17 @@ export async function openInventorySource(setup: InventorySetup): Promise<() => 
     );
   }
   // written at the first start: a JoinService that has admitted nodes always has one
-  await floor.raise(0);
+  await floor.raise(setup.atLeast ?? 0);
   return inventorySource(setup.read, setup.ownerSeed, setup.log, floor);
+}
+
+/**
+ * The cluster-secrets file a control-plane ticket carries, with the inventory serial this JoinService has taken
+ * (never lowering one the file holds); unchanged when none was taken.
+ */
+export function withInventorySerial(file: Buffer, serial: number): Buffer {
+  if (serial <= 0) return file;
+  // the file is this node's own, written by serializeClusterSecrets: a JSON object
+  const doc = JSON.parse(file.toString('utf8')) as { inventorySerial?: number };
+  return Buffer.from(JSON.stringify({ ...doc, inventorySerial: Math.max(doc.inventorySerial ?? 0, serial) }));
 }

@@ -122,6 +122,25 @@ describe('openInventorySource', () => {
     });
   }
 
+  it("a joining control plane's floor starts at its ticket's serial: v1 in its metadata is refused", async () => {
+    const stateDir = join(root, 'joined');
+    const log = recordingLog();
+    const source = await openInventorySource({
+      stateDir,
+      read: async () => V1,
+      ownerSeed: seed,
+      macKey,
+      log,
+      atLeast: 2,
+    });
+    assert.equal(await roleOfX(source), 'unlisted');
+    assert.ok(
+      log.lines.some((l) => /its serial 1 is below serial 2/.test(l)),
+      log.lines.join('\n'),
+    );
+    assert.equal(JSON.parse(await readFile(statePath(stateDir, 'inventoryFloor'), 'utf8')).serial, 2);
+  });
+
   it("another cluster's floor (another MAC key) refuses the start", async () => {
     const stateDir = await tookV2('other-key');
     await assert.rejects(start(stateDir, V2, recordingLog(), randomBytes(32)), /MAC does not verify/);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { inventorySource } from '../../../agent/joinservice/inventory.js';
+import { inventorySource, withInventorySerial } from '../../../agent/joinservice/inventory.js';
 import {
   deriveOwnerSeed,
   type InventoryNode,
@@ -178,5 +178,24 @@ describe('inventorySource: serials', () => {
     const source = inventorySource(async () => order[n++], seed, log);
     const roles = await Promise.all(order.map(async () => (await source()).byEk(X_EK)?.role));
     assert.deepEqual(roles, ['worker', 'worker', 'control-plane', 'control-plane']);
+  });
+});
+
+describe('withInventorySerial', () => {
+  const cases: { name: string; file: string; serial: number; out: string }[] = [
+    { name: 'none taken: the file unchanged', file: 'not JSON at all', serial: 0, out: 'not JSON at all' },
+    { name: 'added', file: '{"clusterName":"c"}', serial: 3, out: '{"clusterName":"c","inventorySerial":3}' },
+    { name: 'raised', file: '{"inventorySerial":2}', serial: 3, out: '{"inventorySerial":3}' },
+    { name: 'never lowered', file: '{"inventorySerial":4}', serial: 3, out: '{"inventorySerial":4}' },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      assert.equal(withInventorySerial(Buffer.from(c.file), c.serial).toString('utf8'), c.out);
+    });
+  }
+
+  it('the serial of the inventory taken is what a ticket hands over', async () => {
+    const source = inventorySource(async () => V2, seed, recordingLog());
+    assert.equal((await source()).serial, 2);
   });
 });
