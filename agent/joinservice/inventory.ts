@@ -2,13 +2,17 @@
 // for this cluster, and never one with a lower serial than an inventory it has already taken.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../common/atomic-file.js';
 import {
   type InventoryNode,
+  inventorySchema,
   ownerPublicKeyText,
   parseOwnerPublicKey,
   type SignedInventory,
   verifyInventory,
 } from '../../common/contracts/owner.js';
+import { readTextIfExists } from '../../common/read-if-exists.js';
+import { parseWith } from '../../common/schema.js';
 import { statePath } from '../lifecycle/layout.js';
 import type { Logger } from '../log/index.js';
 import { ADMISSIONS_FILE } from './admissions.js';
@@ -34,9 +38,19 @@ function verifiedNodes(
   }
 }
 
+/** Where a JoinService keeps the inventory it took across restarts: the signed document and its serial floor. */
+export interface InventoryKeeper {
+  /** The serial nothing below is taken. */
+  readonly serial: number;
+  /** The inventory taken before the restart, verified again; none when there is none or it is below the floor. */
+  readonly kept?: { serial: number; nodes: InventoryNode[] };
+  /** Persists `signed` as the inventory taken and raises the floor to its serial. */
+  keep(signed: SignedInventory): Promise<void>;
+}
+
 /**
  * The inventory for each join: the metadata's current one when it verifies and its serial is not below the highest
- * this JoinService has taken (kept in `floor` across restarts when given, in memory otherwise). Anything else — a
+ * this JoinService has taken (kept by `keeper` across restarts when given, in memory otherwise). Anything else — a
  * forged, foreign or older inventory, none, or metadata that cannot be read — leaves the last inventory taken in
  * place (before any was taken: every node unlisted, workers at most) and says why, once per distinct inventory.
  */
@@ -44,9 +58,12 @@ export function inventorySource(
   read: (() => Promise<SignedInventory | undefined>) | undefined,
   ownerSeed: Buffer | undefined,
   log: Logger,
-  floor?: SerialFloor,
+  keeper?: InventoryKeeper,
 ): () => Promise<Inventory> {
-  let taken = { serial: floor?.serial ?? 0, inventory: new Inventory([], floor?.serial ?? 0) };
+  const kept = keeper?.kept;
+  let taken = kept
+    ? { serial: kept.serial, inventory: new Inventory(kept.nodes, kept.serial) }
+    : { serial: keeper?.serial ?? 0, inventory: new Inventory([], keeper?.serial ?? 0) };
   let last: string | undefined;
   // one decision at a time: two joins must not raise the floor out of order
   let queue: Promise<unknown> = Promise.resolve();
@@ -84,7 +101,7 @@ export function inventorySource(
     }
     try {
       // on disk before it counts: a crash never leaves an inventory in use above the floor
-      await floor?.raise(signed.serial);
+      await keeper?.keep(signed);
     } catch (err) {
       last = undefined;
       log.error(
@@ -126,15 +143,61 @@ export interface InventorySetup {
 export async function openInventorySource(setup: InventorySetup): Promise<() => Promise<Inventory>> {
   const path = statePath(setup.stateDir, 'inventoryFloor');
   const floor = await SerialFloor.open(path, FLOOR_KIND, setup.macKey);
-  const admissions = join(statePath(setup.stateDir, 'joinService'), ADMISSIONS_FILE);
-  if (!floor.exists && existsSync(admissions)) {
+  const keptPath = statePath(setup.stateDir, 'inventory');
+  const witness = [join(statePath(setup.stateDir, 'joinService'), ADMISSIONS_FILE), keptPath].find((p) =>
+    existsSync(p),
+  );
+  if (!floor.exists && witness) {
     throw new Error(
-      `${path}: the inventory serial floor is missing beside ${admissions}: refusing to start the JoinService below an inventory serial it no longer knows (restore the file, or reset the node)`,
+      `${path}: the inventory serial floor is missing beside ${witness}: refusing to start the JoinService below an inventory serial it no longer knows (restore the file, or reset the node)`,
     );
   }
-  // written at the first start: a JoinService that has admitted nodes always has one
+  // written at the first start: a JoinService that has admitted nodes or taken an inventory always has one
   await floor.raise(setup.atLeast ?? 0);
-  return inventorySource(setup.read, setup.ownerSeed, setup.log, floor);
+  const kept = await keptInventory(keptPath, floor.serial, setup.ownerSeed, setup.log);
+  if (kept) await floor.raise(kept.serial);
+  const keeper: InventoryKeeper = {
+    get serial() {
+      return floor.serial;
+    },
+    ...(kept ? { kept } : {}),
+    async keep(signed) {
+      // the document first: a crash between the two leaves it above the floor, which the next start takes
+      await writeFileAtomic(keptPath, `${JSON.stringify(signed)}\n`, { mode: 0o600 });
+      await floor.raise(signed.serial);
+    },
+  };
+  return inventorySource(setup.read, setup.ownerSeed, setup.log, keeper);
+}
+
+/** The inventory a JoinService took before its restart, if it still verifies and is not below the floor. */
+async function keptInventory(
+  path: string,
+  floor: number,
+  ownerSeed: Buffer | undefined,
+  log: Logger,
+): Promise<{ serial: number; nodes: InventoryNode[] } | undefined> {
+  const text = await readTextIfExists(path);
+  if (text === undefined) return undefined;
+  let signed: SignedInventory;
+  try {
+    signed = parseWith(inventorySchema, JSON.parse(text));
+  } catch (err) {
+    log.error(`${path}: the inventory taken before the restart is ignored: ${(err as Error).message}`);
+    return undefined;
+  }
+  const verified = verifiedNodes(signed, ownerSeed);
+  if ('refused' in verified) {
+    log.error(`${path}: the inventory taken before the restart is ignored: ${verified.refused}`);
+    return undefined;
+  }
+  if (signed.serial < floor) {
+    log.error(
+      `${path}: the inventory taken before the restart is ignored: its serial ${signed.serial} is below the floor ${floor}`,
+    );
+    return undefined;
+  }
+  return { serial: signed.serial, nodes: verified.nodes };
 }
 
 /**

@@ -38,6 +38,7 @@ describe('reset removes the cluster files', () => {
       'cluster-secrets.json',
       'init-reply.json',
       'inventory-floor.json',
+      'inventory.json',
       'joinservice',
       'measurements-floor.json',
       'measurements.json',

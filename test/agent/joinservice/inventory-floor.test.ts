@@ -65,24 +65,59 @@ async function tookV2(name: string): Promise<string> {
 }
 
 describe('openInventorySource', () => {
-  it('a first start writes a 0600 floor; taking v2 raises it to 2', async () => {
+  it('a first start writes a 0600 floor; taking v2 keeps it and raises the floor to 2', async () => {
     const stateDir = await tookV2('first');
     const floor = statePath(stateDir, 'inventoryFloor');
     assert.equal((await stat(floor)).mode & 0o777, 0o600);
     assert.equal(JSON.parse(await readFile(floor, 'utf8')).serial, 2);
+    assert.deepEqual(JSON.parse(await readFile(statePath(stateDir, 'inventory'), 'utf8')), V2);
   });
 
-  it('a restart with v1 put back into the metadata refuses it: X is not a control plane', async () => {
+  it('a restart with v1 put back into the metadata refuses it: X keeps the worker role of v2', async () => {
     const stateDir = await tookV2('restart');
     const log = recordingLog();
     const source = await start(stateDir, V1, log);
-    assert.equal(await roleOfX(source), 'unlisted');
+    assert.equal(await roleOfX(source), 'worker');
     assert.ok(
       log.lines.some((l) => /refused.*its serial 1 is below serial 2/.test(l)),
       log.lines.join('\n'),
     );
     assert.equal(await roleOfX(await start(stateDir, V2)), 'worker', 'v2 itself is still taken');
   });
+
+  const kept: { name: string; tamper: (stateDir: string) => Promise<void>; said: RegExp }[] = [
+    {
+      name: 'edited (X promoted)',
+      tamper: async (d) => {
+        const doc = JSON.parse(await readFile(statePath(d, 'inventory'), 'utf8')) as SignedInventory;
+        await writeFile(statePath(d, 'inventory'), JSON.stringify({ ...doc, nodes: withX('control-plane') }));
+      },
+      said: /inventory\.json: the inventory taken before the restart is ignored: .*signature does not verify/,
+    },
+    {
+      name: 'replaced by v1',
+      tamper: (d) => writeFile(statePath(d, 'inventory'), JSON.stringify(V1)),
+      said: /inventory\.json: the inventory taken before the restart is ignored: its serial 1 is below the floor 2/,
+    },
+    {
+      name: 'not an inventory',
+      tamper: (d) => writeFile(statePath(d, 'inventory'), '{"nodes": []}'),
+      said: /inventory\.json: the inventory taken before the restart is ignored: .*owner/,
+    },
+  ];
+  for (const k of kept) {
+    it(`the inventory kept on disk ${k.name}: ignored, said, and X is no control plane`, async () => {
+      const stateDir = await tookV2(`kept-${k.name.replace(/\W+/g, '-')}`);
+      await k.tamper(stateDir);
+      const log = recordingLog();
+      const source = await start(stateDir, undefined, log);
+      assert.equal(await roleOfX(source), 'unlisted');
+      assert.ok(
+        log.lines.some((l) => k.said.test(l)),
+        log.lines.join('\n'),
+      );
+    });
+  }
 
   const refusals: { name: string; tamper: (stateDir: string) => Promise<void>; error: RegExp }[] = [
     {
@@ -98,6 +133,14 @@ describe('openInventorySource', () => {
       name: 'the floor removed once nodes were admitted',
       tamper: (d) => rm(statePath(d, 'inventoryFloor')),
       error: /inventory-floor\.json: the inventory serial floor is missing beside .*admissions\.json/,
+    },
+    {
+      name: 'the floor removed before any admission, with the inventory taken kept',
+      tamper: async (d) => {
+        await rm(join(statePath(d, 'joinService'), ADMISSIONS_FILE));
+        await rm(statePath(d, 'inventoryFloor'));
+      },
+      error: /inventory-floor\.json: the inventory serial floor is missing beside .*inventory\.json/,
     },
     {
       name: 'the measurements floor (same key, another kind) copied in its place',
