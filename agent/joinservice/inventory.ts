@@ -136,9 +136,10 @@ export interface InventorySetup {
 }
 
 /**
- * The inventory source a (re)starting JoinService runs with, its floor read from the state directory. Throws,
- * serving nothing, when the floor was edited, or removed while the JoinService has admitted nodes (a first start
- * has admitted none): a restart must not forget which inventory serial it had taken.
+ * The inventory source a (re)starting JoinService runs with: the inventory it took before (`inventory.json`) and
+ * its floor, from the state directory. Throws, serving nothing, when the floor was edited, or removed while the
+ * JoinService has admitted nodes or kept an inventory (a first start has neither): a restart must not forget which
+ * inventory serial it had taken.
  */
 export async function openInventorySource(setup: InventorySetup): Promise<() => Promise<Inventory>> {
   const path = statePath(setup.stateDir, 'inventoryFloor');
