@@ -23,6 +23,9 @@ export interface Admission {
 
 const FORMAT = 2;
 
+/** The registry's file in the JoinService's directory. */
+export const ADMISSIONS_FILE = 'admissions.json';
+
 /**
  * Admissions keyed by EK, with the names and disks they hold: one name and one disk per EK, and neither held by two
  * EKs. Persisted 0600 so a restarted JoinService still knows its nodes; every change is written before it counts.
@@ -34,7 +37,7 @@ export class AdmissionRegistry {
   private constructor(readonly path: string) {}
 
   static async open(dir: string): Promise<AdmissionRegistry> {
-    const reg = new AdmissionRegistry(join(dir, 'admissions.json'));
+    const reg = new AdmissionRegistry(join(dir, ADMISSIONS_FILE));
     let text: string;
     try {
       text = await readFile(reg.path, 'utf8');

@@ -23,7 +23,11 @@ export class Inventory {
   readonly #byEk = new Map<string, InventoryNode>();
   readonly #byName = new Map<string, InventoryNode>();
 
-  constructor(nodes: readonly InventoryNode[]) {
+  constructor(
+    nodes: readonly InventoryNode[],
+    /** The signed serial it was taken at (0: none taken); a joining control plane starts its floor there. */
+    readonly serial = 0,
+  ) {
     for (const n of nodes) {
       for (const ek of n.eks) this.#byEk.set(ek, n);
       this.#byName.set(n.name, n);

@@ -35,6 +35,7 @@ import { type AdmissionDeps, admit } from './admission.js';
 import type { AdmissionRegistry } from './admissions.js';
 import type { AuditLog } from './audit-log.js';
 import { type Inventory, type NodeIdentity, Refusal, type UnlistedPolicy } from './authorization.js';
+import { withInventorySerial } from './inventory.js';
 import { CallLimits, type PeerRateLimiter, peerHost, type Semaphore } from './limits.js';
 import type { MeasurementsSource } from './measurements-source.js';
 
@@ -304,7 +305,9 @@ export class JoinService {
       token,
       discoveryTokenCaCertHash: this.deps.caCertHash,
       controlPlaneFiles: certificates,
-      clusterSecrets: controlPlane ? this.deps.clusterSecretsFile() : Buffer.alloc(0),
+      clusterSecrets: controlPlane
+        ? withInventorySerial(this.deps.clusterSecretsFile(), (await this.deps.inventory()).serial)
+        : Buffer.alloc(0),
       kubernetesVersion: secrets.kubernetesVersion,
       kubernetesComponents: secrets.components,
       nodeName,

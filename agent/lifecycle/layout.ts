@@ -23,6 +23,10 @@ export const STATE_FILES = {
   measurementsMac: { name: 'measurements.json.mac', reset: 'cluster' },
   /** ...and the highest measurements serial the JoinService has taken, which it never goes below. */
   measurementsFloor: { name: 'measurements-floor.json', reset: 'cluster' },
+  /** The operator inventory the JoinService took last (signed), which it admits by after a restart... */
+  inventory: { name: 'inventory.json', reset: 'cluster' },
+  /** ...and the highest inventory serial it has taken, which it never goes below. */
+  inventoryFloor: { name: 'inventory-floor.json', reset: 'cluster' },
   /** The init answer sealed to its owner. */
   initReply: { name: 'init-reply.json', reset: 'cluster' },
   /** The JoinService's directory: admissions and the signed audit log with its key. */

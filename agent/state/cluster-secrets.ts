@@ -6,7 +6,7 @@ import { OWNER_SEED_BYTES } from '../../common/contracts/owner.js';
 import { MASTER_SECRET_BYTES, SALT_BYTES } from '../../common/keys.js';
 import { endpointProblem, isDnsLabel } from '../../common/net.js';
 import { readTextIfExists } from '../../common/read-if-exists.js';
-import { checkedString, matching, parseWith, strictObject } from '../../common/schema.js';
+import { checkedString, integer, matching, parseWith, strictObject } from '../../common/schema.js';
 import { componentsSchema } from '../components/spec.js';
 import { statePath } from '../lifecycle/layout.js';
 
@@ -41,6 +41,13 @@ const clusterSecretsSchema = strictObject(
      * written before it existed: such a JoinService admits no fresh node.
      */
     ownerSeed: v.optional(bytes(OWNER_SEED_BYTES)),
+    /**
+     * The highest inventory serial the serving JoinService had taken when it made this control plane's ticket:
+     * this node's JoinService never takes a lower one. Absent on the first control plane.
+     */
+    inventorySerial: v.optional(
+      integer(0, Number.MAX_SAFE_INTEGER, 'an inventory serial (a non-negative integer)'),
+    ),
   },
   'a JSON object',
 );
@@ -61,6 +68,7 @@ export function serializeClusterSecrets(secrets: ClusterSecrets): string {
     apiServerEndpoint: secrets.apiServerEndpoint,
     clusterName: secrets.clusterName,
     ...(secrets.ownerSeed ? { ownerSeed: secrets.ownerSeed.toString('base64') } : {}),
+    ...(secrets.inventorySerial !== undefined ? { inventorySerial: secrets.inventorySerial } : {}),
   });
 }
 

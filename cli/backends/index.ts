@@ -16,6 +16,7 @@ async function qemuProvider(): Promise<NodeProvider> {
         nodes: spec.nodes,
         initSecretHash: spec.initSecretHash,
         ownerSeed: spec.ownerSeed,
+        inventorySerial: spec.inventorySerial,
         joinServicePort: spec.config.joinServicePort,
         subnet: q.subnet,
         ...(q.release !== undefined

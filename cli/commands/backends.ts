@@ -49,6 +49,8 @@ export interface CreateSpec {
   initSecretHash: string;
   /** The owner-key seed derived from the init secret: the operator commitment and the inventory's signer. */
   ownerSeed: Buffer;
+  /** The serial the inventory is signed with: above every inventory this workspace signed before. */
+  inventorySerial: number;
   onProgress: (message: string) => void;
 }
 

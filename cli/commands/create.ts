@@ -4,6 +4,7 @@ import { deriveOwnerSeed } from '../../common/contracts/owner.js';
 import { loadConfig } from '../config/file.js';
 import { resolveImageDir } from '../config/resolve.js';
 import { initSecretHash, loadOrCreateInitSecret } from '../workspace/init-secret.js';
+import { nextInventorySerial } from '../workspace/inventory-serial.js';
 import { assertNotInitialized } from '../workspace/workspace.js';
 import type { Backends, ProviderNodeSpec } from './backends.js';
 import { defineCommand } from './command.js';
@@ -31,6 +32,7 @@ export async function create(ctx: CommandContext, backends: Backends): Promise<n
     nodes: nodeSpecs(config.name, config.nodes.controlPlanes, config.nodes.workers),
     initSecretHash: initSecretHash(secret),
     ownerSeed: deriveOwnerSeed(secret),
+    inventorySerial: await nextInventorySerial(ctx.workspace),
     onProgress: (m) => ctx.progress(m),
   });
   for (const n of nodes) ctx.stdout.write(`${n.name}\t${n.role}\t${n.address}\n`);
@@ -46,7 +48,8 @@ export const createCommand = defineCommand<Record<string, never>>({
     'Boots the control planes and workers of sextant-conf.yaml with the configured provider (QEMU VMs with',
     'OVMF and one swtpm each), serves each its instance metadata (role, init-secret hash, peers) and writes the',
     "provider's artifacts (consoles, TPM state, its EK CA) under <workspace>/qemu/. Creates",
-    'sextant-initsecret.json (0600) unless present. Prints one line per node: name, role, address.',
+    'sextant-initsecret.json (0600) unless present, and signs the inventory with the next serial of',
+    'sextant-inventory.json. Prints one line per node: name, role, address.',
   ].join('\n'),
   options: {},
   maxPositionals: 0,

@@ -13,7 +13,7 @@ import {
 } from 'node:crypto';
 import * as v from 'valibot';
 import { isDnsLabel } from '../net.js';
-import { checkedString, matching, strictObject } from '../schema.js';
+import { checkedString, integer, matching, strictObject } from '../schema.js';
 import { type NodeRole, nodeRoleSchema } from './node-role.js';
 
 export const OWNER_SEED_BYTES = 32;
@@ -71,13 +71,29 @@ export interface InventoryNode {
 }
 
 export interface SignedInventory {
+  /** The cluster the inventory is for: ownerKeyId of the owner key that signed it. */
+  owner: string;
+  /** Raised on every re-sign: a JoinService never goes back to a lower one. */
+  serial: number;
   nodes: InventoryNode[];
-  /** Ed25519 by the owner key over inventoryMessage(nodes), base64 */
+  /** Ed25519 by the owner key over inventoryMessage(owner, serial, nodes), base64 */
   signature: string;
+}
+
+/**
+ * The owner ID an inventory names its cluster by: SHA-256 (hex) of the owner key's SubjectPublicKeyInfo DER. Known
+ * to `create` (before any master secret exists) and to every JoinService of the cluster (from its owner seed).
+ */
+export function ownerKeyId(ownerPublicKey: KeyObject): string {
+  return createHash('sha256')
+    .update(ownerPublicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 export const inventorySchema = strictObject(
   {
+    owner: matching(/^[0-9a-f]{64}$/, '64 lowercase hex characters (the owner ID: SHA-256 of the owner key)'),
+    serial: integer(1, Number.MAX_SAFE_INTEGER, 'the inventory serial (a positive integer)'),
     nodes: v.array(
       strictObject(
         {
@@ -97,28 +113,47 @@ export const inventorySchema = strictObject(
   'a JSON object',
 );
 
-/** The signed bytes: a label and the nodes in name order, each with its fields in a fixed order. */
-function inventoryMessage(nodes: InventoryNode[]): Buffer {
+/** The signed bytes: a label, the owner ID, the serial and the nodes in name order, each field in a fixed order. */
+function inventoryMessage(owner: string, serial: number, nodes: InventoryNode[]): Buffer {
   const canonical = [...nodes]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((n) => ({ name: n.name, role: n.role, eks: [...n.eks] }));
-  return Buffer.concat([Buffer.from('sextant inventory v1\0'), Buffer.from(JSON.stringify(canonical))]);
+  return Buffer.concat([
+    Buffer.from('sextant inventory v2\0'),
+    Buffer.from(JSON.stringify({ owner, serial, nodes: canonical })),
+  ]);
 }
 
-export function signInventory(nodes: InventoryNode[], seed: Uint8Array): SignedInventory {
-  return { nodes, signature: sign(null, inventoryMessage(nodes), privateKeyOf(seed)).toString('base64') };
+/** Signs `nodes` as the inventory with `serial` for the cluster of the owner key `seed` derives. */
+export function signInventory(nodes: InventoryNode[], seed: Uint8Array, serial: number): SignedInventory {
+  if (!Number.isSafeInteger(serial) || serial < 1)
+    throw new RangeError(`inventory serial: expected a positive integer, got ${serial}`);
+  const key = privateKeyOf(seed);
+  const owner = ownerKeyId(createPublicKey(key));
+  return {
+    owner,
+    serial,
+    nodes,
+    signature: sign(null, inventoryMessage(owner, serial, nodes), key).toString('base64'),
+  };
 }
 
 /**
- * Checks the owner's signature and that names and EKs are unique; returns the nodes. An inventory that fails any
- * check is refused whole: one altered entry must not smuggle a control plane in.
+ * Checks the inventory is this cluster's (its owner ID), the owner's signature, and that names and EKs are unique;
+ * returns the nodes. An inventory that fails any check is refused whole: one altered entry must not smuggle a
+ * control plane in. Whether its serial is new enough is the caller's (agent/joinservice/inventory.ts).
  */
 export function verifyInventory(inventory: SignedInventory, ownerPublicKey: KeyObject): InventoryNode[] {
+  const expected = ownerKeyId(ownerPublicKey);
+  if (inventory.owner !== expected)
+    throw new Error(
+      `inventory: made for the cluster of owner ${inventory.owner}, this cluster's owner is ${expected} (another cluster's inventory)`,
+    );
   let ok = false;
   try {
     ok = verify(
       null,
-      inventoryMessage(inventory.nodes),
+      inventoryMessage(inventory.owner, inventory.serial, inventory.nodes),
       ownerPublicKey,
       Buffer.from(inventory.signature, 'base64'),
     );

@@ -248,6 +248,8 @@ describe('sextant: config and workspace', () => {
         spec?.initSecretHash,
         createHash('sha256').update(Buffer.from(secret.secret, 'base64')).digest('hex'),
       );
+      // the first inventory this workspace signs; every later create signs a higher one
+      assert.equal(spec?.inventorySerial, 1);
       // with no terminal to ask on, terminate refuses unless --yes; in a directory that is no workspace, always
       const asked = await sextant(['terminate', '--workspace', dir], backends);
       assert.equal(asked.code, 2);
@@ -261,6 +263,11 @@ describe('sextant: config and workspace', () => {
       assert.equal(stopped.code, 0, stopped.stderr);
       assert.match(stopped.stderr, /stopped 0 VM\(s\) \(of 0 created\)/);
       assert.deepEqual(calls, ['create', `terminate ${dir}`]);
+      await rm(join(dir, 'qemu'), { recursive: true, force: true });
+      const again = await sextant(['create', '--workspace', dir], backends);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(spec?.inventorySerial, 2, 're-signing takes the next serial');
+      await rm(join(dir, 'qemu'), { recursive: true, force: true });
       // A provider failure is one line naming it, exit 1.
       const failing: Backends = {
         ...backends,

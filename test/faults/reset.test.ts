@@ -37,6 +37,8 @@ describe('reset removes the cluster files', () => {
       '.cluster-secrets.json.0123456789ab.tmp',
       'cluster-secrets.json',
       'init-reply.json',
+      'inventory-floor.json',
+      'inventory.json',
       'joinservice',
       'measurements-floor.json',
       'measurements.json',

@@ -355,6 +355,9 @@ async function loopbackTpm(ca: SwtpmCa): Promise<NodeTpm> {
   }
 }
 
+/** The serial of the last inventory published: each one is above the one before, as `create` signs them. */
+let published = 0;
+
 /**
  * What `sextant create` hands the cluster: the inventory of `nodes` (name, role, EK) signed with the owner key of
  * `initSecret`, written into every given node's metadata (the JoinService reads it anew for each join).
@@ -367,6 +370,7 @@ export async function publishInventory(
   const inventory = signInventory(
     [...nodes.map((n) => ({ name: n.name, role: n.role, eks: [n.tpm.ek] })), ...extra],
     deriveOwnerSeed(initSecret),
+    ++published,
   );
   for (const n of nodes) {
     const metadata = JSON.parse(await readFile(n.metadataFile, 'utf8')) as Record<string, unknown>;

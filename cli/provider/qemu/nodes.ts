@@ -32,6 +32,8 @@ export interface QemuClusterSpec {
    * as the operator commitment, and it signs the inventory of the nodes made here (name, role, EKs).
    */
   ownerSeed?: Buffer;
+  /** The inventory's serial (default 1): `create` takes the workspace's next one. */
+  inventorySerial?: number;
   joinServicePort?: number;
   /**
    * vCPUs per VM (default 2: kubeadm's preflight refuses a control plane with fewer). It is part of the machine's
@@ -192,6 +194,7 @@ export async function createNodes(workspaceDir: string, spec: QemuClusterSpec): 
         inventory: signInventory(
           nodes.map((n) => ({ name: n.name, role: n.role, eks: ekHashesIn(join(n.dir, 'ek')) })),
           spec.ownerSeed,
+          spec.inventorySerial ?? 1,
         ),
       }
     : {};

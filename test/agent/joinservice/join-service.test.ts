@@ -122,7 +122,14 @@ after(() => rm(dir, { recursive: true, force: true }));
 
 let seq = 0;
 async function service(
-  options: { unlisted?: UnlistedPolicy; secrets?: ClusterSecrets; audit?: AuditLog } = {},
+  options: {
+    unlisted?: UnlistedPolicy;
+    secrets?: ClusterSecrets;
+    audit?: AuditLog;
+    /** The serial the inventory was taken at, and the cluster-secrets file on disk. */
+    inventorySerial?: number;
+    clusterSecretsFile?: string;
+  } = {},
 ): Promise<{
   js: JoinService;
   tokens: FakeBootstrapTokens;
@@ -157,9 +164,9 @@ async function service(
     caCertHash: `sha256:${'cd'.repeat(32)}`,
     admissions,
     audit,
-    inventory: async () => new Inventory(INVENTORY),
+    inventory: async () => new Inventory(INVENTORY, options.inventorySerial),
     ...(options.unlisted ? { unlisted: options.unlisted } : {}),
-    clusterSecretsFile: () => Buffer.from('the cluster secrets file'),
+    clusterSecretsFile: () => Buffer.from(options.clusterSecretsFile ?? 'the cluster secrets file'),
   });
   return { js, tokens, admissions, audit, identity, log };
 }
@@ -334,6 +341,33 @@ describe('JoinService: the server decides role and name, never the request', () 
     assert.deepEqual(ticket.controlPlaneFiles, CP_CERTS);
     assert.deepEqual(ticket.clusterSecrets, Buffer.from('the cluster secrets file'));
   });
+
+  const handovers: { name: string; taken: number; file: object; serial: number }[] = [
+    {
+      name: 'the serial taken goes into the cluster secrets',
+      taken: 5,
+      file: { clusterName: 'c' },
+      serial: 5,
+    },
+    {
+      name: 'a higher serial the file holds stays',
+      taken: 5,
+      file: { clusterName: 'c', inventorySerial: 7 },
+      serial: 7,
+    },
+  ];
+  for (const h of handovers) {
+    it(`a control-plane ticket hands over the inventory serial: ${h.name}`, async () => {
+      const { js } = await service({ inventorySerial: h.taken, clusterSecretsFile: JSON.stringify(h.file) });
+      const ticket = await join_(js, EK.cp0, {});
+      assert.deepEqual(JSON.parse(ticket.clusterSecrets.toString('utf8')), {
+        ...h.file,
+        inventorySerial: h.serial,
+      });
+      const worker = await join_(js, EK.w1, { diskUuid: OTHER_DISK });
+      assert.equal(worker.clusterSecrets.length, 0, 'a worker gets no cluster secrets');
+    });
+  }
 
   it('a node the inventory does not list joins as a worker named after its EK (default policy)', async () => {
     const { js } = await service();

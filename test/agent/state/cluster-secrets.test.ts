@@ -57,7 +57,19 @@ describe('ClusterSecretsStore', () => {
     assert.deepEqual(await store.load(), s);
   });
 
+  it("adopts the inventory serial a control-plane ticket carries (the serving JoinService's floor)", async () => {
+    const store = new ClusterSecretsStore(join(dir, 'adopt-serial'));
+    const s = { ...secrets(), inventorySerial: 4 };
+    assert.equal((await store.adopt(Buffer.from(serializeClusterSecrets(s)))).inventorySerial, 4);
+    assert.deepEqual(await store.load(), s);
+  });
+
   const malformed: { name: string; text: string; error: RegExp }[] = [
+    {
+      name: 'with a negative inventory serial',
+      text: JSON.stringify({ ...JSON.parse(serializeClusterSecrets(secrets())), inventorySerial: -1 }),
+      error: /inventorySerial: expected an inventory serial \(a non-negative integer\)/,
+    },
     { name: 'not JSON', text: '{"masterSecret":', error: /not valid JSON/ },
     {
       name: 'no master secret',

@@ -13,6 +13,7 @@ import { ekHashesIn, manufactureTpm, readLocalCa } from '../../../../cli/provide
 import {
   deriveOwnerSeed,
   ekKeyHash,
+  ownerKeyId,
   ownerPublicKeyText,
   parseOwnerPublicKey,
   signInventory,
@@ -60,15 +61,33 @@ describe('qemu provider: inventory of the TPMs it made', { timeout: 60_000 }, ()
       { name: 'c-control-plane-0', role: 'control-plane' as const, eks: ['aa'.repeat(32)] },
       { name: 'c-worker-0', role: 'worker' as const, eks: ['bb'.repeat(32), 'cc'.repeat(32)] },
     ];
-    const signed = signInventory(nodes, seed);
+    const signed = signInventory(nodes, seed, 7);
     assert.deepEqual(verifyInventory(signed, owner), nodes);
+    assert.equal(signed.serial, 7);
+    assert.equal(signed.owner, ownerKeyId(owner), 'bound to the cluster of the owner key');
     const promoted = { ...signed, nodes: [nodes[0]!, { ...nodes[1]!, role: 'control-plane' as const }] };
     assert.throws(() => verifyInventory(promoted, owner), /signature does not verify/);
-    const foreign = parseOwnerPublicKey(ownerPublicKeyText(deriveOwnerSeed(randomBytes(32))));
-    assert.throws(() => verifyInventory(signed, foreign), /another operator's/);
+    // a serial or owner changed after signing is an altered inventory
+    assert.throws(() => verifyInventory({ ...signed, serial: 8 }, owner), /signature does not verify/);
+    const foreignKey = parseOwnerPublicKey(ownerPublicKeyText(deriveOwnerSeed(randomBytes(32))));
+    assert.throws(
+      () => verifyInventory(signed, foreignKey),
+      new RegExp(
+        `owner ${signed.owner}, this cluster's owner is ${ownerKeyId(foreignKey)} \\(another cluster's`,
+      ),
+    );
+    assert.throws(
+      () => verifyInventory({ ...signed, owner: ownerKeyId(foreignKey) }, foreignKey),
+      /signature does not verify/,
+    );
+    assert.throws(
+      () => signInventory(nodes, seed, 0),
+      /inventory serial: expected a positive integer, got 0/,
+    );
     const twice = signInventory(
       [...nodes, { name: 'c-worker-1', role: 'worker', eks: ['bb'.repeat(32)] }],
       seed,
+      8,
     );
     assert.throws(() => verifyInventory(twice, owner), /EK b{64} appears twice/);
   });
