@@ -11,6 +11,7 @@ import {
 import { createTrust, type Trust } from '../attestation/ek-chain.js';
 import { createIssuer } from '../attestation/issuer.js';
 import type { SignedInventory } from '../common/contracts/owner.js';
+import { deriveMeasurementsMacKey } from '../common/keys.js';
 import { credentialsFromKubeconfig, KubeApi } from '../common/kube-api.js';
 import { notify } from '../native/systemd/notify.js';
 import { openResilientTpm, type Tpm } from '../native/tpm/index.js';
@@ -23,7 +24,7 @@ import { loadOrCreateDiskId } from './joinclient/disk-id.js';
 import { JOIN_BACKOFF } from './joinclient/join-client.js';
 import { AdmissionRegistry } from './joinservice/admissions.js';
 import { AuditLog } from './joinservice/audit-log.js';
-import { inventorySource } from './joinservice/inventory.js';
+import { openInventorySource } from './joinservice/inventory.js';
 import { JoinService } from './joinservice/join-service.js';
 import { CallLimits } from './joinservice/limits.js';
 import { admissionMeasurements, openClusterMeasurements } from './joinservice/measurements-source.js';
@@ -257,6 +258,15 @@ export async function startJoinService(
     for (const fn of closing.reverse()) await fn();
   };
   try {
+    // the highest inventory serial taken is kept beside the admissions: an older signed copy is refused after a restart
+    const inventory = await openInventorySource({
+      stateDir: config.stateDir,
+      read: parts.inventory,
+      ownerSeed: secrets.ownerSeed,
+      macKey: deriveMeasurementsMacKey(secrets.masterSecret),
+      log,
+      ...(secrets.inventorySerial !== undefined ? { atLeast: secrets.inventorySerial } : {}),
+    });
     const service = new JoinService({
       log: log.child({ component: 'join-service' }),
       identity: await createEphemeralIdentity(),
@@ -273,7 +283,7 @@ export async function startJoinService(
         notice: (level, message) => (level === 'warn' ? log.warn(message) : log.info(message)),
       }),
       clusterSecretsFile: () => parts.secretsStore.readFileSync(),
-      inventory: inventorySource(parts.inventory, secrets.ownerSeed, log),
+      inventory,
       unlisted: config.unlistedNodes,
       limits: { burstPerPeer: config.joinBurstPerPeer },
       callLimits: parts.callLimits,

@@ -47,7 +47,7 @@ describe('nodeMetadata: what a QEMU node learns about itself', () => {
     const seed = deriveOwnerSeed(Buffer.alloc(32, 7));
     const owner = {
       owner: ownerPublicKeyText(seed),
-      inventory: signInventory([{ name: 'cp-0', role: 'control-plane', eks: ['cd'.repeat(32)] }], seed),
+      inventory: signInventory([{ name: 'cp-0', role: 'control-plane', eks: ['cd'.repeat(32)] }], seed, 1),
     };
     const m = nodeMetadata(nodes[0]!, nodes, { ...input, owner });
     assert.equal(m.owner, owner.owner);
