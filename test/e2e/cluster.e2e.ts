@@ -1,6 +1,7 @@
-// The product's main job, end to end: `sextant mini up` in an empty directory (release built or cached, config,
-// create, init, every node joined and Ready), the scenarios in scenarios/ against that one cluster from the host,
-// then `sextant mini down --yes`, which must leave no process, network namespace or file behind.
+// The product's main job, end to end: `sextant mini up --kms` in an empty directory (release built or cached, config,
+// create, init with the master secret wrapped by a real OpenBao, every node joined and Ready), the scenarios in
+// scenarios/ against that one cluster from the host, then `sextant mini down --yes`, which must leave no process,
+// network namespace or file behind.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
@@ -20,6 +21,7 @@ describe('sextant mini up: a real Kubernetes cluster in local VMs', () => {
   );
   after(async () => {
     if (cluster && !down) await cluster.sextant(['mini', 'down', '--yes']);
+    if (cluster) await cluster.close();
     if (cluster) await rm(cluster.work, { recursive: true, force: true });
   });
 

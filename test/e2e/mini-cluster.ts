@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../cli/config/file.js';
 import type { SextantConfig } from '../../cli/config/schema.js';
+import { type OpenBao, startOpenBao } from '../harness/openbao.js';
 import { buildTestImage } from './netcheck-image.js';
 
 export const repo = join(import.meta.dirname, '..', '..');
@@ -31,6 +32,31 @@ export interface MiniCluster {
   sextant(args: string[], dir?: string, env?: NodeJS.ProcessEnv): Promise<Ran>;
   /** What mini up printed on stdout (the summary with its phase breakdown). */
   upSummary: string;
+  /** The OpenBao on loopback holding the transit key the master secret is wrapped under (mini up --kms). */
+  kms: MiniKms;
+  /** Stops what the cluster's run started besides the cluster (the KMS); after mini down. */
+  close(): Promise<void>;
+}
+
+export interface MiniKms {
+  bao: OpenBao;
+  /** The transit key's name. */
+  key: string;
+  /** What the operator's shell holds: a token allowed only encrypt and decrypt of `key`. */
+  env: NodeJS.ProcessEnv;
+}
+
+/** A real OpenBao over TLS on loopback with one transit key and a token for it, as an operator's KMS. */
+async function startKms(): Promise<MiniKms> {
+  const bao = await startOpenBao({ tls: true });
+  try {
+    const key = 'sextant-master';
+    await bao.createKey(key);
+    return { bao, key, env: { BAO_TOKEN: await bao.keyToken(key) } };
+  } catch (err) {
+    await bao.stop();
+    throw err;
+  }
 }
 
 export function sextantIn(dir: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
@@ -106,16 +132,27 @@ export async function agentJournal(consoleLog: string): Promise<Record<string, s
     .filter((e) => e.SYSLOG_IDENTIFIER === 'sextant-agent');
 }
 
-/** `sextant mini up` in a new, empty directory; resolves once it said every node is Ready. */
+/**
+ * `sextant mini up --kms` in a new, empty directory, its master secret wrapped by a real OpenBao on loopback;
+ * resolves once it said every node is Ready.
+ */
 export async function startMiniCluster(): Promise<MiniCluster> {
   const work = await mkdtemp(join(tmpdir(), 'sextant-e2e-'));
   const ws = join(work, 'cluster');
   await mkdir(ws);
   const image = await buildTestImage(join(tmpdir(), 'sextant-e2e-netcheck'));
+  const kms = await startKms();
   const t0 = Date.now();
-  const up = await sextantIn(ws, ['mini', 'up', '--preload-image', image]);
+  const up = await sextantIn(
+    ws,
+    ['mini', 'up', '--preload-image', image, '--kms', kms.bao.uri(kms.key)],
+    kms.env,
+  );
   console.log(`mini up: exit ${up.code} after ${((Date.now() - t0) / 1000).toFixed(1)} s\n${up.stdout}`);
-  if (up.code !== 0) throw new Error(`sextant mini up failed (exit ${up.code}):\n${up.stderr.slice(-4000)}`);
+  if (up.code !== 0) {
+    await kms.bao.stop();
+    throw new Error(`sextant mini up failed (exit ${up.code}):\n${up.stderr.slice(-4000)}`);
+  }
   const config = await loadConfig(ws);
   await logNodeTimings(ws);
   const cluster = JSON.parse(await readFile(join(ws, 'qemu/cluster.json'), 'utf8')) as {
@@ -132,6 +169,8 @@ export async function startMiniCluster(): Promise<MiniCluster> {
     ),
     sextant: (args, dir = ws, env = {}) => sextantIn(dir, args, env),
     upSummary: up.stdout,
+    kms,
+    close: () => kms.bao.stop(),
   };
 }
 

@@ -1,5 +1,6 @@
 // The scenarios run against the one shared mini cluster, in this order (each leaves the cluster as it found it).
 import { attestation } from './attestation.js';
+import { kmsMasterSecret } from './kms.js';
 import { nodesReady } from './nodes-ready.js';
 import { podNetwork } from './pod-network.js';
 import type { Scenario } from './scenario.js';
@@ -7,4 +8,10 @@ import { tamperedImage } from './tampered-image.js';
 
 export type { Scenario } from './scenario.js';
 
-export const SCENARIOS: readonly Scenario[] = [nodesReady, podNetwork, attestation, tamperedImage];
+export const SCENARIOS: readonly Scenario[] = [
+  nodesReady,
+  podNetwork,
+  attestation,
+  kmsMasterSecret,
+  tamperedImage,
+];
