@@ -1,3 +1,4 @@
+// @tier system: processes (the kubeadm stand-in and its API server, five kubeadm runs with real PKI: 20-60 s)
 // The driver against the kubeadm stand-in (test/kubeadm), installed the way production installs kubeadm:
 // as a component fetched by URL + SHA-256 into the node's rootfs.
 import assert from 'node:assert/strict';
@@ -84,7 +85,8 @@ describe('kubeadm driver with the stand-in', { timeout: 180_000 }, () => {
     );
     const binary = join(rootfs, opts.tarball ? 'usr/local/bin/kubeadm' : 'usr/bin/kubeadm');
     const env = { [OWNER_PID_ENV]: String(process.pid), ...opts.env };
-    const kubeadm = createKubeadm({ binary, rootfs, log, timeoutMs: 30_000, env });
+    // key generation for a whole PKI takes over 30 s on a loaded 2-core host
+    const kubeadm = createKubeadm({ binary, rootfs, log, timeoutMs: 120_000, env });
     return { rootfs, log, kubeadm };
   }
 
