@@ -1,10 +1,9 @@
 // The JoinService's bounds, its admission registry, its signed audit log and its measurements reload.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { type Admission, AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
 import {
   type AdmissionRecord,
@@ -21,12 +20,9 @@ import {
   measurementsSerial,
 } from '../../../attestation/measurements.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-joinservice-'));
-});
-after(() => rm(dir, { recursive: true, force: true }));
+const dir = tempDir('sextant-joinservice-');
 
 describe('Semaphore', () => {
   it('admits up to its capacity, queues up to maxQueue, refuses beyond, and hands slots over on release', async () => {

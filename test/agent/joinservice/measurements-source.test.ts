@@ -1,10 +1,9 @@
 // The measurements floor survives a restart: an earlier (file, MAC) pair put back while the agent is down is refused.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { openMeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
 import { statePath } from '../../../agent/lifecycle/layout.js';
 import type { PeerVerifier } from '../../../attestation/atls/index.js';
@@ -14,12 +13,9 @@ import {
   measurementsSerial,
 } from '../../../attestation/measurements.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
-let root: string;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'sextant-measurements-floor-'));
-});
-after(() => rm(root, { recursive: true, force: true }));
+const root = tempDir('sextant-measurements-floor-');
 
 const macKey = randomBytes(32);
 const doc = (serial: number) =>

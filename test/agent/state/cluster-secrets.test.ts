@@ -1,20 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   type ClusterSecrets,
   ClusterSecretsStore,
   serializeClusterSecrets,
 } from '../../../agent/state/cluster-secrets.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-cluster-secrets-'));
-});
-after(() => rm(dir, { recursive: true, force: true }));
+const dir = tempDir('sextant-cluster-secrets-');
 
 function secrets(): ClusterSecrets {
   return {
