@@ -13,14 +13,10 @@ import {
 } from '../../../agent/joinservice/audit-log.js';
 import { PeerRateLimiter, peerHost, Semaphore } from '../../../agent/joinservice/limits.js';
 import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
-import type { PeerVerifier } from '../../../attestation/atls/index.js';
-import {
-  formatMeasurementsFile,
-  measurementsMac,
-  measurementsSerial,
-} from '../../../attestation/measurements.js';
+import { formatMeasurementsFile, measurementsMac } from '../../../attestation/measurements.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import { tempDir } from '../../harness/temp-dir.js';
+import { publishMeasurements, serialDoc, serialVerifier } from './serial-measurements.js';
 
 const dir = tempDir('sextant-joinservice-');
 
@@ -202,30 +198,16 @@ describe('AuditLog', () => {
 
 describe('MeasurementsSource', () => {
   const macKey = randomBytes(32);
-  /** Writes a measurements file the way an operator's upgrade does: its MAC under the cluster key first. */
-  const publish = async (file: string, text: string, key: Buffer = macKey) => {
-    await writeFile(`${file}.mac`, measurementsMac(key, Buffer.from(text)));
-    await writeFile(file, text);
-  };
-  /** A measurements document of release serial `serial` (its PCR values are no concern here). */
-  const doc = (serial: number) =>
-    formatMeasurementsFile(
-      { 4: { expected: '04'.repeat(32), warnOnly: false } },
-      { version: `img-${serial}`, serial },
-    );
-  const verifierFor = (text: string): PeerVerifier => {
-    const serial = measurementsSerial(text);
-    return { challenge: async () => ({ serial }) as never };
-  };
+  const publish = (file: string, text: string, key: Buffer = macKey) => publishMeasurements(file, text, key);
 
   it('reloads changed measurements; a join in flight keeps the verifier it started with', async () => {
     const file = join(dir, 'measurements.json');
-    await writeFile(file, doc(1));
+    await writeFile(file, serialDoc(1));
     const log = recordingLog();
-    const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
+    const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
     const inFlight = source.current();
     assert.equal(await source.reload(), false, 'unchanged file: nothing to do');
-    await publish(file, doc(2));
+    await publish(file, serialDoc(2));
     assert.equal(await source.reload(), true);
     assert.notEqual(source.current(), inFlight);
     assert.deepEqual(await inFlight.challenge({} as never), { serial: 1 });
@@ -235,9 +217,9 @@ describe('MeasurementsSource', () => {
 
   it('keeps the current measurements when the new file is bad or gone', async () => {
     const file = join(dir, 'measurements-bad.json');
-    await writeFile(file, doc(1));
+    await writeFile(file, serialDoc(1));
     const log = recordingLog();
-    const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
+    const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
     const current = source.current();
     await publish(file, '{"nope":true}');
     assert.equal(await source.reload(), false);
@@ -253,19 +235,19 @@ describe('MeasurementsSource', () => {
   const forged: Array<{ name: string; write: (file: string) => Promise<void>; error: RegExp }> = [
     {
       name: 'hand-edited on disk (no new MAC)',
-      write: (file) => writeFile(file, doc(9)),
+      write: (file) => writeFile(file, serialDoc(9)),
       error: /its MAC does not verify/,
     },
     {
       name: 'with a MAC under another key',
-      write: (file) => publish(file, doc(9), randomBytes(32)),
+      write: (file) => publish(file, serialDoc(9), randomBytes(32)),
       error: /its MAC does not verify/,
     },
     {
       name: 'with no MAC at all',
       write: async (file) => {
         await rm(`${file}.mac`, { force: true });
-        await writeFile(file, doc(9));
+        await writeFile(file, serialDoc(9));
       },
       error: /no MAC beside it/,
     },
@@ -273,9 +255,9 @@ describe('MeasurementsSource', () => {
   for (const f of forged) {
     it(`refuses a replaced file ${f.name}: the current measurements stay`, async () => {
       const file = join(dir, `measurements-forged-${forged.indexOf(f)}.json`);
-      await publish(file, doc(1));
+      await publish(file, serialDoc(1));
       const log = recordingLog();
-      const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
+      const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
       const current = source.current();
       await f.write(file);
       assert.equal(await source.reload(), false);
@@ -292,13 +274,13 @@ describe('MeasurementsSource', () => {
     {
       name: 'an earlier (file, MAC) pair put back after a later one',
       running: 2,
-      replaced: () => doc(1),
+      replaced: () => serialDoc(1),
       error: /serial 1 is not above the serial 2 in use/,
     },
     {
       name: 'other measurements under the serial in use',
       running: 2,
-      replaced: () => doc(2).replace('img-2', 'img-2b'),
+      replaced: () => serialDoc(2).replace('img-2', 'img-2b'),
       error: /serial 2 is not above the serial 2 in use/,
     },
     {
@@ -311,10 +293,10 @@ describe('MeasurementsSource', () => {
   for (const r of rollbacks) {
     it(`refuses ${r.name}, with a valid MAC: the current measurements stay`, async () => {
       const file = join(dir, `measurements-rollback-${rollbacks.indexOf(r)}.json`);
-      await publish(file, doc(1));
+      await publish(file, serialDoc(1));
       const log = recordingLog();
-      const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
-      await publish(file, doc(r.running));
+      const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
+      await publish(file, serialDoc(r.running));
       assert.equal(await source.reload(), true, 'the later document is taken');
       assert.equal(source.serial, r.running);
       const current = source.current();
@@ -334,13 +316,13 @@ describe('MeasurementsSource', () => {
     const sub = join(dir, 'watched');
     await mkdir(sub);
     const file = join(sub, 'measurements.json');
-    await writeFile(file, doc(1));
+    await writeFile(file, serialDoc(1));
     const log = recordingLog();
-    const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
+    const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
     source.watch();
     try {
-      await writeFile(`${file}.mac`, measurementsMac(macKey, Buffer.from(doc(3))));
-      await writeFile(`${file}.tmp`, doc(3));
+      await writeFile(`${file}.mac`, measurementsMac(macKey, Buffer.from(serialDoc(3))));
+      await writeFile(`${file}.tmp`, serialDoc(3));
       await rename(`${file}.tmp`, file);
       for (let i = 0; i < 50 && !log.lines.some((l) => l.includes('measurements reloaded')); i++) {
         await new Promise((r) => setTimeout(r, 100));
