@@ -4,6 +4,7 @@ import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import { BOOT_PCRS } from '../../agent/joinclient/join-client.js';
+import type { AdmissionRecord } from '../../agent/joinservice/audit-log.js';
 import type { Kubeadm } from '../../agent/kubeadm/driver.js';
 import type { BootstrapToken, BootstrapTokens } from '../../agent/kubernetes/bootstrap-token.js';
 import type { Step } from '../../agent/lifecycle/phases.js';
@@ -186,6 +187,23 @@ export function clusterPcrs(clusterId: Buffer, changes: [number, Buffer][] = [])
   pcrs.set(15, clusterPcrValue(clusterId));
   for (const [i, v] of changes) pcrs.set(i, v);
   return pcrs;
+}
+
+/** An admission as the JoinService appends it to its audit log: a join of `nodeName`, admitted as a worker or refused. */
+export function auditEntry(
+  nodeName: string,
+  verdict: AdmissionRecord['verdict'] = 'admitted',
+): Omit<AdmissionRecord, 'seq' | 'time' | 'prev'> {
+  return {
+    peer: '10.0.0.9:4000',
+    nodeName,
+    akName: '000b'.padEnd(68, '1'),
+    ekCertificateHash: 'cd'.repeat(32),
+    request: 'join',
+    verdict,
+    reason: verdict === 'refused' ? 'PCR 4 differs' : 'worker',
+    pcrDigest: 'ef'.repeat(32),
+  };
 }
 
 /** A cluster's one component as its secrets list it: kubeadm, from an address nothing serves. */

@@ -5,17 +5,13 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type Admission, AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
-import {
-  type AdmissionRecord,
-  AuditLog,
-  isAdmission,
-  readAuditLog,
-} from '../../../agent/joinservice/audit-log.js';
+import { AuditLog, isAdmission, readAuditLog } from '../../../agent/joinservice/audit-log.js';
 import { PeerRateLimiter, peerHost, Semaphore } from '../../../agent/joinservice/limits.js';
 import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
 import { formatMeasurementsFile, measurementsMac } from '../../../attestation/measurements.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import { tempDir } from '../../harness/temp-dir.js';
+import { auditEntry } from '../fakes.js';
 import { publishMeasurements, serialDoc, serialVerifier } from './serial-measurements.js';
 
 const dir = tempDir('sextant-joinservice-');
@@ -138,22 +134,11 @@ describe('AdmissionRegistry', () => {
 });
 
 describe('AuditLog', () => {
-  const entry = (nodeName: string, verdict: AdmissionRecord['verdict']) => ({
-    peer: '10.0.0.9:4000',
-    nodeName,
-    akName: '000b'.padEnd(68, '1'),
-    ekCertificateHash: 'cd'.repeat(32),
-    request: 'join' as const,
-    verdict,
-    reason: verdict === 'refused' ? 'PCR 4 differs' : '',
-    pcrDigest: 'ef'.repeat(32),
-  });
-
   it('appends signed, chained records (concurrent appends stay linear) that an operator reads back', async () => {
     const d = join(dir, 'audit');
     const log = await AuditLog.open(d);
     await Promise.all(
-      ['a', 'b', 'c', 'd'].map((n, i) => log.append(entry(n, i % 2 ? 'refused' : 'admitted'))),
+      ['a', 'b', 'c', 'd'].map((n, i) => log.append(auditEntry(n, i % 2 ? 'refused' : 'admitted'))),
     );
     const records = await readAuditLog(log.path, log.publicKeyPem);
     assert.deepEqual(
@@ -169,14 +154,14 @@ describe('AuditLog', () => {
     // A restarted JoinService continues the same chain with the same key.
     const reopened = await AuditLog.open(d);
     assert.equal(reopened.publicKeyPem, log.publicKeyPem);
-    await reopened.append(entry('e', 'admitted'));
+    await reopened.append(auditEntry('e', 'admitted'));
     assert.equal((await readAuditLog(log.path, log.publicKeyPem)).at(-1)?.record.seq, 5);
   });
 
   it('detects an edited, removed or reordered record and a signature by another key', async () => {
     const d = join(dir, 'audit-tamper');
     const log = await AuditLog.open(d);
-    for (const n of ['a', 'b', 'c']) await log.append(entry(n, 'admitted'));
+    for (const n of ['a', 'b', 'c']) await log.append(auditEntry(n, 'admitted'));
     const original = await readFile(log.path, 'utf8');
     const lines = original.trimEnd().split('\n');
 
