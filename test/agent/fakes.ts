@@ -4,13 +4,16 @@ import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import { BOOT_PCRS } from '../../agent/joinclient/join-client.js';
+import type { AdmissionRecord } from '../../agent/joinservice/audit-log.js';
 import type { Kubeadm } from '../../agent/kubeadm/driver.js';
 import type { BootstrapToken, BootstrapTokens } from '../../agent/kubernetes/bootstrap-token.js';
 import type { Step } from '../../agent/lifecycle/phases.js';
 import { clusterPcrValue } from '../../agent/nodelock/node-lock.js';
+import type { ClusterSecrets } from '../../agent/state/cluster-secrets.js';
 import type { NodePhase, NodeState, NodeStateStore } from '../../agent/state/node-state.js';
 import { type AttestedChannel, createEphemeralIdentity, spkiOf } from '../../attestation/atls/index.js';
 import { ownerPublicKeyText, proveOwner } from '../../common/contracts/owner.js';
+import { deriveClusterId, deriveMeasurementSecret } from '../../common/keys.js';
 import { formatEndpoint } from '../../common/net.js';
 import { Challenge } from '../../gen/proto/attestation.js';
 import type { InitRequest } from '../../gen/proto/init.js';
@@ -184,6 +187,52 @@ export function clusterPcrs(clusterId: Buffer, changes: [number, Buffer][] = [])
   pcrs.set(15, clusterPcrValue(clusterId));
   for (const [i, v] of changes) pcrs.set(i, v);
   return pcrs;
+}
+
+/** An admission as the JoinService appends it to its audit log: a join of `nodeName`, admitted as a worker or refused. */
+export function auditEntry(
+  nodeName: string,
+  verdict: AdmissionRecord['verdict'] = 'admitted',
+): Omit<AdmissionRecord, 'seq' | 'time' | 'prev'> {
+  return {
+    peer: '10.0.0.9:4000',
+    nodeName,
+    akName: '000b'.padEnd(68, '1'),
+    ekCertificateHash: 'cd'.repeat(32),
+    request: 'join',
+    verdict,
+    reason: verdict === 'refused' ? 'PCR 4 differs' : 'worker',
+    pcrDigest: 'ef'.repeat(32),
+  };
+}
+
+/** A cluster's one component as its secrets list it: kubeadm, from an address nothing serves. */
+export function kubeadmComponent(): ClusterSecrets['components'][number] {
+  return {
+    url: 'http://x/kubeadm',
+    sha256: 'ab'.repeat(32),
+    installPath: '/usr/local/bin/kubeadm',
+    extract: false,
+  };
+}
+
+/** A cluster's secrets as a node stores them, fresh random keys per call; a test overrides the field it is about. */
+export function fakeClusterSecrets(overrides: Partial<ClusterSecrets> = {}): ClusterSecrets {
+  return {
+    masterSecret: { key: randomBytes(32), salt: randomBytes(32) },
+    measurementSalt: randomBytes(32),
+    measurements: '{}',
+    kubernetesVersion: 'v1.31.2',
+    components: [],
+    apiServerEndpoint: '10.0.0.1:6443',
+    clusterName: 'c',
+    ...overrides,
+  };
+}
+
+/** The cluster ID those secrets derive (what PCR 15 is extended with). */
+export function clusterIdOf(secrets: ClusterSecrets): Buffer {
+  return deriveClusterId(deriveMeasurementSecret(secrets.masterSecret), secrets.measurementSalt);
 }
 
 /** An init request the init server accepts, as the CLI sends it; a test overrides the field it is about. */

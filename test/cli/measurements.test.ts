@@ -20,6 +20,7 @@ import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
 import { runCliInProcess } from '../harness/cli.js';
 import { measurementsFile, swtpmMeasurements } from '../harness/cluster-kit.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
+import { tempDir } from '../harness/temp-dir.js';
 import { writeLocalWorkspace } from '../harness/workspace.js';
 
 const sextant = (args: string[]) => runCliInProcess(args);
@@ -31,7 +32,7 @@ async function imageDir(
   release: { version: string; serial: number } = { version: 'img-1', serial: 1 },
   key = generateKeyPairSync('ed25519'),
 ): Promise<{ dir: string; key: ReturnType<typeof generateKeyPairSync> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'sextant-image-'));
+  const dir = tempDir('sextant-image-');
   const bytes = Buffer.from(formatMeasurementsFile(m, release));
   await writeFile(join(dir, 'measurements.json'), bytes);
   if (sign) await writeFile(join(dir, 'measurements.json.sig'), signMeasurements(bytes, key.privateKey));
@@ -39,21 +40,10 @@ async function imageDir(
   return { dir, key };
 }
 
-const dirs: string[] = [];
-async function tempDir(prefix: string): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
-after(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
-
 describe('config generate pins the release key', () => {
   it('verifies the signed file, copies file + signature + key into the workspace and points the config at them', async () => {
     const image = await imageDir(swtpmMeasurements());
-    dirs.push(image.dir);
-    const ws = await tempDir('sextant-ws-');
+    const ws = tempDir('sextant-ws-');
     const r = await sextant([
       'config',
       'generate',
@@ -117,9 +107,8 @@ describe('config generate pins the release key', () => {
   for (const c of refused) {
     it(`refuses ${c.name} and writes no config`, async () => {
       const image = await imageDir(c.m ?? swtpmMeasurements(), c.sign ?? true);
-      dirs.push(image.dir);
       await c.prepare(image.dir);
-      const ws = await tempDir('sextant-ws-');
+      const ws = tempDir('sextant-ws-');
       const r = await sextant([
         'config',
         'generate',
@@ -153,8 +142,7 @@ describe('config generate: no downgrade of the pinned measurements', () => {
     const key = generateKeyPairSync('ed25519');
     const v2 = await imageDir(swtpmMeasurements(), true, { version: 'img-2', serial: 2 }, key);
     const v1 = await imageDir(swtpmMeasurements(), true, { version: 'img-1', serial: 1 }, key);
-    dirs.push(v1.dir, v2.dir);
-    const ws = await tempDir('sextant-ws-');
+    const ws = tempDir('sextant-ws-');
     const first = await generate(ws, join(v2.dir, 'measurements.json'), false);
     assert.equal(first.code, 0, first.stderr);
     const older = await generate(ws, join(v1.dir, 'measurements.json'));
@@ -166,7 +154,6 @@ describe('config generate: no downgrade of the pinned measurements', () => {
     assert.equal((await loadConfig(ws)).attestation.measurementsSerial, 2);
     // a newer one moves the pin up
     const v3 = await imageDir(swtpmMeasurements(), true, { version: 'img-3', serial: 3 }, key);
-    dirs.push(v3.dir);
     const newer = await generate(ws, join(v3.dir, 'measurements.json'));
     assert.equal(newer.code, 0, newer.stderr);
     assert.match(newer.stderr, /image version img-3, serial 3/);
@@ -177,8 +164,7 @@ describe('config generate: no downgrade of the pinned measurements', () => {
     const key = generateKeyPairSync('ed25519');
     const v2 = await imageDir(swtpmMeasurements(), true, { version: 'img-2', serial: 2 }, key);
     const v1 = await imageDir(swtpmMeasurements(), true, { version: 'img-1', serial: 1 }, key);
-    dirs.push(v1.dir, v2.dir);
-    const ws = await tempDir('sextant-ws-');
+    const ws = tempDir('sextant-ws-');
     assert.equal((await generate(ws, join(v2.dir, 'measurements.json'), false)).code, 0);
     for (const f of ['measurements.json', 'measurements.json.sig']) {
       await writeFile(join(ws, `sextant-${f}`), await readFile(join(v1.dir, f)));
@@ -208,7 +194,7 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
     sextant(['verify', '--endpoint', `127.0.0.1:${node.initPort}`, '--workspace', ws, ...extra]);
 
   it('verifies a node against signed measurements that match it', async () => {
-    const ws = await tempDir('sextant-ws-');
+    const ws = tempDir('sextant-ws-');
     await writeLocalWorkspace(ws, { ca });
     const r = await verify(ws);
     assert.equal(r.code, 0, r.stderr);
@@ -217,7 +203,7 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
   });
 
   it('a node whose every PCR is wrong, against an all-warnOnly set: never "verified"', async () => {
-    const ws = await tempDir('sextant-ws-');
+    const ws = tempDir('sextant-ws-');
     const wrong: Measurements = {};
     for (let i = 0; i < 15; i++) wrong[i] = { expected: 'ee'.repeat(32), warnOnly: true };
     await writeLocalWorkspace(ws, { ca, measurements: wrong });
@@ -236,7 +222,7 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
   });
 
   it('an unsigned measurements file is refused; --insecure-measurements uses it and says so', async () => {
-    const ws = await tempDir('sextant-ws-');
+    const ws = tempDir('sextant-ws-');
     await writeLocalWorkspace(ws, { ca });
     const config = await loadConfig(ws);
     delete config.attestation.measurementsPublicKey;
@@ -315,7 +301,7 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
   });
 
   it('a measurements file edited after it was pinned is refused before use', async () => {
-    const ws = await tempDir('sextant-ws-');
+    const ws = tempDir('sextant-ws-');
     await writeLocalWorkspace(ws, { ca });
     const wrong = swtpmMeasurements({ 4: { expected: 'ee'.repeat(32), warnOnly: true } });
     await writeFile(join(ws, 'measurements.json'), measurementsFile(wrong));

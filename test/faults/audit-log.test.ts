@@ -4,30 +4,19 @@
 // counts pre-challenge refusals instead of logging each, and an append that did not reach the disk rejects
 // (the admission it records then fails). In-process on a temp dir, and on a real tmpfs filled to the last page.
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  type AdmissionRecord,
   AuditAppendError,
   AuditLog,
   isAdmission,
   readAuditLog,
   readAuditTrail,
 } from '../../agent/joinservice/audit-log.js';
+import { auditEntry } from '../agent/fakes.js';
+import { tempDir } from '../harness/temp-dir.js';
 import { mountSmallDisk, type SmallDisk } from './tools/tmpfs.js';
-
-const entry = (nodeName: string, verdict: AdmissionRecord['verdict'] = 'admitted') => ({
-  peer: '10.0.0.9:4000',
-  nodeName,
-  akName: '000b'.padEnd(68, '1'),
-  ekCertificateHash: 'cd'.repeat(32),
-  request: 'join' as const,
-  verdict,
-  reason: verdict === 'refused' ? 'PCR 4 differs' : 'worker',
-  pcrDigest: 'ef'.repeat(32),
-});
 
 function notices() {
   const seen: string[] = [];
@@ -38,16 +27,12 @@ const names = (records: { record: Parameters<typeof isAdmission>[0] }[]) =>
   records.map((r) => (isAdmission(r.record) ? r.record.nodeName : `<${r.record.kind}>`));
 
 describe('audit log faults: torn tails, full disks and broken segments', () => {
-  let root: string;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'sextant-audit-faults-'));
-  });
-  after(() => rm(root, { recursive: true, force: true }));
+  const root = tempDir('sextant-audit-faults-');
 
   it('a torn tail (an append cut off mid-record) is removed on open, said in a signed record, and the chain goes on', async () => {
     const dir = join(root, 'torn');
     const log = await AuditLog.open(dir);
-    for (const n of ['a', 'b', 'c']) await log.append(entry(n));
+    for (const n of ['a', 'b', 'c']) await log.append(auditEntry(n));
     const whole = (await stat(log.path)).size;
     const line = (await readFile(log.path, 'utf8')).split('\n')[0]!;
     await appendFile(log.path, line.slice(0, 97));
@@ -58,7 +43,7 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
       n.seen.some((m) => /removed a torn tail of 97 bytes/.test(m)),
       n.seen.join('\n'),
     );
-    await reopened.append(entry('d'));
+    await reopened.append(auditEntry('d'));
     const records = await readAuditLog(log.path, log.publicKeyPem);
     assert.deepEqual(names(records), ['a', 'b', 'c', '<repair>', 'd']);
     assert.ok((await stat(log.path)).size > whole);
@@ -92,7 +77,7 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
     it(`a log with ${b.name} does not stop the JoinService: set aside, a new signed segment says why`, async () => {
       const dir = join(root, `broken-${breakages.indexOf(b)}`);
       const log = await AuditLog.open(dir);
-      for (const n of ['a', 'b', 'c']) await log.append(entry(n));
+      for (const n of ['a', 'b', 'c']) await log.append(auditEntry(n));
       await b.damage(log.path, await readFile(log.path, 'utf8'));
 
       const n = notices();
@@ -102,7 +87,7 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
         n.seen.join('\n'),
       );
       assert.ok(n.seen.some((m) => /new signed segment/.test(m)));
-      await reopened.append(entry('d'));
+      await reopened.append(auditEntry('d'));
       const trail = await readAuditTrail(dir, reopened.publicKeyPem);
       assert.equal(trail.length, 2);
       assert.equal(trail[0]?.file, 'admissions.log.1');
@@ -121,12 +106,12 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
   it('an unreadable audit key: a new key signs a new segment, the old public key is kept beside the old records', async () => {
     const dir = join(root, 'badkey');
     const log = await AuditLog.open(dir);
-    await log.append(entry('a'));
+    await log.append(auditEntry('a'));
     await writeFile(join(dir, 'audit-key.pem'), 'not a key');
     const n = notices();
     const reopened = await AuditLog.open(dir, { notice: n.notice });
     assert.notEqual(reopened.publicKeyPem, log.publicKeyPem);
-    await reopened.append(entry('b'));
+    await reopened.append(auditEntry('b'));
     const files = await readdir(dir);
     const oldPub = files.find((f) => f.startsWith('audit-key.pub.pem.'));
     assert.ok(oldPub, files.join(' '));
@@ -140,7 +125,7 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
     const dir = join(root, 'rotate');
     const n = notices();
     const log = await AuditLog.open(dir, { maxSegmentBytes: 4096, maxSegments: 2, notice: n.notice });
-    for (let i = 0; i < 60; i++) await log.append(entry(`n${i}`));
+    for (let i = 0; i < 60; i++) await log.append(auditEntry(`n${i}`));
     const files = (await readdir(dir)).filter((f) => f.startsWith('admissions.log'));
     assert.deepEqual(files.sort(), ['admissions.log', 'admissions.log.1', 'admissions.log.2']);
     for (const f of files) assert.ok((await stat(join(dir, f))).size <= 4096, f);
@@ -188,14 +173,14 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
     it('a full disk fails the append (no torn record left), and the log goes on once there is room', async () => {
       const dir = join(disk.dir, 'joinservice');
       const log = await AuditLog.open(dir);
-      await log.append(entry('before'));
+      await log.append(auditEntry('before'));
       await disk.fill();
       const appended: string[] = [];
       let failure: unknown;
       for (let i = 0; i < 100 && failure === undefined; i++) {
         const size = (await stat(log.path)).size;
         try {
-          await log.append(entry(`full-${i}`));
+          await log.append(auditEntry(`full-${i}`));
           appended.push(`full-${i}`);
         } catch (err) {
           failure = err;
@@ -212,10 +197,10 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
       const n = notices();
       const reopened = await AuditLog.open(dir, { notice: n.notice });
       assert.deepEqual(n.seen, []);
-      await assert.rejects(reopened.append(entry('still-full')), AuditAppendError);
+      await assert.rejects(reopened.append(auditEntry('still-full')), AuditAppendError);
 
       await disk.free();
-      await reopened.append(entry('after'));
+      await reopened.append(auditEntry('after'));
       assert.deepEqual(names(await readAuditLog(log.path, log.publicKeyPem)), [
         'before',
         ...appended,
@@ -227,12 +212,12 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
       await disk.free();
       const dir = join(disk.dir, 'torn-full');
       const log = await AuditLog.open(dir);
-      await log.append(entry('a'));
+      await log.append(auditEntry('a'));
       await disk.fill();
       // Use up the slack of the log's last page, as a busy JoinService would.
       for (let i = 0; i < 100; i++) {
         if (
-          !(await log.append(entry(`slack-${i}`)).then(
+          !(await log.append(auditEntry(`slack-${i}`)).then(
             () => true,
             () => false,
           ))
@@ -250,9 +235,9 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
         n.seen.some((m) => new RegExp(`torn tail of ${bytesWritten} bytes`).test(m)),
         n.seen.join('\n'),
       );
-      await assert.rejects(reopened.append(entry('b')), AuditAppendError);
+      await assert.rejects(reopened.append(auditEntry('b')), AuditAppendError);
       await disk.free();
-      await reopened.append(entry('c'));
+      await reopened.append(auditEntry('c'));
       const kept = names(await readAuditLog(log.path, log.publicKeyPem));
       assert.deepEqual(kept.slice(0, 2), ['a', 'slack-0']);
       assert.deepEqual(kept.slice(-2), ['<repair>', 'c']);
@@ -263,9 +248,9 @@ describe('audit log faults: torn tails, full disks and broken segments', () => {
       await disk.fill();
       const dir = join(disk.dir, 'fresh-full');
       const log = await AuditLog.open(dir);
-      await assert.rejects(log.append(entry('a')), AuditAppendError);
+      await assert.rejects(log.append(auditEntry('a')), AuditAppendError);
       await disk.free();
-      await log.append(entry('b'));
+      await log.append(auditEntry('b'));
       const reopened = await AuditLog.open(dir);
       assert.equal(reopened.publicKeyPem, log.publicKeyPem);
       assert.deepEqual(names(await readAuditLog(log.path, log.publicKeyPem)), ['b']);

@@ -2,7 +2,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseTpmtPublic } from '../../attestation/tpm-structures.js';
@@ -19,7 +18,8 @@ import { openTpm } from '../../native/tpm/index.js';
 import { OWNER_PID_ENV } from '../kubeadm/src/daemon.js';
 import { prepareStandinNode, stopStandinDaemons } from './cluster-kit.js';
 import { type NodeNamespace, waitForTcp } from './netns.js';
-import { createSwtpmCa, type SwtpmCa, startSwtpm } from './swtpm.js';
+import { freePort } from './ports.js';
+import { createSwtpmCa, type SwtpmCa, startSwtpm, swtpmSocketArgs } from './swtpm.js';
 
 /** The node's TPM as the harness drives it: a reboot is restart(), which resets the PCRs. */
 export interface NodeTpm {
@@ -93,17 +93,6 @@ export interface AgentNodeOptions {
   beforeStart?: (node: AgentNode) => Promise<void>;
   /** Wait until the init server listens (default) or return right after spawning. */
   waitReady?: boolean;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
-    });
-  });
 }
 
 let sharedCa: Promise<SwtpmCa> | undefined;
@@ -294,22 +283,7 @@ async function swtpmInNamespace(ns: NodeNamespace, dir: string, ca: SwtpmCa): Pr
   const ek = ekHashesIn(ekCerts)[0] as string;
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = ns.spawn(
-      'swtpm',
-      [
-        'socket',
-        '--tpm2',
-        '--tpmstate',
-        `dir=${stateDir}`,
-        '--server',
-        'type=tcp,port=2321,bindaddr=127.0.0.1',
-        '--ctrl',
-        'type=tcp,port=2322,bindaddr=127.0.0.1',
-        '--flags',
-        'not-need-init,startup-clear',
-      ],
-      { stdio: 'ignore' },
-    );
+    child = ns.spawn('swtpm', swtpmSocketArgs(stateDir), { stdio: 'ignore' });
     await waitForTcp(ns, 2321);
   };
   const stop = async () => {

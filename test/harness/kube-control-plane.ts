@@ -10,12 +10,12 @@ import { execFile, execFileSync, type SpawnOptions, spawn } from 'node:child_pro
 import { X509Certificate } from 'node:crypto';
 import { createWriteStream, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { rewriteKubeconfigServer } from '../../agent/kubeadm/kubeconfig.js';
 import type { ExecOptions, ExecResult, NodeNamespace } from './netns.js';
+import { freePort } from './ports.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 export const KUBERNETES_VERSION = 'v1.34.4';
@@ -135,14 +135,6 @@ etcd:
 apiServer:
   certSANs: [${address}]${apiArgs}${cmArgs}
 `;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** The host's own namespace, as a NodeNamespace: commands run here, long-lived ones in their own group. */

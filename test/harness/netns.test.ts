@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTestNetwork, type NodeNamespace, type TestNetwork, waitForTcp } from './netns.js';
+import { swtpmSocketArgs } from './swtpm.js';
 
 const skip = process.getuid?.() === 0 ? false : 'needs root for network namespaces';
 
@@ -151,22 +152,7 @@ describe('test network of namespaces on a bridge', { skip }, () => {
     const dirs = [a, b].map(() => mkdtempSync(join(tmpdir(), 'sextant-netns-swtpm-')));
     try {
       [a, b].forEach((node, i) => {
-        node.spawn(
-          'swtpm',
-          [
-            'socket',
-            '--tpm2',
-            '--tpmstate',
-            `dir=${dirs[i]}`,
-            '--server',
-            'type=tcp,port=2321,bindaddr=127.0.0.1',
-            '--ctrl',
-            'type=tcp,port=2322,bindaddr=127.0.0.1',
-            '--flags',
-            'not-need-init,startup-clear',
-          ],
-          { stdio: 'ignore' },
-        );
+        node.spawn('swtpm', swtpmSocketArgs(dirs[i] as string), { stdio: 'ignore' });
       });
       await waitForTcp(a, 2321);
       await waitForTcp(b, 2321);

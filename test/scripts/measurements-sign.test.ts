@@ -2,13 +2,13 @@
 // writes the image version and a serial that only grows into the signed document, so an older copy is refusable.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { REQUIRED_PCRS } from '../../attestation/measurement-policy.js';
 import { formatMeasurementsFile, verifyMeasurementsFile } from '../../attestation/measurements.js';
+import { everyRequiredPcr } from '../attestation/required-pcrs.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 const run = promisify(execFile);
 const script = join(import.meta.dirname, '../../scripts/measurements-sign.sh');
@@ -16,23 +16,13 @@ const reference = () =>
   JSON.stringify({
     image: 'img-abc',
     source: 'reference boot',
-    ...JSON.parse(
-      formatMeasurementsFile(
-        Object.fromEntries(REQUIRED_PCRS.map((p) => [p, { expected: '00'.repeat(32), warnOnly: false }])),
-      ),
-    ),
+    ...JSON.parse(formatMeasurementsFile(everyRequiredPcr())),
   });
 
 describe('scripts/measurements-sign.sh', () => {
-  const dirs: string[] = [];
-  after(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
-
   it('signs version and growing serials; keeps a signed file; an expiry when asked', async () => {
-    const img = await mkdtemp(join(tmpdir(), 'sextant-sign-img-'));
-    const keys = await mkdtemp(join(tmpdir(), 'sextant-sign-keys-'));
-    dirs.push(img, keys);
+    const img = tempDir('sextant-sign-img-');
+    const keys = tempDir('sextant-sign-keys-');
     await writeFile(join(img, 'manifest.json'), JSON.stringify({ image: 'img-abc' }));
     await writeFile(join(img, 'measurements.json'), reference());
     const sign = (env: Record<string, string> = {}) =>
@@ -80,9 +70,8 @@ describe('scripts/measurements-sign.sh', () => {
   });
 
   it('refuses a serial counter that is not a number', async () => {
-    const img = await mkdtemp(join(tmpdir(), 'sextant-sign-img-'));
-    const keys = await mkdtemp(join(tmpdir(), 'sextant-sign-keys-'));
-    dirs.push(img, keys);
+    const img = tempDir('sextant-sign-img-');
+    const keys = tempDir('sextant-sign-keys-');
     await writeFile(join(img, 'measurements.json'), reference());
     await writeFile(join(keys, 'measurements-serial'), 'seven\n');
     await assert.rejects(

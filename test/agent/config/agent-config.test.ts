@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { DEFAULTS, loadAgentConfig } from '../../../agent/config/agent-config.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-agent-config-'));
-});
-after(() => rm(dir, { recursive: true, force: true }));
+const dir = tempDir('sextant-agent-config-');
 
 let seq = 0;
 async function file(content: unknown): Promise<string> {

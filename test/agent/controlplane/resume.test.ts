@@ -5,23 +5,8 @@ import { type ControlPlaneResumeDeps, resumeControlPlane } from '../../../agent/
 import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js';
 import type { ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
 import type { NodeState } from '../../../agent/state/node-state.js';
-import { deriveClusterId, deriveMeasurementSecret } from '../../../common/keys.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { FakeTpm } from '../fakes.js';
-
-function secrets(): ClusterSecrets {
-  return {
-    masterSecret: { key: randomBytes(32), salt: randomBytes(32) },
-    measurementSalt: randomBytes(32),
-    measurements: '{}',
-    kubernetesVersion: 'v1.31.2',
-    components: [],
-    apiServerEndpoint: '10.0.0.1:6443',
-    clusterName: 'c',
-  };
-}
-const idOf = (s: ClusterSecrets) =>
-  deriveClusterId(deriveMeasurementSecret(s.masterSecret), s.measurementSalt);
+import { clusterIdOf, FakeTpm, fakeClusterSecrets } from '../fakes.js';
 
 function state(role: NodeState['role'], clusterId: Buffer): NodeState {
   return {
@@ -60,23 +45,23 @@ function deps(
 
 describe('resumeControlPlane', () => {
   it('after a reboot: PCR 15 extended again, JoinService, kubelet', async () => {
-    const s = secrets();
+    const s = fakeClusterSecrets();
     const tpm = new FakeTpm();
     const calls: string[] = [];
     const d = deps(s, tpm, calls);
-    assert.equal(await resumeControlPlane(state('control-plane', idOf(s)), d), true);
-    assert.deepEqual(tpm.pcrs.get(15), clusterPcrValue(idOf(s)));
+    assert.equal(await resumeControlPlane(state('control-plane', clusterIdOf(s)), d), true);
+    assert.deepEqual(tpm.pcrs.get(15), clusterPcrValue(clusterIdOf(s)));
     assert.deepEqual(calls, ['join-service', 'kubelet']);
     assert.ok(d.log.lines.some((l) => /control plane resumed/.test(l)));
   });
 
   it('after an agent restart in the same boot: PCR 15 left as it is', async () => {
-    const s = secrets();
+    const s = fakeClusterSecrets();
     const tpm = new FakeTpm();
-    await tpm.extendPcr(15, idOf(s));
+    await tpm.extendPcr(15, clusterIdOf(s));
     tpm.extends = [];
     const calls: string[] = [];
-    assert.equal(await resumeControlPlane(state('control-plane', idOf(s)), deps(s, tpm, calls)), true);
+    assert.equal(await resumeControlPlane(state('control-plane', clusterIdOf(s)), deps(s, tpm, calls)), true);
     assert.equal(tpm.extends.length, 0);
     assert.deepEqual(calls, ['join-service', 'kubelet']);
   });
@@ -87,11 +72,11 @@ describe('resumeControlPlane', () => {
   ];
   for (const n of notHere) {
     it(`leaves ${n.name} to rejoin through a JoinService`, async () => {
-      const s = secrets();
+      const s = fakeClusterSecrets();
       const tpm = new FakeTpm();
       const calls: string[] = [];
       assert.equal(
-        await resumeControlPlane(state(n.role, idOf(s)), deps(n.stored ? s : null, tpm, calls)),
+        await resumeControlPlane(state(n.role, clusterIdOf(s)), deps(n.stored ? s : null, tpm, calls)),
         false,
       );
       assert.deepEqual(calls, []);
@@ -113,14 +98,14 @@ describe('resumeControlPlane', () => {
       name: 'PCR 15 shows another cluster',
       setup: async (tpm, s) => {
         await tpm.extendPcr(15, randomBytes(32));
-        return idOf(s);
+        return clusterIdOf(s);
       },
       error: /PCR 15 shows another cluster than this node joined; reboot required/,
     },
   ];
   for (const r of refusals) {
     it(`refuses when ${r.name}, starting nothing`, async () => {
-      const s = secrets();
+      const s = fakeClusterSecrets();
       const tpm = new FakeTpm();
       const id = await r.setup(tpm, s);
       const calls: string[] = [];
@@ -130,26 +115,26 @@ describe('resumeControlPlane', () => {
   }
 
   it('passes a TPM failure on, starting nothing', async () => {
-    const s = secrets();
+    const s = fakeClusterSecrets();
     const tpm = new FakeTpm();
     tpm.failExtend = new Error('TPM_RC_FAILURE');
     const calls: string[] = [];
     await assert.rejects(
-      resumeControlPlane(state('control-plane', idOf(s)), deps(s, tpm, calls)),
+      resumeControlPlane(state('control-plane', clusterIdOf(s)), deps(s, tpm, calls)),
       /TPM_RC_FAILURE/,
     );
     assert.deepEqual(calls, []);
   });
 
   it('passes a failing JoinService start on, before kubelet', async () => {
-    const s = secrets();
+    const s = fakeClusterSecrets();
     const calls: string[] = [];
     const d = deps(s, new FakeTpm(), calls, {
       startJoinService: async () => {
         throw new Error('EADDRINUSE');
       },
     });
-    await assert.rejects(resumeControlPlane(state('control-plane', idOf(s)), d), /EADDRINUSE/);
+    await assert.rejects(resumeControlPlane(state('control-plane', clusterIdOf(s)), d), /EADDRINUSE/);
     assert.deepEqual(calls, []);
   });
 });

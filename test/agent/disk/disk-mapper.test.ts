@@ -2,39 +2,35 @@
 // key, rejoin with the right and a wrong key, mark for reset. This host has no device-mapper, so the mapping is the
 // one neighbour swapped: the fake checks the key against the real header the way activation would.
 import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 import { DiskMapper, WrongDiskKeyError } from '../../../agent/disk/disk-mapper.js';
 import { HeaderRefusedError } from '../../../agent/disk/header-policy.js';
 import { deriveDiskKey } from '../../../common/keys.js';
 import { CryptDevice } from '../../../native/cryptsetup/device.js';
-import {
-  blankDisk,
-  digestOf,
-  HOST_LAYOUT,
-  KeyCheckMapping,
-  rewriteHeaderJson,
-  tempDir,
-} from './luks-files.js';
+import { tempDir } from '../../harness/temp-dir.js';
+import { blankDisk, digestOf, HOST_LAYOUT, KeyCheckMapping, rewriteHeaderJson } from './luks-files.js';
 
 const master = { key: Buffer.alloc(32, 1), salt: Buffer.alloc(32, 2) };
 const otherMaster = { key: Buffer.alloc(32, 3), salt: Buffer.alloc(32, 2) };
 
 describe('disk-mapper on a real LUKS2 file', () => {
+  const root = tempDir('sextant-disk-');
+  let seq = 0;
   let dir: string;
-  let cleanup: () => Promise<void>;
   let disk: string;
   let mapping: KeyCheckMapping;
   const boot = () =>
     new DiskMapper({ disk, workDir: dir, name: 'sextant-state', layout: HOST_LAYOUT, mapping });
 
+  // each test its own disk and work dir: what one boot left must not reach the next test
   beforeEach(async () => {
-    if (dir) await cleanup();
-    ({ dir, cleanup } = await tempDir());
+    dir = join(root, `boot-${seq++}`);
+    await mkdir(dir);
     disk = await blankDisk(join(dir, 'state.img'));
     mapping = new KeyCheckMapping();
   });
-  after(() => cleanup());
 
   it('first boot formats, opens with a random key and marks the disk uninitialized', async () => {
     const mapper = boot();

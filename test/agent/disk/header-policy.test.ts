@@ -3,13 +3,14 @@
 import assert from 'node:assert/strict';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { DiskMapper } from '../../../agent/disk/disk-mapper.js';
 import { HeaderRefusedError, headerDifferences } from '../../../agent/disk/header-policy.js';
 import { STATE_DISK_LAYOUT } from '../../../agent/disk/layout.js';
 import { tokenJson } from '../../../agent/disk/token.js';
 import { CryptDevice } from '../../../native/cryptsetup/device.js';
-import { blankDisk, type HeaderJson, rewriteHeaderJson, tempDir } from './luks-files.js';
+import { tempDir } from '../../harness/temp-dir.js';
+import { blankDisk, type HeaderJson, rewriteHeaderJson } from './luks-files.js';
 
 // This host has no device-mapper, so libcryptsetup cannot format dm-integrity here (the VM end to end does). The
 // allowed header is made by formatting without integrity and writing the integrity segment in, as a VM's format has.
@@ -116,15 +117,9 @@ const cases: { name: string; swap: (h: HeaderJson) => void; names: RegExp }[] = 
 ];
 
 describe('LUKS2 header allowlist on real files', () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let allowed: string;
-  before(async () => {
-    ({ dir, cleanup } = await tempDir());
-    allowed = join(dir, 'allowed.img');
-    await allowedDisk(allowed);
-  });
-  after(() => cleanup());
+  const dir = tempDir('sextant-disk-');
+  const allowed = join(dir, 'allowed.img');
+  before(() => allowedDisk(allowed));
 
   it('accepts the header the disk-mapper writes', async () => {
     const mapper = new DiskMapper({ disk: allowed, workDir: dir, name: 'test' });

@@ -1,9 +1,7 @@
 // LUKS2 files for the disk tests: real headers written by libcryptsetup, and the host's move of rewriting one (new
 // JSON, valid checksums in both header copies), which is what a swapped header on a real disk looks like.
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { open, truncate, writeFile } from 'node:fs/promises';
 import type { Mapping } from '../../../agent/disk/disk-mapper.js';
 import { type DiskLayout, STATE_DISK_LAYOUT } from '../../../agent/disk/layout.js';
 import type { CryptDevice } from '../../../native/cryptsetup/device.js';
@@ -31,11 +29,6 @@ export class KeyCheckMapping implements Mapping {
   async close(_device: CryptDevice, name: string): Promise<void> {
     this.closed.push(name);
   }
-}
-
-export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'sextant-disk-'));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /** A sparse file of `mib` MiB, all zeros: a blank disk. */

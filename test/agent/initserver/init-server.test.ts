@@ -13,8 +13,7 @@ import { admissionMeasurements } from '../../../agent/joinservice/measurements-s
 import { rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
 import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js';
 import type { ClusterSecrets } from '../../../agent/state/cluster-secrets.js';
-import { REQUIRED_PCRS } from '../../../attestation/measurement-policy.js';
-import { formatMeasurementsFile, type Measurements } from '../../../attestation/measurements.js';
+import { formatMeasurementsFile } from '../../../attestation/measurements.js';
 import { INIT_REMEDY_METADATA } from '../../../common/contracts/init-remedy.js';
 import {
   deriveClusterId,
@@ -23,22 +22,16 @@ import {
   deriveOwnerId,
 } from '../../../common/keys.js';
 import type { InitRequest, InitResponse } from '../../../gen/proto/init.js';
+import { everyRequiredPcr } from '../../attestation/required-pcrs.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import { deferred, FakeDisk, FakeStateStore, FakeTpm, validInitRequest } from '../fakes.js';
 
 const initSecret = randomBytes(32);
-/** Every required PCR enforced, as the CLI sends them (with the release's version and serial). */
-const strong: Measurements = Object.fromEntries(
-  REQUIRED_PCRS.map((pcr) => [pcr, { expected: '00'.repeat(32), warnOnly: false }]),
-);
-const allWarnOnly: Measurements = Object.fromEntries(
-  REQUIRED_PCRS.map((pcr) => [pcr, { expected: '00'.repeat(32), warnOnly: true }]),
-);
 
 function request(overrides: Partial<InitRequest> = {}): InitRequest {
   return validInitRequest({
     initSecret,
-    measurements: Buffer.from(formatMeasurementsFile(strong, { version: 'img-1', serial: 3 })),
+    measurements: Buffer.from(formatMeasurementsFile(everyRequiredPcr(), { version: 'img-1', serial: 3 })),
     ...overrides,
   });
 }
@@ -226,7 +219,7 @@ describe('InitServer: refusals before the lock leave the node as it was', () => 
     {
       // refused here, before kubeadm init, not later at the JoinService with the node locked
       name: 'measurements weaker than the minimum (all warnOnly)',
-      req: { measurements: Buffer.from(formatMeasurementsFile(allWarnOnly)) },
+      req: { measurements: Buffer.from(formatMeasurementsFile(everyRequiredPcr({ warnOnly: true }))) },
       error: /measurements: .*weaker than the minimum enforced set.*PCR 0 is warnOnly/,
       code: grpc.status.INVALID_ARGUMENT,
     },

@@ -2,10 +2,8 @@
 // audit-failure policy, refusals audited before they are thrown, and the order verify → identify → authorize →
 // prepare → audit, so nothing is handed out before its decision is on record.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import {
   type AdmissionDeps,
@@ -18,6 +16,7 @@ import { Inventory, Refusal } from '../../../agent/joinservice/authorization.js'
 import type { PendingChallenge, VerifiedAttestation } from '../../../attestation/atls/index.js';
 import { AttestationDocument, Challenge } from '../../../gen/proto/attestation.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 const DISK = '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11';
 const EK = Buffer.alloc(32, 0xa0);
@@ -25,12 +24,8 @@ const CLUSTER_PCR = Buffer.alloc(32, 0x15);
 const PEER = 'ipv4:10.0.0.7:41000';
 const doc = AttestationDocument.fromPartial({});
 
-let dir: string;
+const dir = tempDir('sextant-admission-');
 let seq = 0;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-admission-'));
-});
-after(() => rm(dir, { recursive: true, force: true }));
 
 function verified(pcr15: Buffer): VerifiedAttestation {
   return {

@@ -1,32 +1,20 @@
 // The JoinService's bounds, its admission registry, its signed audit log and its measurements reload.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { type Admission, AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
-import {
-  type AdmissionRecord,
-  AuditLog,
-  isAdmission,
-  readAuditLog,
-} from '../../../agent/joinservice/audit-log.js';
+import { AuditLog, isAdmission, readAuditLog } from '../../../agent/joinservice/audit-log.js';
 import { PeerRateLimiter, peerHost, Semaphore } from '../../../agent/joinservice/limits.js';
 import { MeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
-import type { PeerVerifier } from '../../../attestation/atls/index.js';
-import {
-  formatMeasurementsFile,
-  measurementsMac,
-  measurementsSerial,
-} from '../../../attestation/measurements.js';
+import { formatMeasurementsFile, measurementsMac } from '../../../attestation/measurements.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { tempDir } from '../../harness/temp-dir.js';
+import { auditEntry } from '../fakes.js';
+import { publishMeasurements, serialDoc, serialVerifier } from './serial-measurements.js';
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-joinservice-'));
-});
-after(() => rm(dir, { recursive: true, force: true }));
+const dir = tempDir('sextant-joinservice-');
 
 describe('Semaphore', () => {
   it('admits up to its capacity, queues up to maxQueue, refuses beyond, and hands slots over on release', async () => {
@@ -146,22 +134,11 @@ describe('AdmissionRegistry', () => {
 });
 
 describe('AuditLog', () => {
-  const entry = (nodeName: string, verdict: AdmissionRecord['verdict']) => ({
-    peer: '10.0.0.9:4000',
-    nodeName,
-    akName: '000b'.padEnd(68, '1'),
-    ekCertificateHash: 'cd'.repeat(32),
-    request: 'join' as const,
-    verdict,
-    reason: verdict === 'refused' ? 'PCR 4 differs' : '',
-    pcrDigest: 'ef'.repeat(32),
-  });
-
   it('appends signed, chained records (concurrent appends stay linear) that an operator reads back', async () => {
     const d = join(dir, 'audit');
     const log = await AuditLog.open(d);
     await Promise.all(
-      ['a', 'b', 'c', 'd'].map((n, i) => log.append(entry(n, i % 2 ? 'refused' : 'admitted'))),
+      ['a', 'b', 'c', 'd'].map((n, i) => log.append(auditEntry(n, i % 2 ? 'refused' : 'admitted'))),
     );
     const records = await readAuditLog(log.path, log.publicKeyPem);
     assert.deepEqual(
@@ -177,14 +154,14 @@ describe('AuditLog', () => {
     // A restarted JoinService continues the same chain with the same key.
     const reopened = await AuditLog.open(d);
     assert.equal(reopened.publicKeyPem, log.publicKeyPem);
-    await reopened.append(entry('e', 'admitted'));
+    await reopened.append(auditEntry('e', 'admitted'));
     assert.equal((await readAuditLog(log.path, log.publicKeyPem)).at(-1)?.record.seq, 5);
   });
 
   it('detects an edited, removed or reordered record and a signature by another key', async () => {
     const d = join(dir, 'audit-tamper');
     const log = await AuditLog.open(d);
-    for (const n of ['a', 'b', 'c']) await log.append(entry(n, 'admitted'));
+    for (const n of ['a', 'b', 'c']) await log.append(auditEntry(n, 'admitted'));
     const original = await readFile(log.path, 'utf8');
     const lines = original.trimEnd().split('\n');
 
@@ -206,30 +183,16 @@ describe('AuditLog', () => {
 
 describe('MeasurementsSource', () => {
   const macKey = randomBytes(32);
-  /** Writes a measurements file the way an operator's upgrade does: its MAC under the cluster key first. */
-  const publish = async (file: string, text: string, key: Buffer = macKey) => {
-    await writeFile(`${file}.mac`, measurementsMac(key, Buffer.from(text)));
-    await writeFile(file, text);
-  };
-  /** A measurements document of release serial `serial` (its PCR values are no concern here). */
-  const doc = (serial: number) =>
-    formatMeasurementsFile(
-      { 4: { expected: '04'.repeat(32), warnOnly: false } },
-      { version: `img-${serial}`, serial },
-    );
-  const verifierFor = (text: string): PeerVerifier => {
-    const serial = measurementsSerial(text);
-    return { challenge: async () => ({ serial }) as never };
-  };
+  const publish = (file: string, text: string, key: Buffer = macKey) => publishMeasurements(file, text, key);
 
   it('reloads changed measurements; a join in flight keeps the verifier it started with', async () => {
     const file = join(dir, 'measurements.json');
-    await writeFile(file, doc(1));
+    await writeFile(file, serialDoc(1));
     const log = recordingLog();
-    const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
+    const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
     const inFlight = source.current();
     assert.equal(await source.reload(), false, 'unchanged file: nothing to do');
-    await publish(file, doc(2));
+    await publish(file, serialDoc(2));
     assert.equal(await source.reload(), true);
     assert.notEqual(source.current(), inFlight);
     assert.deepEqual(await inFlight.challenge({} as never), { serial: 1 });
@@ -239,9 +202,9 @@ describe('MeasurementsSource', () => {
 
   it('keeps the current measurements when the new file is bad or gone', async () => {
     const file = join(dir, 'measurements-bad.json');
-    await writeFile(file, doc(1));
+    await writeFile(file, serialDoc(1));
     const log = recordingLog();
-    const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
+    const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
     const current = source.current();
     await publish(file, '{"nope":true}');
     assert.equal(await source.reload(), false);
@@ -257,19 +220,19 @@ describe('MeasurementsSource', () => {
   const forged: Array<{ name: string; write: (file: string) => Promise<void>; error: RegExp }> = [
     {
       name: 'hand-edited on disk (no new MAC)',
-      write: (file) => writeFile(file, doc(9)),
+      write: (file) => writeFile(file, serialDoc(9)),
       error: /its MAC does not verify/,
     },
     {
       name: 'with a MAC under another key',
-      write: (file) => publish(file, doc(9), randomBytes(32)),
+      write: (file) => publish(file, serialDoc(9), randomBytes(32)),
       error: /its MAC does not verify/,
     },
     {
       name: 'with no MAC at all',
       write: async (file) => {
         await rm(`${file}.mac`, { force: true });
-        await writeFile(file, doc(9));
+        await writeFile(file, serialDoc(9));
       },
       error: /no MAC beside it/,
     },
@@ -277,9 +240,9 @@ describe('MeasurementsSource', () => {
   for (const f of forged) {
     it(`refuses a replaced file ${f.name}: the current measurements stay`, async () => {
       const file = join(dir, `measurements-forged-${forged.indexOf(f)}.json`);
-      await publish(file, doc(1));
+      await publish(file, serialDoc(1));
       const log = recordingLog();
-      const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
+      const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
       const current = source.current();
       await f.write(file);
       assert.equal(await source.reload(), false);
@@ -296,13 +259,13 @@ describe('MeasurementsSource', () => {
     {
       name: 'an earlier (file, MAC) pair put back after a later one',
       running: 2,
-      replaced: () => doc(1),
+      replaced: () => serialDoc(1),
       error: /serial 1 is not above the serial 2 in use/,
     },
     {
       name: 'other measurements under the serial in use',
       running: 2,
-      replaced: () => doc(2).replace('img-2', 'img-2b'),
+      replaced: () => serialDoc(2).replace('img-2', 'img-2b'),
       error: /serial 2 is not above the serial 2 in use/,
     },
     {
@@ -315,10 +278,10 @@ describe('MeasurementsSource', () => {
   for (const r of rollbacks) {
     it(`refuses ${r.name}, with a valid MAC: the current measurements stay`, async () => {
       const file = join(dir, `measurements-rollback-${rollbacks.indexOf(r)}.json`);
-      await publish(file, doc(1));
+      await publish(file, serialDoc(1));
       const log = recordingLog();
-      const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
-      await publish(file, doc(r.running));
+      const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
+      await publish(file, serialDoc(r.running));
       assert.equal(await source.reload(), true, 'the later document is taken');
       assert.equal(source.serial, r.running);
       const current = source.current();
@@ -338,13 +301,13 @@ describe('MeasurementsSource', () => {
     const sub = join(dir, 'watched');
     await mkdir(sub);
     const file = join(sub, 'measurements.json');
-    await writeFile(file, doc(1));
+    await writeFile(file, serialDoc(1));
     const log = recordingLog();
-    const source = new MeasurementsSource(file, doc(1), verifierFor, log, macKey);
+    const source = new MeasurementsSource(file, serialDoc(1), serialVerifier, log, macKey);
     source.watch();
     try {
-      await writeFile(`${file}.mac`, measurementsMac(macKey, Buffer.from(doc(3))));
-      await writeFile(`${file}.tmp`, doc(3));
+      await writeFile(`${file}.mac`, measurementsMac(macKey, Buffer.from(serialDoc(3))));
+      await writeFile(`${file}.tmp`, serialDoc(3));
       await rename(`${file}.tmp`, file);
       for (let i = 0; i < 50 && !log.lines.some((l) => l.includes('measurements reloaded')); i++) {
         await new Promise((r) => setTimeout(r, 100));

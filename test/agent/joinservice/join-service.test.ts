@@ -5,10 +5,8 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { AdmissionRegistry } from '../../../agent/joinservice/admissions.js';
 import {
@@ -40,11 +38,12 @@ import {
   parseOwnerPublicKey,
   verifyOwnerProof,
 } from '../../../common/contracts/owner.js';
-import { deriveClusterId, deriveDiskKey, deriveMeasurementSecret } from '../../../common/keys.js';
+import { deriveDiskKey, deriveMeasurementSecret } from '../../../common/keys.js';
 import { AttestationDocument, AttesterIdentity, Challenge } from '../../../gen/proto/attestation.js';
 import type { IssueJoinTicketRequest, IssueRejoinTicketResponse } from '../../../gen/proto/join.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { FakeBootstrapTokens } from '../fakes.js';
+import { tempDir } from '../../harness/temp-dir.js';
+import { clusterIdOf, FakeBootstrapTokens, fakeClusterSecrets, kubeadmComponent } from '../fakes.js';
 
 const DISK = '3b0b8c2e-2c2a-4a0e-9f7e-0d7b1b6f0a11';
 const OTHER_DISK = '9c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f';
@@ -66,8 +65,11 @@ const INVENTORY: InventoryNode[] = [
   { name: 'w-1', role: 'worker', eks: [hex(EK.w1)] },
 ];
 
-let secrets: ClusterSecrets;
-let clusterPcr: Buffer;
+const secrets = fakeClusterSecrets({
+  components: [kubeadmComponent()],
+  ownerSeed: deriveOwnerSeed(randomBytes(32)),
+});
+const clusterPcr = clusterPcrValue(clusterIdOf(secrets));
 
 /** What the fake verifier says about the next document: who attested, or why it is refused. */
 let verdict: VerifiedAttestation | Error;
@@ -94,31 +96,7 @@ const fakeVerifier: PeerVerifier = {
   },
 };
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-join-service-'));
-  secrets = {
-    masterSecret: { key: randomBytes(32), salt: randomBytes(32) },
-    measurementSalt: randomBytes(32),
-    measurements: '{}',
-    kubernetesVersion: 'v1.31.2',
-    components: [
-      {
-        url: 'http://x/kubeadm',
-        sha256: 'ab'.repeat(32),
-        installPath: '/usr/local/bin/kubeadm',
-        extract: false,
-      },
-    ],
-    apiServerEndpoint: '10.0.0.1:6443',
-    clusterName: 'c',
-    ownerSeed: deriveOwnerSeed(randomBytes(32)),
-  };
-  clusterPcr = clusterPcrValue(
-    deriveClusterId(deriveMeasurementSecret(secrets.masterSecret), secrets.measurementSalt),
-  );
-});
-after(() => rm(dir, { recursive: true, force: true }));
+const dir = tempDir('sextant-join-service-');
 
 let seq = 0;
 async function service(

@@ -1,48 +1,38 @@
 // The measurements floor survives a restart: an earlier (file, MAC) pair put back while the agent is down is refused.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { openMeasurementsSource } from '../../../agent/joinservice/measurements-source.js';
 import { statePath } from '../../../agent/lifecycle/layout.js';
-import type { PeerVerifier } from '../../../attestation/atls/index.js';
-import {
-  formatMeasurementsFile,
-  measurementsMac,
-  measurementsSerial,
-} from '../../../attestation/measurements.js';
+import { measurementsMac } from '../../../attestation/measurements.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { tempDir } from '../../harness/temp-dir.js';
+import { publishMeasurements, serialDoc, serialVerifier, servedSerial } from './serial-measurements.js';
 
-let root: string;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'sextant-measurements-floor-'));
-});
-after(() => rm(root, { recursive: true, force: true }));
+const root = tempDir('sextant-measurements-floor-');
 
 const macKey = randomBytes(32);
-const doc = (serial: number) =>
-  formatMeasurementsFile(
-    { 4: { expected: '04'.repeat(32), warnOnly: false } },
-    { version: `img-${serial}`, serial },
-  );
-const verifierFor = (text: string): PeerVerifier => {
-  const serial = measurementsSerial(text);
-  return { challenge: async () => ({ serial }) as never };
-};
-const servedSerial = async (source: { current(): PeerVerifier }) =>
-  ((await source.current().challenge({} as never)) as unknown as { serial: number }).serial;
 
 /** One JoinService start on `stateDir`, the way launch does it, with the cluster secrets' measurements `shipped`. */
 const start = (stateDir: string, shipped: number, log = recordingLog(), key: Buffer = macKey) =>
-  openMeasurementsSource({ stateDir, shipped: doc(shipped), makeVerifier: verifierFor, log, macKey: key });
+  openMeasurementsSource({
+    stateDir,
+    shipped: serialDoc(shipped),
+    makeVerifier: serialVerifier,
+    log,
+    macKey: key,
+  });
 
 /** An operator's upgrade, as it lands in the state directory: the MAC under the cluster key, then the file. */
-const publish = async (stateDir: string, serial: number, key: Buffer = macKey) => {
-  await writeFile(statePath(stateDir, 'measurementsMac'), measurementsMac(key, Buffer.from(doc(serial))));
-  await writeFile(statePath(stateDir, 'measurements'), doc(serial));
-};
+const publish = (stateDir: string, serial: number, key: Buffer = macKey) =>
+  publishMeasurements(
+    statePath(stateDir, 'measurements'),
+    serialDoc(serial),
+    key,
+    statePath(stateDir, 'measurementsMac'),
+  );
 
 /** A state directory whose JoinService ran serial 1, took the upgrade to serial 2, and stopped. */
 async function upgradedTo2(name: string): Promise<string> {
@@ -59,10 +49,10 @@ describe('openMeasurementsSource', () => {
     const stateDir = join(root, 'first');
     const source = await start(stateDir, 3);
     assert.equal(source.serial, 3);
-    assert.equal(await readFile(statePath(stateDir, 'measurements'), 'utf8'), doc(3));
+    assert.equal(await readFile(statePath(stateDir, 'measurements'), 'utf8'), serialDoc(3));
     assert.deepEqual(
       await readFile(statePath(stateDir, 'measurementsMac')),
-      measurementsMac(macKey, Buffer.from(doc(3))),
+      measurementsMac(macKey, Buffer.from(serialDoc(3))),
     );
     const floor = statePath(stateDir, 'measurementsFloor');
     assert.equal(JSON.parse(await readFile(floor, 'utf8')).serial, 3);
@@ -79,14 +69,14 @@ describe('openMeasurementsSource', () => {
     const source = await start(stateDir, 1);
     assert.equal(source.serial, 2);
     assert.equal(await servedSerial(source), 2);
-    assert.equal(await readFile(statePath(stateDir, 'measurements'), 'utf8'), doc(2), 'left as it was');
+    assert.equal(await readFile(statePath(stateDir, 'measurements'), 'utf8'), serialDoc(2), 'left as it was');
   });
 
   it('a restart with a higher shipped document than the pair on disk serves the shipped one', async () => {
     const stateDir = await upgradedTo2('shipped-higher');
     const source = await start(stateDir, 4);
     assert.equal(await servedSerial(source), 4);
-    assert.equal(await readFile(statePath(stateDir, 'measurements'), 'utf8'), doc(4));
+    assert.equal(await readFile(statePath(stateDir, 'measurements'), 'utf8'), serialDoc(4));
     assert.equal(JSON.parse(await readFile(statePath(stateDir, 'measurementsFloor'), 'utf8')).serial, 4);
   });
 
@@ -101,7 +91,7 @@ describe('openMeasurementsSource', () => {
       log.lines.some((l) => /ignored: .*its MAC does not verify/.test(l)),
       log.lines.join('\n'),
     );
-    assert.equal(await readFile(statePath(stateDir, 'measurements'), 'utf8'), doc(2), 'rewritten');
+    assert.equal(await readFile(statePath(stateDir, 'measurements'), 'utf8'), serialDoc(2), 'rewritten');
   });
 
   // each: what was done to the state directory while the agent was down, and what the restart says

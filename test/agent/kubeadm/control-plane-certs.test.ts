@@ -1,21 +1,17 @@
 // kubeadm's shared control-plane certificates as the ticket carries them: read from a control plane's pki, written
 // on the joining one with keys 0600 — exactly the shared set, or nothing at all.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   CONTROL_PLANE_CERTIFICATES,
   readControlPlaneCertificates,
   writeControlPlaneCertificates,
 } from '../../../agent/kubeadm/control-plane-certs.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-cp-certs-'));
-});
-after(() => rm(dir, { recursive: true, force: true }));
+const dir = tempDir('sextant-cp-certs-');
 
 let seq = 0;
 const fresh = () => join(dir, `pki-${seq++}`);

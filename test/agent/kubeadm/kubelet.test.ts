@@ -1,20 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createKubelet, KubeletStartError } from '../../../agent/kubeadm/kubelet.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 describe('createKubelet', () => {
   it('runs the start command, with its arguments, before it resolves', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'kubelet-'));
-    try {
-      const marker = join(dir, 'started');
-      await createKubelet({ command: ['sh', '-c', 'echo "$1" > "$2"', 'sh', 'kubelet', marker] }).start();
-      assert.equal(await readFile(marker, 'utf8'), 'kubelet\n');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const marker = join(tempDir('sextant-kubelet-'), 'started');
+    await createKubelet({ command: ['sh', '-c', 'echo "$1" > "$2"', 'sh', 'kubelet', marker] }).start();
+    assert.equal(await readFile(marker, 'utf8'), 'kubelet\n');
   });
 
   it('starts nothing for an empty command (kubeadm starts kubelet itself there)', async () => {

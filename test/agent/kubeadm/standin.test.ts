@@ -7,7 +7,6 @@ import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -30,16 +29,9 @@ import {
   serveKubeadmStandin,
   stopStandinDaemons,
 } from '../../harness/cluster-kit.js';
+import { freePort } from '../../harness/ports.js';
 import { recordingLog } from '../../harness/recording-log.js';
 import { alive as isRunning, OWNER_PID_ENV } from '../../kubeadm/src/daemon.js';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const VERSION = 'v1.31.4';
 

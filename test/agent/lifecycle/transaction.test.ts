@@ -2,8 +2,9 @@
 // the steps, and every step that throws ends in the one epilogue (reset-required + that step, kubeadm reset, the
 // lock kept) whatever the origin.
 import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 import { DiskMapper } from '../../../agent/disk/disk-mapper.js';
 import { WrongDiskKeyError } from '../../../agent/disk/errors.js';
 import type { Origin, Step } from '../../../agent/lifecycle/phases.js';
@@ -11,7 +12,8 @@ import { BootstrapFailed, type BootstrapStep, runBootstrap } from '../../../agen
 import { clusterPcrValue, NodeLock, NodeLockedError } from '../../../agent/nodelock/node-lock.js';
 import { deriveDiskKey } from '../../../common/keys.js';
 import { recordingLog } from '../../harness/recording-log.js';
-import { blankDisk, HOST_LAYOUT, KeyCheckMapping, tempDir } from '../disk/luks-files.js';
+import { tempDir } from '../../harness/temp-dir.js';
+import { blankDisk, HOST_LAYOUT, KeyCheckMapping } from '../disk/luks-files.js';
 import { FakeDisk, FakeStateStore, FakeTpm } from '../fakes.js';
 
 const clusterId = Buffer.alloc(32, 7);
@@ -301,16 +303,16 @@ describe('runBootstrap with a state disk', () => {
 // The same transaction on a real LUKS2 file (device-mapper swapped for a key check): what the next boot finds.
 describe('runBootstrap on a real LUKS2 state disk', () => {
   const master = { key: Buffer.alloc(32, 1), salt: Buffer.alloc(32, 2) };
-  let files: { dir: string; cleanup: () => Promise<void> };
+  const root = tempDir('sextant-disk-');
+  let seq = 0;
   let mapper: () => DiskMapper;
   beforeEach(async () => {
-    await files?.cleanup();
-    files = await tempDir();
-    const disk = await blankDisk(join(files.dir, 'state.img'));
+    const dir = join(root, `boot-${seq++}`);
+    await mkdir(dir);
+    const disk = await blankDisk(join(dir, 'state.img'));
     const mapping = new KeyCheckMapping();
-    mapper = () => new DiskMapper({ disk, workDir: files.dir, name: 'state', layout: HOST_LAYOUT, mapping });
+    mapper = () => new DiskMapper({ disk, workDir: dir, name: 'state', layout: HOST_LAYOUT, mapping });
   });
-  after(() => files?.cleanup());
 
   const cases: { name: string; failing?: Step; failPhase?: 'bootstrapped'; next: 'initialized' | 'fresh' }[] =
     [

@@ -1,38 +1,22 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   type ClusterSecrets,
   ClusterSecretsStore,
   serializeClusterSecrets,
 } from '../../../agent/state/cluster-secrets.js';
+import { tempDir } from '../../harness/temp-dir.js';
+import { fakeClusterSecrets, kubeadmComponent } from '../fakes.js';
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-cluster-secrets-'));
-});
-after(() => rm(dir, { recursive: true, force: true }));
+const dir = tempDir('sextant-cluster-secrets-');
 
 function secrets(): ClusterSecrets {
-  return {
-    masterSecret: { key: randomBytes(32), salt: randomBytes(32) },
-    measurementSalt: randomBytes(32),
+  return fakeClusterSecrets({
     measurements: '{"15":{"expected":"00","warnOnly":true}}',
-    kubernetesVersion: 'v1.31.2',
-    components: [
-      {
-        url: 'http://x/kubeadm',
-        sha256: 'ab'.repeat(32),
-        installPath: '/usr/local/bin/kubeadm',
-        extract: false,
-      },
-    ],
-    apiServerEndpoint: '10.0.0.1:6443',
-    clusterName: 'c',
-  };
+    components: [kubeadmComponent()],
+  });
 }
 
 describe('ClusterSecretsStore', () => {

@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { NodeStateError, NodeStateStore } from '../../../agent/state/node-state.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sextant-node-state-'));
-});
-after(() => rm(dir, { recursive: true, force: true }));
+const dir = tempDir('sextant-node-state-');
 
 const good = {
   phase: 'bootstrapped' as const,

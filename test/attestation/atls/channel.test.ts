@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { connect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -10,66 +9,11 @@ import {
   createEphemeralIdentity,
   type EphemeralIdentity,
   openAttestedChannel,
-  type PeerVerifier,
 } from '../../../attestation/atls/index.js';
-import {
-  type AttestationDocument,
-  AttestationServiceService,
-  type AttesterIdentity,
-  type Challenge,
-} from '../../../gen/proto/attestation.js';
+import { AttestationServiceService } from '../../../gen/proto/attestation.js';
+import { echoAttester, echoVerifier, tamperedEchoAttester } from '../../harness/echo-attestation.js';
 
-// A fake TPM: the document simply echoes the user data and nonce, so these tests exercise the transport
-// and the binding, not the quote (which test/attestation covers against swtpm).
-function fakeAttester(tamper?: (doc: AttestationDocument) => void) {
-  return {
-    identity: async (): Promise<AttesterIdentity> => ({
-      variant: 'fake',
-      akPublic: Buffer.from('ak'),
-      ekCertificate: Buffer.alloc(0),
-      ekPublic: Buffer.alloc(0),
-    }),
-    attest: async (challenge: Challenge, userData: Buffer): Promise<AttestationDocument> => {
-      const doc: AttestationDocument = {
-        version: 1,
-        variant: 'fake',
-        akPublic: Buffer.from('ak'),
-        quote: Buffer.from(challenge.nonce),
-        signature: Buffer.alloc(0),
-        pcrs: {},
-        eventLog: Buffer.alloc(0),
-        ekCertificate: Buffer.alloc(0),
-        ekPublic: Buffer.alloc(0),
-        credentialSecret: Buffer.alloc(0),
-        userData,
-      };
-      tamper?.(doc);
-      return doc;
-    },
-  };
-}
-
-const echoVerifier: PeerVerifier = {
-  challenge: async () => {
-    const nonce = randomBytes(32);
-    return {
-      challenge: { nonce, credentialBlob: Buffer.alloc(0), encryptedSecret: Buffer.alloc(0) },
-      verify: async (doc, userData) => {
-        if (!doc.quote.equals(nonce)) throw new Error('nonce mismatch');
-        if (!doc.userData.equals(userData)) throw new Error('user data is not bound to this TLS key');
-        return {
-          pcrs: new Map(),
-          warnings: [],
-          akName: Buffer.from('ak'),
-          ekCertificateHash: Buffer.alloc(32),
-          ekPublicHash: Buffer.alloc(32),
-        };
-      },
-    };
-  },
-};
-
-async function startServer(identity: EphemeralIdentity, attester = fakeAttester()) {
+async function startServer(identity: EphemeralIdentity, attester = echoAttester) {
   const server = new grpc.Server();
   server.addService(AttestationServiceService, attestationService(attester, identity));
   const port = await new Promise<number>((resolve, reject) =>
@@ -99,7 +43,7 @@ describe('attested TLS channel', () => {
 
   test('refuses a relayed document (bound to another TLS key)', async () => {
     const other = await createEphemeralIdentity();
-    const relay = fakeAttester((doc) => {
+    const relay = tamperedEchoAttester((doc) => {
       doc.userData = channelUserData('server', other.spkiDer);
     });
     const { server, port } = await startServer(identity, relay);
@@ -114,7 +58,7 @@ describe('attested TLS channel', () => {
   });
 
   test('refuses a replayed document (old nonce)', async () => {
-    const replay = fakeAttester((doc) => {
+    const replay = tamperedEchoAttester((doc) => {
       doc.quote = Buffer.alloc(32, 7);
     });
     const { server, port } = await startServer(identity, replay);

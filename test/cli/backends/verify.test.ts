@@ -1,52 +1,21 @@
 // `sextant verify` against addresses that hold no Sextant agent (real listeners on loopback): each says "no Sextant
 // agent at <addr>" with the reason, never the raw OpenSSL/gRPC text; and inline measurements count as unsigned.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createSecureServer } from 'node:http2';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
 import { createEphemeralIdentity } from '../../../attestation/atls/index.js';
-import { REQUIRED_PCRS } from '../../../attestation/measurement-policy.js';
-import {
-  formatMeasurementsFile,
-  type Measurements,
-  releaseKeyFingerprint,
-  signMeasurements,
-} from '../../../attestation/measurements.js';
 import { saveConfig } from '../../../cli/config/file.js';
-import { defaultQemuConfig } from '../../../cli/config/schema.js';
 import { runCliInProcess } from '../../harness/cli.js';
-
-const strong: Measurements = Object.fromEntries(
-  REQUIRED_PCRS.map((pcr) => [pcr, { expected: '00'.repeat(32), warnOnly: false }]),
-);
+import { writeSignedWorkspace } from '../../harness/signed-workspace.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 /** A workspace whose config pins signed measurements and one EK CA (a self-signed certificate made here). */
-async function signedWorkspace(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'sextant-verify-'));
-  const release = generateKeyPairSync('ed25519');
-  const bytes = Buffer.from(formatMeasurementsFile(strong, { version: 'v-test', serial: 1 }));
-  await writeFile(join(dir, 'm.json'), bytes);
-  await writeFile(join(dir, 'm.json.sig'), signMeasurements(bytes, release.privateKey));
-  await writeFile(join(dir, 'key.pem'), release.publicKey.export({ type: 'spki', format: 'pem' }));
-  await writeFile(join(dir, 'ek-ca.pem'), (await createEphemeralIdentity('ek-ca')).certPem);
-  const config = defaultQemuConfig();
-  const { measurements: _inline, ...attestation } = config.attestation;
-  config.attestation = {
-    ...attestation,
-    measurementsFile: 'm.json',
-    measurementsSignature: 'm.json.sig',
-    measurementsPublicKey: 'key.pem',
-    measurementsKeyFingerprint: releaseKeyFingerprint(release.publicKey),
-    measurementsSerial: 1,
-    ekCaCertificates: ['ek-ca.pem'],
-  };
+async function signedWorkspace(dir: string): Promise<void> {
+  const ekCa = { 'ek-ca.pem': (await createEphemeralIdentity('ek-ca')).certPem };
+  const { config } = await writeSignedWorkspace(dir, { ekCa });
   await saveConfig(dir, config);
-  return dir;
 }
 
 function listen(server: Server | ReturnType<typeof createSecureServer>): Promise<number> {
@@ -60,11 +29,11 @@ function listen(server: Server | ReturnType<typeof createSecureServer>): Promise
 }
 
 describe('sextant verify: an address without a Sextant agent', () => {
-  let dir: string;
+  const dir = tempDir('sextant-verify-');
   const servers: { close(): unknown }[] = [];
   const ports: Record<string, number> = {};
   before(async () => {
-    dir = await signedWorkspace();
+    await signedWorkspace(dir);
     const tls = await createEphemeralIdentity('not-an-agent');
     // an HTTP server on the port: answers bytes that are no TLS
     const tcp = createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
@@ -82,9 +51,8 @@ describe('sextant verify: an address without a Sextant agent', () => {
     await new Promise((r) => closed.close(r));
     servers.push(tcp, plainTls, h2);
   });
-  after(async () => {
+  after(() => {
     for (const s of servers) s.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   const cases: [string, RegExp][] = [

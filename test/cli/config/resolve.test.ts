@@ -2,58 +2,28 @@
 // fingerprint, not its path) and a document older than the pinned serial, naming the config field.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { REQUIRED_PCRS } from '../../../attestation/measurement-policy.js';
-import {
-  formatMeasurementsFile,
-  type Measurements,
-  type MeasurementsDocument,
-  releaseKeyFingerprint,
-  signMeasurements,
-} from '../../../attestation/measurements.js';
+import { describe, it } from 'node:test';
+import type { MeasurementsDocument } from '../../../attestation/measurements.js';
 import { loadConfiguredMeasurements } from '../../../cli/config/resolve.js';
-import { defaultQemuConfig, type SextantConfig } from '../../../cli/config/schema.js';
+import { defaultQemuConfig } from '../../../cli/config/schema.js';
 import { ConfigError } from '../../../cli/config/validate.js';
+import { everyRequiredPcr } from '../../attestation/required-pcrs.js';
+import { type SignedWorkspace, writeSignedWorkspace } from '../../harness/signed-workspace.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
-const strong: Measurements = Object.fromEntries(
-  REQUIRED_PCRS.map((pcr) => [pcr, { expected: '00'.repeat(32), warnOnly: false }]),
-);
 const release = generateKeyPairSync('ed25519');
+/** A workspace with nothing in it but what the config writes inline. */
+const inlineDir = tempDir('sextant-resolve-inline-');
 const other = generateKeyPairSync('ed25519');
-const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }) as string;
-
-const dirs: string[] = [];
-after(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
 
 /** A workspace whose config pins `pin` (serial and key fingerprint) and holds `doc` signed by `signer`. */
-async function workspace(options: {
+function workspace(options: {
   doc: Omit<MeasurementsDocument, 'measurements'>;
   signer?: KeyObject;
   keyFile?: KeyObject;
   pin: { serial: number; key: KeyObject };
-}): Promise<{ dir: string; config: SextantConfig }> {
-  const dir = await mkdtemp(join(tmpdir(), 'sextant-resolve-'));
-  dirs.push(dir);
-  const bytes = Buffer.from(formatMeasurementsFile(strong, options.doc));
-  await writeFile(join(dir, 'm.json'), bytes);
-  await writeFile(join(dir, 'm.json.sig'), signMeasurements(bytes, options.signer ?? release.privateKey));
-  await writeFile(join(dir, 'key.pem'), pem(options.keyFile ?? release.publicKey));
-  const config = defaultQemuConfig();
-  const { measurements: _inline, ...attestation } = config.attestation;
-  config.attestation = {
-    ...attestation,
-    measurementsFile: 'm.json',
-    measurementsSignature: 'm.json.sig',
-    measurementsPublicKey: 'key.pem',
-    measurementsKeyFingerprint: releaseKeyFingerprint(options.pin.key),
-    measurementsSerial: options.pin.serial,
-  };
-  return { dir, config };
+}): Promise<SignedWorkspace> {
+  return writeSignedWorkspace(tempDir('sextant-resolve-'), { ...options, release });
 }
 
 describe('loadConfiguredMeasurements: the pinned serial and release key', () => {
@@ -72,7 +42,7 @@ describe('loadConfiguredMeasurements: the pinned serial and release key', () => 
       const doc = await loadConfiguredMeasurements(w.dir, w.config);
       assert.equal(doc.version, c.doc.version);
       assert.equal(doc.serial, c.doc.serial);
-      assert.deepEqual(doc.measurements, strong);
+      assert.deepEqual(doc.measurements, everyRequiredPcr());
     });
   }
 
@@ -86,7 +56,8 @@ describe('loadConfiguredMeasurements: the pinned serial and release key', () => 
       name: 'an older signed document (lower serial) swapped into the workspace',
       setup: { doc: { version: 'img-1', serial: 1 }, pin: { serial: 2, key: release.publicKey } },
       field: 'attestation.measurementsSerial',
-      error: /m\.json is serial 1 \(version img-1\), older than the pinned serial 2: refusing a downgrade/,
+      error:
+        /measurements\.json is serial 1 \(version img-1\), older than the pinned serial 2: refusing a downgrade/,
     },
     {
       name: 'another key file (and a document it signs) at the pinned path',
@@ -97,7 +68,8 @@ describe('loadConfiguredMeasurements: the pinned serial and release key', () => 
         pin: { serial: 2, key: release.publicKey },
       },
       field: 'attestation.measurementsKeyFingerprint',
-      error: /key\.pem is the key sha256:[0-9a-f]{64}, not the pinned release key sha256:[0-9a-f]{64}/,
+      error:
+        /measurements-key\.pem is the key sha256:[0-9a-f]{64}, not the pinned release key sha256:[0-9a-f]{64}/,
     },
     {
       name: 'an expired document',
@@ -154,9 +126,9 @@ describe('loadConfiguredMeasurements: measurements written inline are unsigned',
   for (const c of cases) {
     it(c.name, async () => {
       const config = defaultQemuConfig();
-      config.attestation.measurements = strong;
+      config.attestation.measurements = everyRequiredPcr();
       const warnings: string[] = [];
-      const load = loadConfiguredMeasurements(tmpdir(), config, {
+      const load = loadConfiguredMeasurements(inlineDir, config, {
         allowUnsigned: c.allowUnsigned,
         onUnsigned: (line) => warnings.push(line),
       });
@@ -169,7 +141,7 @@ describe('loadConfiguredMeasurements: measurements written inline are unsigned',
         });
         assert.deepEqual(warnings, []);
       } else {
-        assert.deepEqual((await load).measurements, strong);
+        assert.deepEqual((await load).measurements, everyRequiredPcr());
         assert.equal(warnings.length, 1);
         assert.match(warnings[0] as string, c.warning as RegExp);
       }
@@ -180,7 +152,7 @@ describe('loadConfiguredMeasurements: measurements written inline are unsigned',
     const config = defaultQemuConfig();
     config.attestation.measurements = {};
     await assert.rejects(
-      loadConfiguredMeasurements(tmpdir(), config, { allowUnsigned: true }),
+      loadConfiguredMeasurements(inlineDir, config, { allowUnsigned: true }),
       /attestation\.measurements: empty; refusing to trust any node/,
     );
   });

@@ -13,9 +13,9 @@ import { KmsError } from '../../../cli/kms/kms.js';
 import { loadOrCreateMasterSecret } from '../../../cli/kms/master-secret.js';
 import { type KmsSpec, parseKmsUri } from '../../../cli/kms/uri.js';
 import { WRAPPED_MASTER_SECRET_FILE } from '../../../cli/kms/wrapped-file.js';
-import { freePort } from '../../harness/agent-node.js';
 import { filesOf, runCliInProcess } from '../../harness/cli.js';
 import { type OpenBao, startOpenBao } from '../../harness/openbao.js';
+import { freePort } from '../../harness/ports.js';
 
 const KEY = 'sextant';
 const run = promisify(execFile);

@@ -2,14 +2,14 @@
 // the measurements are the ones it names; config generate --release fills the config from it.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { configGenerate } from '../../../cli/commands/config-generate.js';
 import { createContext } from '../../../cli/commands/context.js';
 import { loadConfig } from '../../../cli/config/file.js';
 import { loadRelease, RELEASE_SERVER_PORT, releaseComponents } from '../../../cli/release/release.js';
+import { tempDir } from '../../harness/temp-dir.js';
 import { MEASUREMENTS, writeRelease } from './fixtures/release.js';
 
 const dirs: string[] = [];
@@ -77,8 +77,7 @@ describe('release directory', () => {
 
   it('config generate --release pins the measurements and fills image, version, subnet and components', async () => {
     const dir = await releaseDir();
-    const ws = await mkdtemp(join(tmpdir(), 'sextant-ws-'));
-    dirs.push(ws);
+    const ws = tempDir('sextant-ws-');
     let err = '';
     const ctx = createContext({
       workspace: ws,
@@ -106,8 +105,7 @@ describe('release directory', () => {
 
   it('config generate --release refuses a tampered release and writes nothing', async () => {
     const dir = await releaseDir((d) => writeFile(join(d, 'release.json.sig'), Buffer.alloc(64)));
-    const ws = await mkdtemp(join(tmpdir(), 'sextant-ws-'));
-    dirs.push(ws);
+    const ws = tempDir('sextant-ws-');
     const ctx = createContext({
       workspace: ws,
       stdout: { write: () => true },

@@ -9,7 +9,7 @@ import {
   openAttestedChannel,
 } from '../../../attestation/atls/index.js';
 import { AttestationServiceService } from '../../../gen/proto/attestation.js';
-import { echoAttester, echoVerifier } from './echo-attestation.js';
+import { echoAttester, echoVerifier } from '../../harness/echo-attestation.js';
 
 const [mode, arg] = process.argv.slice(2);
 if (mode === 'serve') {

@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { CRYPT_ANY_SLOT, CryptDevice, type FormatOptions } from '../../../native/cryptsetup/device.js';
 import { CryptError } from '../../../native/cryptsetup/errors.js';
-import { blankDisk, tempDir } from '../../agent/disk/luks-files.js';
+import { blankDisk } from '../../agent/disk/luks-files.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 const FORMAT: FormatOptions = {
   cipher: 'aes',
@@ -20,12 +21,7 @@ const A = Buffer.from('passphrase-a');
 const B = Buffer.from('passphrase-b');
 
 describe('libcryptsetup through koffi', () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  before(async () => {
-    ({ dir, cleanup } = await tempDir());
-  });
-  after(() => cleanup());
+  const dir = tempDir('sextant-disk-');
 
   async function formatted(name: string, opts: Partial<FormatOptions> = {}): Promise<CryptDevice> {
     const path = await blankDisk(join(dir, name));
