@@ -47,6 +47,7 @@ export const TPM_CC = {
   PCR_Extend: 0x182,
   NV_ReadPublic: 0x169,
   NV_Read: 0x14e,
+  ReadPublic: 0x173,
 } as const;
 
 /** A small seeded generator (mulberry32), so a lossy run can be replayed. */
