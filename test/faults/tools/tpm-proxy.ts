@@ -48,6 +48,7 @@ export const TPM_CC = {
   NV_ReadPublic: 0x169,
   NV_Read: 0x14e,
   ReadPublic: 0x173,
+  PolicySecret: 0x151,
 } as const;
 
 /** A small seeded generator (mulberry32), so a lossy run can be replayed. */
