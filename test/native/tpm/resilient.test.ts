@@ -1,4 +1,4 @@
-// The resilient layer's decisions, in-process over a scripted fake TPM (the fault campaign of issue 17 §2 and §6):
+// The resilient layer's decisions, in-process over a scripted fake TPM (dropped commands, lost slots, a restart):
 // which failures reopen, which retries are free, who waits for a reopen, when the TPM is declared gone.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -142,7 +142,7 @@ async function open(
   return { tpm, fatal, notices };
 }
 
-describe('resilient TPM (issue 17 §2, §6)', () => {
+describe('resilient TPM: reopens, free retries, retry budgets, a TPM gone', () => {
   it('50 calls in flight when one is lost in transit: one reopen, every call answered on the new context, retries after the first free', async () => {
     const world = new World(failNth('quote', 1, RC.tctiIo));
     const { tpm, fatal } = await open(world, { attempts: 2 });
