@@ -9,7 +9,7 @@ export async function printMeasurements(env: NodeJS.ProcessEnv = process.env): P
   try {
     const config = await loadAgentConfig(env);
     // The same I/O-fault handling as the agent: one dropped command is retried on a reopened context.
-    tpm = await openResilientTpm(config.tcti, { notice: (_level, message) => log.warn(message) });
+    tpm = await openResilientTpm(config.tcti, { notice: (level, message) => log[level](message) });
     const pcrs = await tpm.readPcrs();
     for (const [index, value] of pcrs) log.info('pcr', { index, sha256: value.toString('hex') });
     return 0;

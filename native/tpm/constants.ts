@@ -42,6 +42,9 @@ export const TPM_RC_REFERENCE_H6 = 0x916;
 /** TPM_RC_OBJECT_MEMORY: no free transient object slot (swtpm has 3; a lost context keeps its objects loaded). */
 export const TPM_RC_OBJECT_MEMORY = 0x902;
 
+/** TPM_RC_SESSION_MEMORY: no free session slot (a StartAuthSession whose answer was lost keeps one loaded). */
+export const TPM_RC_SESSION_MEMORY = 0x903;
+
 /** Where swtpm_setup and the TCG EK profile put the RSA EK and its certificate. */
 export const EK_RSA_PERSISTENT_HANDLE = 0x81010001;
 export const EK_RSA_CERT_NV_INDEX = 0x01c00002;

@@ -1,7 +1,8 @@
 // A Tpm that survives I/O faults: when the TCTI or ESAPI fails (a dropped connection leaves ESAPI answering
 // "function called in the wrong order" forever), or the TPM lost its objects (restarted, slots exhausted), the
 // context is torn down and reopened, the keys the caller holds are recreated, and the operation retried. One
-// caller's bad luck is its own: a call that runs out of attempts fails alone. The TPM is given up on (onFatal,
+// caller's bad luck is its own: a call that runs out of attempts fails alone, and a lossy line (others answered
+// between its failures) spends a larger budget than a TPM that answers nobody. The TPM is given up on (onFatal,
 // so the agent exits and systemd restarts it) only when reopening it fails several times in a row, or a command
 // never answers.
 import {
@@ -9,6 +10,7 @@ import {
   TPM_RC_OBJECT_MEMORY,
   TPM_RC_REFERENCE_H0,
   TPM_RC_REFERENCE_H6,
+  TPM_RC_SESSION_MEMORY,
 } from './constants.js';
 import type { EndorsementKey } from './ek.js';
 import { baseRc, TpmError } from './errors.js';
@@ -37,8 +39,16 @@ export class TpmOutcomeUnknownError extends Error {
 }
 
 export interface ResilientTpmOptions {
-  /** Attempts per operation that each start a reopen, the first included (default 3). */
+  /**
+   * Reopens one operation may start in a row while the TPM answers nobody else in between, the first included
+   * (default 3): a context that breaks at once, every time, on this call.
+   */
   attempts?: number;
+  /**
+   * Reopens one operation may start in all, when the TPM answers other calls between them (default 12): a lossy
+   * line costs an unlucky call a few, a command that breaks the connection every time is still bounded.
+   */
+  maxReopensPerCall?: number;
   /** Reopens failing in a row before the TPM is declared gone (default 5). */
   reopenAttempts?: number;
   /** A command with no answer after this long means the TPM is stuck (default 60 s). */
@@ -73,8 +83,8 @@ function isRefusedUnsent(err: unknown): boolean {
 
 /**
  * The TPM refused the command, before running it, for want of state a reopen restores: it was restarted under
- * us (not started, or a transient key gone: TPM_RC_REFERENCE_H0…H6), or its object slots are held by a lost
- * context (TPM_RC_OBJECT_MEMORY; a reopen flushes them).
+ * us (not started, or a transient key gone: TPM_RC_REFERENCE_H0…H6), or its object or session slots are held by
+ * a lost context (TPM_RC_OBJECT_MEMORY, TPM_RC_SESSION_MEMORY; a reopen flushes them).
  */
 function needsFreshState(err: unknown): boolean {
   if (!(err instanceof TpmError) || err.rc >>> 16 !== 0) return false;
@@ -82,11 +92,12 @@ function needsFreshState(err: unknown): boolean {
   return (
     base === TPM_RC_INITIALIZE ||
     base === TPM_RC_OBJECT_MEMORY ||
+    base === TPM_RC_SESSION_MEMORY ||
     (base >= TPM_RC_REFERENCE_H0 && base <= TPM_RC_REFERENCE_H6)
   );
 }
 
-/** Retries that start no reopen (another caller's reopen, a queue drained) are free, but not endless. */
+/** Retries that start no reopen (another caller's reopen) are free while the TPM answers someone, not endless. */
 const FREE_RETRIES = 64;
 
 interface Held<T extends { handle: number; public: Buffer }> {
@@ -106,8 +117,11 @@ class ResilientTpm implements Tpm {
   #reopening: Promise<void> | undefined;
   #fatal: TpmUnavailableError | undefined;
   #nextHandle = VIRTUAL_BASE;
+  /** Operations and key recreations answered so far: a failure after others were answered is the line's. */
+  #answered = 0;
   readonly #held = new Map<number, Held<AttestationKey> | Held<EndorsementKey>>();
   readonly #attempts: number;
+  readonly #maxReopensPerCall: number;
   readonly #reopenAttempts: number;
   readonly #timeoutMs: number;
   readonly #backoffMs: number;
@@ -122,6 +136,7 @@ class ResilientTpm implements Tpm {
   ) {
     this.#tpm = first;
     this.#attempts = Math.max(1, options.attempts ?? 3);
+    this.#maxReopensPerCall = Math.max(this.#attempts, options.maxReopensPerCall ?? 12);
     this.#reopenAttempts = Math.max(1, options.reopenAttempts ?? 5);
     this.#timeoutMs = options.commandTimeoutMs ?? 60_000;
     this.#backoffMs = options.backoffMs ?? 200;
@@ -136,15 +151,20 @@ class ResilientTpm implements Tpm {
   }
 
   async #run<T>(operation: string, idempotent: boolean, op: (tpm: Tpm) => Promise<T>): Promise<T> {
-    let spent = 0;
-    for (let free = 0; ; ) {
+    let inARow = 0;
+    let reopened = 0;
+    let free = 0;
+    let answeredAtFailure = this.#answered;
+    for (;;) {
       if (this.#fatal) throw this.#fatal;
       // Nothing is issued on a context being replaced: it would only fail there and cost a retry.
       if (this.#reopening) await this.#reopening;
       const generation = this.#generation;
       let err: unknown;
       try {
-        return await this.#watch(operation, op(this.#tpm));
+        const answer = await this.#watch(operation, op(this.#tpm));
+        this.#answered += 1;
+        return answer;
       } catch (e) {
         err = e;
       }
@@ -153,27 +173,33 @@ class ResilientTpm implements Tpm {
       if (!inTransit && !needsFreshState(err)) throw err;
       // ESAPI refuses a broken context's calls before sending anything: only other transit failures may have run.
       const mayHaveRun = inTransit && !isRefusedUnsent(err);
+      // Someone was answered since this call last failed: the TPM works, the loss was the line's.
+      const othersAnswered = this.#answered !== answeredAtFailure;
+      answeredAtFailure = this.#answered;
       if (this.#generation !== generation || this.#reopening) {
         // Failed on a context another caller already replaced (or is replacing): the fault was counted there.
-        if (++free > FREE_RETRIES) throw err;
+        free = othersAnswered ? 1 : free + 1;
+        if (free > FREE_RETRIES) throw err;
         if (!idempotent && mayHaveRun) throw new TpmOutcomeUnknownError(operation, { cause: err });
         continue;
       }
-      spent += 1;
+      inARow = othersAnswered ? 1 : inARow + 1;
+      reopened += 1;
       this.#notice(
         'warn',
-        `TPM ${operation} failed (${(err as Error).message}); reopening the TPM context (attempt ${spent} of ${this.#attempts} for this call)`,
+        `TPM ${operation} failed (${(err as Error).message}); reopening the TPM context (attempt ${inARow} of ${this.#attempts} in a row, ${reopened} of ${this.#maxReopensPerCall} in all for this call)`,
       );
       await this.#reopen(generation);
       // A refused command did not run; one lost in transit may have.
       if (!idempotent && mayHaveRun) throw new TpmOutcomeUnknownError(operation, { cause: err });
-      if (spent >= this.#attempts) {
+      if (inARow >= this.#attempts || reopened >= this.#maxReopensPerCall) {
+        const how = inARow >= this.#attempts ? `${inARow} times in a row` : `${reopened} times`;
         throw new Error(
-          `TPM ${operation}: failed ${spent} times, each time on a context then reopened (the TPM works on; retry the request): ${(err as Error).message}`,
+          `TPM ${operation}: failed ${how}, each time on a context then reopened (the TPM works on; retry the request): ${(err as Error).message}`,
           { cause: err },
         );
       }
-      await new Promise((r) => setTimeout(r, this.#backoffMs * spent));
+      await new Promise((r) => setTimeout(r, this.#backoffMs * inARow));
     }
   }
 
@@ -251,6 +277,7 @@ class ResilientTpm implements Tpm {
         }
         held.real = again;
         held.generation = generation;
+        this.#answered += 1;
         return again;
       })
       .finally(() => {

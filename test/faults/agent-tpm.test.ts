@@ -26,7 +26,9 @@ async function attestedAk(ca: SwtpmCa, port: number): Promise<Buffer> {
   return ch.attestation.akName;
 }
 
-describe('agent TPM faults (issue 12 §4, issue 17 §1, §6)', { timeout: 180_000 }, () => {
+describe('agent TPM faults: exits that say why, the EK certificate, measurements', {
+  timeout: 180_000,
+}, () => {
   let ca: SwtpmCa;
   let swtpm: Swtpm;
   let proxy: TpmProxy;

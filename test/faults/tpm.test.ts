@@ -29,7 +29,9 @@ async function attestOnce(ca: SwtpmCa, issuer: Issuer): Promise<Buffer> {
   return verified.akName;
 }
 
-describe('TPM faults (issue 12 §4, issue 17 §1, §2, §6)', { timeout: 240_000 }, () => {
+describe('TPM faults: dropped, stalled and lossy commands, full slots, a restarted swtpm', {
+  timeout: 240_000,
+}, () => {
   let ca: SwtpmCa;
   let swtpm: Swtpm;
   before(async () => {

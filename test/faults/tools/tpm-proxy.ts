@@ -2,6 +2,7 @@
 // behind a flaky host channel produces. It speaks the raw command stream tcti-swtpm uses (a TPM command header
 // carries its own size), forwards the control channel (port + 1) untouched, and applies one armed fault to the
 // next command that matches.
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export type TpmFault =
@@ -47,6 +48,8 @@ export const TPM_CC = {
   PCR_Extend: 0x182,
   NV_ReadPublic: 0x169,
   NV_Read: 0x14e,
+  ReadPublic: 0x173,
+  PolicySecret: 0x151,
 } as const;
 
 /** A small seeded generator (mulberry32), so a lossy run can be replayed. */
@@ -61,22 +64,37 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/** The first port the kernel hands out for outgoing connections (ip_local_port_range), 32768 when unreadable. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 2048 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function listen(server: Server, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    server.once('error', () => res(false));
+    server.listen(port, '127.0.0.1', () => res(true));
+  });
+}
+
+// tcti-swtpm opens a connection per command, so a busy machine holds thousands of outgoing ports in TIME_WAIT,
+// and a listener cannot take one of those: the pair is picked at random below the outgoing range.
 async function listenPair(): Promise<[Server, Server, number]> {
-  for (let attempt = 0; attempt < 50; attempt++) {
+  const top = ephemeralLow() - 2;
+  const bottom = Math.max(1024, top - 16_384);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = bottom + Math.floor(Math.random() * (top - bottom));
     const data = createServer();
-    const port = await new Promise<number>((res, rej) => {
-      data.once('error', rej);
-      data.listen(0, '127.0.0.1', () => res((data.address() as { port: number }).port));
-    });
+    if (!(await listen(data, port))) continue;
     const ctrl = createServer();
-    const ok = await new Promise<boolean>((res) => {
-      ctrl.once('error', () => res(false));
-      ctrl.listen(port + 1, '127.0.0.1', () => res(true));
-    });
-    if (ok) return [data, ctrl, port];
+    if (await listen(ctrl, port + 1)) return [data, ctrl, port];
     data.close();
   }
-  throw new Error('tpm-proxy: no free adjacent port pair');
+  throw new Error(`tpm-proxy: no free adjacent port pair in ${bottom}-${top + 1}`);
 }
 
 /** Starts a proxy in front of the swtpm whose data port is `upstreamPort` (control at upstreamPort + 1). */

@@ -6,7 +6,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { openTpm, publicKeyFromTpmt, TpmError } from '../../../native/tpm/index.js';
+import { openResilientTpm, openTpm, publicKeyFromTpmt, TpmError } from '../../../native/tpm/index.js';
+import { startTpmProxy, TPM_CC } from '../../faults/tools/tpm-proxy.js';
 import { defer, freshSwtpm, scratch, tpm2 } from './tools.js';
 
 const execFileAsync = promisify(execFile);
@@ -101,3 +102,71 @@ test('activateCredential recovers a secret from tpm2_makecredential, and refuses
   await tpm.quote(ak, [0], randomBytes(32));
   await assert.rejects(tpm.activateCredential(ak, ek, Buffer.alloc(3), good.secret), TypeError);
 });
+
+// Only "nothing is defined at that index" means no EK certificate; a command lost on the way is an error the
+// resilient layer retries, never an absent certificate fixed into the agent's identity.
+const ekFaults: {
+  name: string;
+  fault?: { fault: 'drop-command' | 'drop-response'; command: 'NV_ReadPublic' | 'NV_Read' | 'ReadPublic' };
+  undefineCertificate?: boolean;
+  plain: 'io-failure' | 'no-certificate' | 'certificate';
+}[] = [
+  { name: 'a TPM with its certificate', plain: 'certificate' },
+  {
+    name: 'NV index 0x01c00002 not defined (TPM_RC_HANDLE)',
+    undefineCertificate: true,
+    plain: 'no-certificate',
+  },
+  {
+    name: 'NV_ReadPublic of the certificate index dropped',
+    fault: { fault: 'drop-command', command: 'NV_ReadPublic' },
+    plain: 'io-failure',
+  },
+  {
+    name: 'NV_ReadPublic answer lost',
+    fault: { fault: 'drop-response', command: 'NV_ReadPublic' },
+    plain: 'io-failure',
+  },
+  {
+    name: 'NV_Read of the certificate dropped',
+    fault: { fault: 'drop-command', command: 'NV_Read' },
+    plain: 'io-failure',
+  },
+  { name: 'NV_Read answer lost', fault: { fault: 'drop-response', command: 'NV_Read' }, plain: 'io-failure' },
+  {
+    name: 'ReadPublic of the persistent EK dropped',
+    fault: { fault: 'drop-command', command: 'ReadPublic' },
+    plain: 'io-failure',
+  },
+];
+for (const row of ekFaults) {
+  test(`EK read, ${row.name}: a plain context says ${row.plain}; the resilient one reads what the TPM holds`, async (t) => {
+    const swtpm = await freshSwtpm(t);
+    if (row.undefineCertificate) await tpm2(swtpm, 'tpm2_nvundefine', ['-C', 'p', '0x01c00002']);
+    const proxy = await startTpmProxy(swtpm.port);
+    defer(t, () => proxy.close());
+    const arm = () =>
+      row.fault && proxy.arm({ fault: row.fault.fault, commandCode: TPM_CC[row.fault.command] });
+
+    const plain = await openTpm(proxy.tcti);
+    defer(t, () => plain.close().catch(() => {}));
+    const armed = arm();
+    const read = plain.readEndorsementKey();
+    if (row.plain === 'io-failure') {
+      await assert.rejects(read, (e: unknown) => e instanceof TpmError && /IO failure/.test(e.message));
+    } else {
+      assert.equal((await read).certificate === null, row.plain === 'no-certificate');
+    }
+    await armed;
+
+    const fatal: unknown[] = [];
+    const resilient = await openResilientTpm(proxy.tcti, { backoffMs: 1, onFatal: (e) => fatal.push(e) });
+    defer(t, () => resilient.close());
+    const armedAgain = arm();
+    const ek = await resilient.readEndorsementKey();
+    await armedAgain;
+    assert.equal(ek.certificate === null, row.undefineCertificate === true);
+    assert.equal(resilient.reopens, row.fault ? 1 : 0);
+    assert.deepEqual(fatal, []);
+  });
+}

@@ -1,4 +1,4 @@
-// The resilient layer's decisions, in-process over a scripted fake TPM (the fault campaign of issue 17 §2 and §6):
+// The resilient layer's decisions, in-process over a scripted fake TPM (dropped commands, lost slots, a restart):
 // which failures reopen, which retries are free, who waits for a reopen, when the TPM is declared gone.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -17,6 +17,7 @@ const RC = {
   esysBadSequence: 0x00070007, // TSS2_ESYS_RC_BAD_SEQUENCE: ESAPI refuses a context left mid-command
   referenceH0: 0x910, // TPM_RC_REFERENCE_H0: the transient key is not loaded (TPM restarted)
   objectMemory: 0x902, // TPM_RC_OBJECT_MEMORY: no free object slot
+  sessionMemory: 0x903, // TPM_RC_SESSION_MEMORY: no free session slot
   handle: 0x18b, // TPM_RC_HANDLE: a refusal a reopen does not cure
 };
 
@@ -125,7 +126,10 @@ function failNth(op: string, n: number, rc: number): Script {
   return (_ctx, name) => (name === op && ++seen === n ? rc : 0);
 }
 
-async function open(world: World, options: { attempts?: number; reopenAttempts?: number } = {}) {
+async function open(
+  world: World,
+  options: { attempts?: number; reopenAttempts?: number; maxReopensPerCall?: number } = {},
+) {
   const fatal: TpmUnavailableError[] = [];
   const notices: string[] = [];
   const tpm = await openResilientTpm('fake', {
@@ -138,7 +142,7 @@ async function open(world: World, options: { attempts?: number; reopenAttempts?:
   return { tpm, fatal, notices };
 }
 
-describe('resilient TPM (issue 17 §2, §6)', () => {
+describe('resilient TPM: reopens, free retries, retry budgets, a TPM gone', () => {
   it('50 calls in flight when one is lost in transit: one reopen, every call answered on the new context, retries after the first free', async () => {
     const world = new World(failNth('quote', 1, RC.tctiIo));
     const { tpm, fatal } = await open(world, { attempts: 2 });
@@ -174,6 +178,10 @@ describe('resilient TPM (issue 17 §2, §6)', () => {
       rc: RC.referenceH0,
     },
     { name: 'TPM_RC_OBJECT_MEMORY (slots held by a lost context)', rc: RC.objectMemory },
+    {
+      name: 'TPM_RC_SESSION_MEMORY (a StartAuthSession whose answer was lost holds a session slot)',
+      rc: RC.sessionMemory,
+    },
   ];
   for (const row of refusals) {
     it(`${row.name}: reopen (stale objects flushed), key recreated, the call answered`, async () => {
@@ -200,12 +208,65 @@ describe('resilient TPM (issue 17 §2, §6)', () => {
     const { tpm, fatal } = await open(world, { attempts: 2 });
     await assert.rejects(tpm.getRandom(4), (e: Error) => {
       assert.ok(!(e instanceof TpmUnavailableError));
-      assert.match(e.message, /TPM getRandom: failed 2 times, each time on a context then reopened/);
+      assert.match(e.message, /TPM getRandom: failed 2 times in a row, each time on a context then reopened/);
       return true;
     });
     assert.deepEqual(fatal, []);
     assert.equal((await tpm.readPcrs()).size, 1);
   });
+
+  const budgets: {
+    name: string;
+    /** getRandom breaks the context this many times, then answers. */
+    failures: number;
+    /** Other calls keep being answered meanwhile (a lossy line) or nobody is (a TPM that fails at once). */
+    othersAnswered: boolean;
+    maxReopensPerCall?: number;
+    outcome: RegExp | 'answered';
+    reopens: number;
+  }[] = [
+    {
+      name: 'a lossy line: five failures with others answered between them cost the call nothing it needs',
+      failures: 5,
+      othersAnswered: true,
+      outcome: 'answered',
+      reopens: 5,
+    },
+    {
+      name: 'nobody answered between its failures: the call fails alone after 3 in a row',
+      failures: Number.POSITIVE_INFINITY,
+      othersAnswered: false,
+      outcome: /TPM getRandom: failed 3 times in a row/,
+      reopens: 3,
+    },
+    {
+      name: 'a command that breaks every context while others are answered: bounded by maxReopensPerCall',
+      failures: Number.POSITIVE_INFINITY,
+      othersAnswered: true,
+      maxReopensPerCall: 6,
+      outcome: /TPM getRandom: failed 6 times, each time on a context then reopened/,
+      reopens: 6,
+    },
+  ];
+  for (const row of budgets) {
+    it(`retry budget: ${row.name}`, async () => {
+      let failed = 0;
+      const world = new World((_ctx, op) => (op === 'getRandom' && failed++ < row.failures ? RC.tctiIo : 0));
+      const { tpm, fatal } = await open(world, { maxReopensPerCall: row.maxReopensPerCall });
+      let done = false;
+      const others = (async () => {
+        while (row.othersAnswered && !done) await tpm.readPcrs();
+      })();
+      const call = tpm.getRandom(4).finally(() => {
+        done = true;
+      });
+      if (row.outcome === 'answered') assert.equal((await call).length, 4);
+      else await assert.rejects(call, row.outcome);
+      await others;
+      assert.equal(tpm.reopens, row.reopens);
+      assert.deepEqual(fatal, [], 'one call out of its budget is never fatal');
+    });
+  }
 
   it('reopens failing in a row declare the TPM gone, once; a reopen that succeeds resets the count', async () => {
     const world = new World((_ctx, op) => (op === 'getRandom' ? RC.tctiIo : 0));
