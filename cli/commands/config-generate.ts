@@ -11,7 +11,6 @@ import { writeFileAtomic } from '../../common/atomic-file.js';
 import { configPath, loadConfig, saveConfig } from '../config/file.js';
 import { generateQemuConfig } from '../config/generate.js';
 import { CONFIG_FILE, validateConfig } from '../config/validate.js';
-import { parseKmsUri } from '../kms/uri.js';
 import { freeNetworkFor } from '../provider/qemu/network.js';
 import { loadRelease, type Release, releaseComponents } from '../release/release.js';
 import { defineCommand, kmsOption } from './command.js';
