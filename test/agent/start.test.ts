@@ -30,6 +30,7 @@ import {
   FakeKubeadm,
   FakeStateStore,
   FakeTpm,
+  fakeClusterSecrets,
   nodeStateIn,
   ticketFor,
   validInitRequest,
@@ -48,18 +49,6 @@ after(async () => {
   service.server.forceShutdown();
   await rm(rootfs, { recursive: true, force: true });
 });
-
-function clusterSecrets(): ClusterSecrets {
-  return {
-    masterSecret: { key: randomBytes(32), salt: randomBytes(32) },
-    measurementSalt: randomBytes(32),
-    measurements: '{}',
-    kubernetesVersion: 'v1.31.2',
-    components: [],
-    apiServerEndpoint: '10.0.0.1:6443',
-    clusterName: 'c',
-  };
-}
 
 function clusterIdOf(s: ClusterSecrets): Buffer {
   return deriveClusterId(deriveMeasurementSecret(s.masterSecret), s.measurementSalt);
@@ -277,7 +266,7 @@ describe('startAgent: a fresh node', () => {
   });
 
   it('join wins: the node joins through a JoinService, and an init afterwards is refused', async () => {
-    const secrets = clusterSecrets();
+    const secrets = fakeClusterSecrets();
     const measurementSecret = deriveMeasurementSecret(secrets.masterSecret);
     const clusterId = clusterIdOf(secrets);
     service.ticket = () =>
@@ -305,7 +294,7 @@ describe('startAgent: a fresh node', () => {
   });
 
   it('a join that fails after the lock marks the node for reset and asks for a reboot; init is refused', async () => {
-    const secrets = clusterSecrets();
+    const secrets = fakeClusterSecrets();
     const clusterId = clusterIdOf(secrets);
     service.ticket = () =>
       ticketFor({
@@ -384,7 +373,7 @@ describe('startAgent: reset and reboot-required', () => {
 describe('startAgent: a bootstrapped node', () => {
   it('a control plane with its secrets resumes on its own: PCR 15, JoinService, kubelet, the init port again', async () => {
     const h = harness();
-    const secrets = clusterSecrets();
+    const secrets = fakeClusterSecrets();
     h.secrets.stored = secrets;
     h.state.current = bootstrapped('control-plane', clusterIdOf(secrets), secrets.measurementSalt);
     const agent = await startAgent(h.platform);
@@ -399,7 +388,7 @@ describe('startAgent: a bootstrapped node', () => {
   });
 
   it('a worker rejoins through a JoinService, then serves attestation only', async () => {
-    const secrets = clusterSecrets();
+    const secrets = fakeClusterSecrets();
     const clusterId = clusterIdOf(secrets);
     const measurementSecret = deriveMeasurementSecret(secrets.masterSecret);
     service.rejoinTicket = () => ({ stateDiskKey: randomBytes(32), measurementSecret });
@@ -444,7 +433,7 @@ describe('startAgent: a bootstrapped node', () => {
   for (const r of refusals) {
     it(`a control plane refuses to resume when ${r.name}`, async () => {
       const h = harness();
-      const secrets = clusterSecrets();
+      const secrets = fakeClusterSecrets();
       h.secrets.stored = secrets;
       await r.setup(h, secrets);
       await assert.rejects(startAgent(h.platform), r.error);
@@ -503,7 +492,7 @@ describe('startAgent: a failure to start stops what started', () => {
     {
       name: 'kubelet does not start after the JoinService did (control plane resume)',
       setup: (h) => {
-        const s = clusterSecrets();
+        const s = fakeClusterSecrets();
         h.secrets.stored = s;
         h.state.current = bootstrapped('control-plane', clusterIdOf(s), s.measurementSalt);
         return {

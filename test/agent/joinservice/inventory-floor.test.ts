@@ -17,6 +17,7 @@ import {
   signInventory,
 } from '../../../common/contracts/owner.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { withX, X_EK } from './inventories.js';
 
 let root: string;
 before(async () => {
@@ -26,15 +27,10 @@ after(() => rm(root, { recursive: true, force: true }));
 
 const macKey = randomBytes(32);
 const seed = deriveOwnerSeed(randomBytes(32));
-const X_EK = 'aa'.repeat(32);
-const withX = (role: InventoryNode['role']): InventoryNode[] => [
-  { name: 'cp-0', role: 'control-plane', eks: ['c0'.repeat(32)] },
-  { name: 'x', role, eks: [X_EK] },
-];
 const V1 = signInventory(withX('control-plane'), seed, 1);
 const V2 = signInventory(withX('worker'), seed, 2);
 
-/** One JoinService start on `stateDir` whose metadata carries `inventory`, the way launch opens it. */
+/** One JoinService start on `stateDir` whose metadata carries `inventory`, the way agent/main.ts opens it. */
 const start = (
   stateDir: string,
   inventory: SignedInventory | undefined,

@@ -15,6 +15,7 @@ import {
   signInventory,
 } from '../../../common/contracts/owner.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { withX, X_EK } from './inventories.js';
 
 const NODES: InventoryNode[] = [{ name: 'cp-0', role: 'control-plane', eks: ['c0'.repeat(32)] }];
 const seed = deriveOwnerSeed(randomBytes(32));
@@ -93,11 +94,6 @@ describe('inventorySource', () => {
 
 // ---- serials: what the host puts into the metadata over time, and the role node X has at each join ----------------
 
-const X_EK = 'aa'.repeat(32);
-const withX = (role: InventoryNode['role']): InventoryNode[] => [
-  { name: 'cp-0', role: 'control-plane', eks: ['c0'.repeat(32)] },
-  { name: 'x', role, eks: [X_EK] },
-];
 const V1 = signInventory(withX('control-plane'), seed, 1);
 const V2 = signInventory(withX('worker'), seed, 2);
 const V3 = signInventory(withX('control-plane'), seed, 3);

@@ -9,34 +9,10 @@ import {
 } from '../../../agent/kubeadm/config.js';
 import type { InitConfigInput, JoinConfigInput } from '../../../agent/kubeadm/config-input.js';
 import { KUBEADM_TIMEOUTS } from '../../../agent/kubeadm/tuning.js';
+import { CERT_KEY, HASH, TOKEN, initInput as validInit, joinInput as validJoin } from './inputs.js';
 
-const TOKEN = 'abcdef.0123456789abcdef';
-const CERT_KEY = 'f'.repeat(64);
-const HASH = `sha256:${'0'.repeat(64)}`;
-
-const initInput: InitConfigInput = {
-  nodeName: 'cp-0',
-  advertiseAddress: '10.0.0.2',
-  bindPort: 6443,
-  clusterName: 'sextant',
-  kubernetesVersion: 'v1.31.2',
-  serviceCidr: '10.96.0.0/12',
-  podCidr: '10.244.0.0/16',
-  apiServerCertSans: ['10.0.0.2', 'api.sextant.example', '*.sextant.example', 'fd00::1'],
-  controlPlaneEndpoint: '10.0.0.2:6443',
-  bootstrapToken: TOKEN,
-  certificateKey: CERT_KEY,
-  tuning: 'qemu-tcg',
-};
-
-const joinInput: JoinConfigInput = {
-  nodeName: 'worker-1',
-  nodeIp: '10.0.0.3',
-  apiServerEndpoint: '10.0.0.2:6443',
-  token: TOKEN,
-  caCertHashes: [HASH],
-  tuning: 'qemu-tcg',
-};
+const initInput: InitConfigInput = { ...validInit, tuning: 'qemu-tcg' };
+const joinInput: JoinConfigInput = { ...validJoin, tuning: 'qemu-tcg' };
 const CRI = 'unix:///run/containerd/containerd.sock';
 
 const docs = (yaml: string) =>
