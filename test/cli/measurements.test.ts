@@ -222,7 +222,7 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
   });
 
   it('verify -o json and status: the same attestation, as JSON and as a row of the workspace', async () => {
-    const ws = await tempDir('sextant-ws-');
+    const ws = tempDir('sextant-ws-');
     await writeLocalWorkspace(ws, { ca });
     const json = await verify(ws, '-o', 'json');
     assert.equal(json.code, 0, json.stderr);
@@ -260,7 +260,7 @@ describe('sextant verify: signed, minimum measurements only', { timeout: 120_000
   });
 
   it('measurements written inline are unsigned: refused; --insecure-measurements uses them and says so', async () => {
-    const ws = await tempDir('sextant-ws-');
+    const ws = tempDir('sextant-ws-');
     await writeLocalWorkspace(ws, { ca });
     const config = await loadConfig(ws);
     const { measurementsFile: _file, measurementsSignature: _sig, ...rest } = config.attestation;
