@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -19,6 +18,7 @@ import {
   type Trust,
   validateDocument,
 } from '../../attestation/index.js';
+import { tempDir } from '../harness/temp-dir.js';
 import { type Attester, startAttester, VARIANT } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
@@ -54,7 +54,7 @@ describe('tpm2_checkquote accepts our quotes', { skip: !existsSync('/usr/bin/tpm
   let node: Attester;
   let rsaIssuer: Issuer;
   let trust: Trust;
-  let dir: string;
+  const dir = tempDir('sextant-checkquote-');
 
   before(async () => {
     node = await startAttester({ bootLog: true });
@@ -65,12 +65,10 @@ describe('tpm2_checkquote accepts our quotes', { skip: !existsSync('/usr/bin/tpm
       eventLogPath: '/nonexistent',
     });
     trust = createTrust({ ekCaCertificates: [node.swtpm.ca.rootPem, node.swtpm.ca.issuerPem] });
-    dir = await mkdtemp(join(tmpdir(), 'sextant-checkquote-'));
   });
   after(async () => {
     await rsaIssuer?.close();
     await node?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   async function checkquote(name: string, doc: AttestationDocument, qualification: Buffer): Promise<boolean> {

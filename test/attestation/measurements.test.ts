@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   formatMeasurementsFile,
   loadMeasurementsFile,
@@ -15,6 +14,7 @@ import {
   signMeasurements,
   verifyMeasurementsFile,
 } from '../../attestation/index.js';
+import { tempDir } from '../harness/temp-dir.js';
 import { failsAt } from './helpers.js';
 
 const release = { version: 'img-7', serial: 7 };
@@ -24,13 +24,7 @@ const good: Measurements = {
 };
 
 describe('measurements', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sextant-measurements-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir('sextant-measurements-');
 
   test('parse: normalises hex, defaults warnOnly, round-trips through the file format', () => {
     const m = parseMeasurements({

@@ -15,9 +15,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createPeerVerifier } from '../../attestation/atls/index.js';
 import { createTrust } from '../../attestation/ek-chain.js';
-import { initCluster } from '../../cli/init/init-cluster.js';
-import { startAgentNode } from '../harness/agent-node.js';
-import { initRequest, swtpmMeasurements, testVerifier } from '../harness/cluster-kit.js';
+import { initControlPlane, startAgentNode } from '../harness/agent-node.js';
+import { initRequest, swtpmMeasurements } from '../harness/cluster-kit.js';
 import { requestJoinTicket, startWireMachine, type WireMachine } from '../harness/join-wire.js';
 import { createSwtpmCa, removeSwtpmCa } from '../harness/swtpm.js';
 
@@ -44,13 +43,7 @@ const cp = await startAgentNode({ ca, env: { SEXTANT_JOIN_BURST_PER_PEER: '10000
 const trust = createTrust({ ekCaCertificates: [ca.rootPem, ca.issuerPem] });
 const nodes: WireMachine[] = [];
 try {
-  const { request } = initRequest(cp.initSecret);
-  await initCluster({
-    endpoint: { host: '127.0.0.1', port: cp.initPort },
-    verifier: testVerifier(ca),
-    request,
-  });
-  await cp.waitFor((l) => l.msg === 'JoinService listening', 30_000);
+  await initControlPlane(cp, ca, initRequest(cp.initSecret), 30_000);
   const endpoint = { host: '127.0.0.1', port: cp.joinServicePort };
   // The bootstrap tokens are Secrets the JoinService creates through the API: the API server's CPU (the kubeadm
   // stand-in's, a Node.js process apart from the agent) is counted per ticket too.

@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createTrust } from '../../attestation/ek-chain.js';
-import { initCluster } from '../../cli/init/init-cluster.js';
 import { deriveClusterId, deriveDiskKey } from '../../common/keys.js';
-import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
-import { initRequest, testVerifier } from '../harness/cluster-kit.js';
+import { type AgentNode, initControlPlane, startAgentNode } from '../harness/agent-node.js';
+import { initRequest } from '../harness/cluster-kit.js';
 import {
   requestJoinTicket,
   requestRejoinTicket,
@@ -34,12 +33,7 @@ describe('rejoin tickets', { timeout: 120_000 }, () => {
     cp = await startAgentNode({ ca, env: { SEXTANT_JOIN_BURST_PER_PEER: '100' } });
     const init = initRequest(cp.initSecret);
     master = { key: init.masterKey, salt: init.masterSalt };
-    await initCluster({
-      endpoint: { host: '127.0.0.1', port: cp.initPort },
-      verifier: testVerifier(ca),
-      request: init.request,
-    });
-    await cp.waitFor((l) => l.msg === 'JoinService listening', 30_000);
+    await initControlPlane(cp, ca, init, 30_000);
   });
   after(async () => {
     for (const m of machines) await m.stop();

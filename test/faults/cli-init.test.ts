@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LOCK_FILE, lockWorkspace, WorkspaceLockedError } from '../../cli/workspace/lock.js';
 import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
 import { kubeadmStandin } from '../harness/cluster-kit.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
+import { tempDir } from '../harness/temp-dir.js';
 import { type LocalWorkspace, writeLocalWorkspace } from '../harness/workspace.js';
 import { runCliLocal, startCli } from './tools/cli-process.js';
 
@@ -46,17 +46,15 @@ async function leftovers(dir: string): Promise<string[]> {
 
 describe('interrupted init: a rerun converges', { timeout: 600_000 }, () => {
   let ca: SwtpmCa;
-  let root: string;
+  const root = tempDir('sextant-cli-faults-');
   const nodes: AgentNode[] = [];
   before(async () => {
     ca = await createSwtpmCa();
-    root = await mkdtemp(join(tmpdir(), 'sextant-cli-faults-'));
     kubeadmStandin();
   });
   after(async () => {
     for (const n of nodes) await n.stop();
     removeSwtpmCa(ca);
-    await rm(root, { recursive: true, force: true });
   });
 
   let count = 0;

@@ -10,9 +10,8 @@ import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEphemeralIdentity } from '../../attestation/atls/index.js';
-import { initCluster } from '../../cli/init/init-cluster.js';
-import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
-import { initRequest, kubeadmStandin, testVerifier } from '../harness/cluster-kit.js';
+import { type AgentNode, initControlPlane, startAgentNode } from '../harness/agent-node.js';
+import { kubeadmStandin } from '../harness/cluster-kit.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
 import { skewedClockEnv } from './tools/faketime.js';
 import { inventoryPublisher } from './tools/inventory.js';
@@ -82,14 +81,8 @@ describe('clock skew: the attested channel works at ±2 h', { timeout: 180_000 }
       const initSecret = randomBytes(32);
       const publish = inventoryPublisher(initSecret);
       cp = await startAgentNode({ ca, initSecret, env: skewedClockEnv(offset), beforeStart: publish });
-      const { request } = initRequest(cp.initSecret);
-      const result = await initCluster({
-        endpoint: { host: '127.0.0.1', port: cp.initPort },
-        verifier: testVerifier(ca),
-        request,
-      });
+      const result = await initControlPlane(cp, ca);
       assert.ok(result.kubeconfig.length > 0);
-      await cp.waitFor((l) => l.msg === 'JoinService listening', 60_000);
       worker = await startAgentNode({
         ca,
         role: 'worker',

@@ -5,25 +5,24 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { installComponents } from '../../agent/components/install.js';
 import { createLogger } from '../../agent/log/index.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const body = randomBytes(4 * 1024 * 1024);
 const sha256 = createHash('sha256').update(body).digest('hex');
 
 describe('partial component downloads are resumed or refused', { timeout: 60_000 }, () => {
-  let root: string;
+  const root = tempDir('sextant-components-faults-');
   let server: Server;
   let url: string;
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'sextant-components-faults-'));
     // The first half at once, then nothing: the download is in flight, half written, until the kill.
     server = createServer((req, res) => {
       res.writeHead(200, { 'content-length': String(body.length) });
@@ -36,7 +35,6 @@ describe('partial component downloads are resumed or refused', { timeout: 60_000
   after(async () => {
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
-    await rm(root, { recursive: true, force: true });
   });
 
   it('an installer killed mid-download leaves a partial file; the next install removes it and installs', async () => {

@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EXIT_REBOOT_REQUIRED } from '../../agent/main.js';
 import { NodeStateStore } from '../../agent/state/node-state.js';
-import { initCluster } from '../../cli/init/init-cluster.js';
-import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
-import { initRequest, kubeadmStandin, testVerifier } from '../harness/cluster-kit.js';
+import { type AgentNode, initControlPlane, startAgentNode } from '../harness/agent-node.js';
+import { kubeadmStandin } from '../harness/cluster-kit.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
 import { inventoryPublisher } from './tools/inventory.js';
 import { mountSmallDisk, type SmallDisk } from './tools/tmpfs.js';
@@ -41,12 +40,7 @@ describe('a failed join is not the end: the node joins again with its disk ID', 
       env: { SEXTANT_JOIN_BURST_PER_PEER: '100' },
     });
     nodes.push(cp);
-    await initCluster({
-      endpoint: { host: '127.0.0.1', port: cp.initPort },
-      verifier: testVerifier(ca),
-      request: initRequest(initSecret).request,
-    });
-    await cp.waitFor((l) => msg(l) === 'JoinService listening', 60_000);
+    await initControlPlane(cp, ca);
   });
   after(async () => {
     for (const n of nodes) await n.stop();

@@ -8,9 +8,8 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isAdmission, readAuditTrail } from '../../agent/joinservice/audit-log.js';
-import { initCluster } from '../../cli/init/init-cluster.js';
-import { type AgentNode, startAgentNode } from '../harness/agent-node.js';
-import { initRequest, kubeadmStandin, testVerifier } from '../harness/cluster-kit.js';
+import { type AgentNode, initControlPlane, startAgentNode } from '../harness/agent-node.js';
+import { kubeadmStandin } from '../harness/cluster-kit.js';
 import { createSwtpmCa, removeSwtpmCa, type SwtpmCa } from '../harness/swtpm.js';
 import { inventoryPublisher } from './tools/inventory.js';
 import { mountSmallDisk, type SmallDisk } from './tools/tmpfs.js';
@@ -55,12 +54,7 @@ describe('JoinService audit log on real agents', { timeout: 400_000 }, () => {
       env: { SEXTANT_STATE_DIR: stateDir },
     });
     nodes.push(cp);
-    await initCluster({
-      endpoint: { host: '127.0.0.1', port: cp.initPort },
-      verifier: testVerifier(ca),
-      request: initRequest(initSecret).request,
-    });
-    await cp.waitFor((l) => msg(l) === 'JoinService listening', 60_000);
+    await initControlPlane(cp, ca);
 
     await disk.fill();
     const w = await worker(cp, initSecret, publish);
@@ -88,12 +82,7 @@ describe('JoinService audit log on real agents', { timeout: 400_000 }, () => {
     const publish = inventoryPublisher(initSecret);
     const cp = await startAgentNode({ ca, initSecret, beforeStart: publish });
     nodes.push(cp);
-    await initCluster({
-      endpoint: { host: '127.0.0.1', port: cp.initPort },
-      verifier: testVerifier(ca),
-      request: initRequest(initSecret).request,
-    });
-    await cp.waitFor((l) => msg(l) === 'JoinService listening', 60_000);
+    await initControlPlane(cp, ca);
     const first = await worker(cp, initSecret, publish);
     await first.waitFor((l) => /^joined the cluster/.test(msg(l)), 180_000);
 

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
+import { tempDir } from '../harness/temp-dir.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 
@@ -21,14 +21,10 @@ function alive(pid: number): boolean {
 }
 
 describe('kubeadm dies with the agent', { timeout: 60_000 }, () => {
-  let dir: string;
+  const dir = tempDir('sextant-orphan-');
   let kubeadmPid = 0;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sextant-orphan-'));
-  });
-  after(async () => {
+  after(() => {
     if (kubeadmPid && alive(kubeadmPid)) process.kill(kubeadmPid, 'SIGKILL');
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('the agent SIGKILLed mid-init: its kubeadm is gone too', async () => {

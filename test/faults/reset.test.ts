@@ -2,10 +2,9 @@
 // layout.ts marks as the cluster's, and the temp file of an atomic write that may hold the master secret) and keeps
 // the disk ID a JoinService binds the node to.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { InitReplyStore } from '../../agent/initserver/init-reply.js';
 import { loadOrCreateDiskId } from '../../agent/joinclient/disk-id.js';
 import { STATE_FILES, type StateFile, statePath } from '../../agent/lifecycle/layout.js';
@@ -14,13 +13,10 @@ import { ClusterSecretsStore } from '../../agent/state/cluster-secrets.js';
 import { NodeStateStore } from '../../agent/state/node-state.js';
 import { FakeKubeadm, FakeStateStore, nodeStateIn } from '../agent/fakes.js';
 import { recordingLog } from '../harness/recording-log.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 describe('reset removes the cluster files', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sextant-reset-faults-'));
-  });
-  after(() => rm(dir, { recursive: true, force: true }));
+  const dir = tempDir('sextant-reset-faults-');
 
   it("removes every file layout.ts marks as the cluster's, with the temp file of an atomic write; keeps the rest", async () => {
     const state = join(dir, 'state');

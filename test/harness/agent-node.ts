@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseTpmtPublic } from '../../attestation/tpm-structures.js';
+import { initCluster } from '../../cli/init/init-cluster.js';
 import { ekHashesIn, manufactureTpm } from '../../cli/provider/qemu/swtpm.js';
 import type { KubeadmTuning } from '../../common/contracts/kubeadm-tuning.js';
 import {
@@ -14,9 +15,16 @@ import {
   ownerPublicKeyText,
   signInventory,
 } from '../../common/contracts/owner.js';
+import type { InitSuccess } from '../../gen/proto/init.js';
 import { openTpm } from '../../native/tpm/index.js';
 import { OWNER_PID_ENV } from '../kubeadm/src/daemon.js';
-import { prepareStandinNode, stopStandinDaemons } from './cluster-kit.js';
+import {
+  initRequest,
+  prepareStandinNode,
+  stopStandinDaemons,
+  type TestInit,
+  testVerifier,
+} from './cluster-kit.js';
 import { type NodeNamespace, waitForTcp } from './netns.js';
 import { freePort } from './ports.js';
 import { createSwtpmCa, type SwtpmCa, startSwtpm, swtpmSocketArgs } from './swtpm.js';
@@ -100,6 +108,25 @@ let sharedCa: Promise<SwtpmCa> | undefined;
 export function testCa(): Promise<SwtpmCa> {
   sharedCa ??= createSwtpmCa();
   return sharedCa;
+}
+
+/**
+ * `sextant init` of the control plane `cp` as the CLI sends it (the standard test request unless given, its
+ * attestation checked against `ca`), resolved once its JoinService listens: a cluster workers can join.
+ */
+export async function initControlPlane(
+  cp: AgentNode,
+  ca: SwtpmCa,
+  init: TestInit = initRequest(cp.initSecret),
+  timeoutMs = 60_000,
+): Promise<InitSuccess> {
+  const result = await initCluster({
+    endpoint: { host: '127.0.0.1', port: cp.initPort },
+    verifier: testVerifier(ca),
+    request: init.request,
+  });
+  await cp.waitFor((l) => l.msg === 'JoinService listening', timeoutMs);
+  return result;
 }
 
 /** Starts an agent on 127.0.0.1 with free ports; the caller's test must call stop(). */

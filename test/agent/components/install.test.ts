@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -12,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { ComponentInstallError, installComponents } from '../../../agent/components/install.js';
 import { ComponentSpecError, displayUrl, validateComponents } from '../../../agent/components/spec.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -42,14 +42,13 @@ function tarEntry(
 const tarGz = (...entries: Buffer[]) => gzipSync(Buffer.concat([...entries, Buffer.alloc(1024)]));
 
 describe('installComponents', () => {
-  let root: string;
+  const root = tempDir('sextant-components-');
   let server: Server;
   let base: string;
   const files = new Map<string, Buffer>();
   let requests = 0;
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'sextant-components-'));
     server = createServer((req, res) => {
       requests++;
       if (req.url === '/hang') return; // never answers
@@ -70,7 +69,6 @@ describe('installComponents', () => {
   after(async () => {
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
-    await rm(root, { recursive: true, force: true });
   });
 
   const dir = async (name: string) => {

@@ -1,10 +1,9 @@
 // The kept init reply opens only for its owner: the init secret and the master secret it was sealed to.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   InitReplyStore,
   openInitReply,
@@ -12,15 +11,12 @@ import {
   sealInitReply,
 } from '../../../agent/initserver/init-reply.js';
 import { deriveOwnerId } from '../../../common/keys.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 const master = () => ({ key: randomBytes(32), salt: randomBytes(32) });
 
 describe('init reply', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sextant-init-reply-'));
-  });
-  after(() => rm(dir, { recursive: true, force: true }));
+  const dir = tempDir('sextant-init-reply-');
 
   const owner = master();
   const initSecret = randomBytes(32);

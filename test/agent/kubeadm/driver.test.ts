@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { createKubeadm, KubeadmError, parseFailedPhase } from '../../../agent/kubeadm/driver.js';
 import { redactSecrets } from '../../../agent/kubeadm/redact.js';
 import { recordingLog } from '../../harness/recording-log.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 const TOKEN = 'abcdef.0123456789abcdef';
 const KEY = 'c0ffee'.padEnd(64, '1');
@@ -35,20 +36,16 @@ exit 0
 `;
 
 describe('kubeadm driver (fake binary)', () => {
-  let dir: string;
+  const dir = tempDir('sextant-kubeadm-driver-');
   let binary: string;
   let rootfs: string;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sextant-kubeadm-driver-'));
     binary = join(dir, 'kubeadm');
     await writeFile(binary, FAKE);
     await chmod(binary, 0o755);
     rootfs = join(dir, 'rootfs');
     await mkdir(rootfs);
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
   });
 
   const argv = async () => (await readFile(join(dir, 'argv'), 'utf8')).trim().split('\n');

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { caCertHash } from '../../../agent/kubeadm/ca-hash.js';
 import { KubeconfigError, rewriteKubeconfigServer } from '../../../agent/kubeadm/kubeconfig.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 const KUBECONFIG = `apiVersion: v1
 kind: Config
@@ -31,13 +31,7 @@ users:
 `;
 
 describe('rewriteKubeconfigServer', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sextant-kubeconfig-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir('sextant-kubeconfig-');
 
   it('points every cluster at the endpoint and keeps the rest', async () => {
     const out = rewriteKubeconfigServer(Buffer.from(KUBECONFIG), 'api.sextant.example:6443');
@@ -96,13 +90,7 @@ describe('rewriteKubeconfigServer', () => {
 });
 
 describe('caCertHash', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sextant-cahash-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir('sextant-cahash-');
 
   /** The recipe from the kubeadm docs: openssl x509 -pubkey | openssl rsa/pkey -pubin -outform der | sha256. */
   const opensslHash = (certFile: string) =>

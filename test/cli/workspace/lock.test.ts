@@ -2,11 +2,12 @@
 // file and linking it as the lock) are removed by the next holder; a live process's, or another host's, stay.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { LOCK_FILE, lockWorkspace } from '../../../cli/workspace/lock.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 /** A pid that ran and exited, so nothing of it is alive. */
 function deadPid(): number {
@@ -18,11 +19,7 @@ const holder = (pid: number, host = hostname()) =>
   `${JSON.stringify({ pid, host, command: 'init', since: '2026-01-01T00:00:00Z', token: 'ab'.repeat(8) })}\n`;
 
 describe('cli/workspace/lock: sweep of attempt files', () => {
-  let root: string;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'sextant-lock-'));
-  });
-  after(() => rm(root, { recursive: true, force: true }));
+  const root = tempDir('sextant-lock-');
 
   const dead = deadPid();
   const cases: { name: string; file: string; content: string; swept: boolean }[] = [

@@ -3,10 +3,8 @@
 // swtpm_setup wrote, so the EK a node later attests with is the one its signed inventory entry names.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createIssuer } from '../../../../attestation/issuer.js';
 import { parseTpmtPublic } from '../../../../attestation/tpm-structures.js';
 import { ekHashesIn, manufactureTpm, readLocalCa } from '../../../../cli/provider/qemu/swtpm.js';
@@ -21,13 +19,10 @@ import {
 } from '../../../../common/contracts/owner.js';
 import { openTpm } from '../../../../native/tpm/index.js';
 import { startSwtpm } from '../../../harness/swtpm.js';
+import { tempDir } from '../../../harness/temp-dir.js';
 
 describe('qemu provider: inventory of the TPMs it made', { timeout: 60_000 }, () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sextant-inventory-'));
-  });
-  after(() => rm(dir, { recursive: true, force: true }));
+  const dir = tempDir('sextant-inventory-');
 
   it('lists the EK the node attests with first (RSA), then its other EK', async () => {
     const caDir = join(dir, 'ca');

@@ -2,11 +2,11 @@
 // The workspace's private swtpm-localca CA: its two private keys (root and signing key) are secrets like every other
 // file the CLI keeps, so 0600 whether the CA was made by ensureLocalCa or by swtpm_setup on first use.
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ensureLocalCa, manufactureTpm } from '../../../../cli/provider/qemu/swtpm.js';
+import { tempDir } from '../../../harness/temp-dir.js';
 
 async function keyModes(caDir: string): Promise<Record<string, string>> {
   const stateDir = join(caDir, 'localca');
@@ -19,11 +19,7 @@ async function keyModes(caDir: string): Promise<Record<string, string>> {
 }
 
 describe('qemu provider: the swtpm-localca private keys', { timeout: 60_000 }, () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'sextant-localca-'));
-  });
-  after(() => rm(dir, { recursive: true, force: true }));
+  const dir = tempDir('sextant-localca-');
 
   const cases: { name: string; make: (caDir: string) => Promise<unknown> }[] = [
     { name: 'made by ensureLocalCa', make: (caDir) => ensureLocalCa(caDir) },
