@@ -39,9 +39,9 @@ function holdLock(dir: string, mode: 'exit' | 'hold' | 'temp') {
   return { child, line, exited };
 }
 
-/** The workspace's leftovers an interrupted init must not leave: lock, temp files. */
+/** The workspace's leftovers an interrupted init must not leave: the lock, its attempts, temp files. */
 async function leftovers(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((f) => f === LOCK_FILE || /\.(tmp|new)$/.test(f));
+  return (await readdir(dir)).filter((f) => f.startsWith(LOCK_FILE) || /\.(tmp|new)$/.test(f));
 }
 
 describe('interrupted init: a rerun converges', { timeout: 600_000 }, () => {
@@ -199,6 +199,60 @@ describe('interrupted init: a rerun converges', { timeout: 600_000 }, () => {
       assert.ok(existsSync(join(ws.dir, 'sextant-admin.conf')));
       assert.deepEqual(await leftovers(ws.dir), []);
     });
+  });
+
+  describe('the CLI killed at each of its own writes: a plain rerun finishes, no --force', () => {
+    const points: { point: string; sent: boolean; left: RegExp[] }[] = [
+      // the lock's attempt file is written, not yet linked: nothing sent, the attempt file left
+      { point: 'lock:before-link', sent: false, left: [/^\.sextant\.lock\.\d+-[0-9a-f]{16}$/] },
+      // the node answered, the admin kubeconfig is written, the state and pending record not yet
+      {
+        point: 'cli-init:admin-conf-written',
+        sent: true,
+        left: [/^sextant-admin\.conf$/, /^sextant-init-pending\.json$/],
+      },
+      // the state is written, the pending record not yet removed
+      {
+        point: 'cli-init:state-written',
+        sent: true,
+        left: [/^sextant-state\.yaml$/, /^sextant-init-pending\.json$/],
+      },
+    ];
+    for (const p of points) {
+      it(`killed at ${p.point}`, async () => {
+        const ws = await workspace();
+        const n = await node(ws);
+        const killed = await runCliLocal(ws.dir, ['init', ...endpoint(n)], {
+          SEXTANT_FAULT_KILL_AT: p.point,
+        });
+        assert.notEqual(killed.code, 0, 'killed');
+        const names = await readdir(ws.dir);
+        for (const l of p.left)
+          assert.ok(
+            names.some((f) => l.test(f)),
+            `${l} after the kill: ${names.join(' ')}`,
+          );
+        assert.equal(
+          n.lines.some((l) => /node lock taken/.test(String(l.msg))),
+          p.sent,
+          p.sent ? 'the node got the request' : 'nothing was sent',
+        );
+        const again = await runCliLocal(ws.dir, ['init', ...endpoint(n)]);
+        assert.equal(again.code, 0, again.stderr);
+        assert.doesNotMatch(again.stderr, /already holds an initialized cluster|--force/);
+        const after = await readdir(ws.dir);
+        assert.ok(
+          after.includes('sextant-admin.conf') && after.includes('sextant-state.yaml'),
+          after.join(' '),
+        );
+        assert.ok(!after.includes(PENDING), 'no pending record once finished');
+        assert.deepEqual(await leftovers(ws.dir), []);
+        // and finished means finished: the next plain init refuses a second cluster
+        const third = await runCliLocal(ws.dir, ['init', ...endpoint(n)]);
+        assert.equal(third.code, 1);
+        assert.match(third.stderr, /already holds an initialized cluster/);
+      });
+    }
   });
 
   describe('the connection lost, or no answer in time', () => {
