@@ -3,11 +3,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureLocalCa, manufactureTpm } from '../../cli/provider/qemu/swtpm.js';
-import { freePort } from './ports.js';
+import { freePortPair } from './ports.js';
 
 /** The private swtpm-localca CA (root + intermediate PEM text). */
 export interface SwtpmCa {
@@ -87,23 +87,6 @@ export async function createSwtpmCa(dir?: string): Promise<SwtpmCa> {
 /** Removes a CA made by `createSwtpmCa()` (also done at process exit for temporary ones). */
 export function removeSwtpmCa(ca: SwtpmCa): void {
   forgetTempDir(ca.dir);
-}
-
-async function isFree(port: number): Promise<boolean> {
-  return await new Promise((res) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', () => res(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => res(true)));
-  });
-}
-
-// The swtpm TCTI always finds the control channel at port + 1, so the pair must be adjacent.
-async function freePortPair(): Promise<[number, number]> {
-  for (;;) {
-    const port = await freePort();
-    if (port < 65535 && (await isFree(port + 1))) return [port, port + 1];
-  }
 }
 
 async function manufacture(stateDir: string, ca: SwtpmCa): Promise<void> {

@@ -2,8 +2,9 @@
 // behind a flaky host channel produces. It speaks the raw command stream tcti-swtpm uses (a TPM command header
 // carries its own size), forwards the control channel (port + 1) untouched, and applies one armed fault to the
 // next command that matches.
-import { readFileSync } from 'node:fs';
+
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { pairPortCandidate } from '../../harness/ports.js';
 
 export type TpmFault =
   /** Closes the connection when the command arrives: the TPM never sees it. */
@@ -64,16 +65,6 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** The first port the kernel hands out for outgoing connections (ip_local_port_range), 32768 when unreadable. */
-function ephemeralLow(): number {
-  try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > 2048 ? low : 32768;
-  } catch {
-    return 32768;
-  }
-}
-
 function listen(server: Server, port: number): Promise<boolean> {
   return new Promise((res) => {
     server.once('error', () => res(false));
@@ -81,20 +72,16 @@ function listen(server: Server, port: number): Promise<boolean> {
   });
 }
 
-// tcti-swtpm opens a connection per command, so a busy machine holds thousands of outgoing ports in TIME_WAIT,
-// and a listener cannot take one of those: the pair is picked at random below the outgoing range.
 async function listenPair(): Promise<[Server, Server, number]> {
-  const top = ephemeralLow() - 2;
-  const bottom = Math.max(1024, top - 16_384);
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = bottom + Math.floor(Math.random() * (top - bottom));
+    const { port } = pairPortCandidate();
     const data = createServer();
     if (!(await listen(data, port))) continue;
     const ctrl = createServer();
     if (await listen(ctrl, port + 1)) return [data, ctrl, port];
     data.close();
   }
-  throw new Error(`tpm-proxy: no free adjacent port pair in ${bottom}-${top + 1}`);
+  throw new Error(`tpm-proxy: no free adjacent port pair in ${pairPortCandidate().range}`);
 }
 
 /** Starts a proxy in front of the swtpm whose data port is `upstreamPort` (control at upstreamPort + 1). */
