@@ -16,6 +16,7 @@ import {
 } from '../../../agent/joinclient/join-client.js';
 import { CONTROL_PLANE_CERTIFICATES } from '../../../agent/kubeadm/control-plane-certs.js';
 import { JoinStopped } from '../../../agent/lifecycle/decide.js';
+import type { InstanceMetadata } from '../../../agent/metadata/instance-metadata.js';
 import { clusterPcrValue, NodeLock } from '../../../agent/nodelock/node-lock.js';
 import type { NodeState } from '../../../agent/state/node-state.js';
 import { createEphemeralIdentity, type Endpoint } from '../../../attestation/atls/index.js';
@@ -97,6 +98,26 @@ interface Fixture {
 }
 
 let seq = 0;
+/** The metadata of worker w-0 the join client reads; a test changes the field it is about. */
+function nodeMetadata(overrides: Partial<InstanceMetadata> = {}): InstanceMetadata {
+  return {
+    name: 'w-0',
+    role: 'worker',
+    initSecretHash: '00'.repeat(32),
+    advertiseAddress: '10.0.0.7',
+    peers: [],
+    joinEndpoints: [],
+    owner: FAKE_OWNER,
+    ...overrides,
+  };
+}
+
+/** Metadata that carries no operator commitment (no owner key). */
+function metadataWithoutOwner(): InstanceMetadata {
+  const { owner: _owner, ...rest } = nodeMetadata();
+  return rest;
+}
+
 async function fixture(
   servedPcrs: Map<number, Buffer>,
   overrides: Partial<JoinClientDeps> = {},
@@ -114,15 +135,7 @@ async function fixture(
   const endpoint = service.endpoint;
   const deps: JoinClientDeps = {
     log,
-    metadata: {
-      name: 'w-0',
-      role,
-      initSecretHash: '00'.repeat(32),
-      advertiseAddress: '10.0.0.7',
-      peers: [],
-      joinEndpoints: [],
-      owner: FAKE_OWNER,
-    },
+    metadata: nodeMetadata({ role }),
     lock,
     state,
     rootfs,
@@ -191,18 +204,7 @@ describe('JoinClient.joinVia: a successful join', () => {
   it("hands kubeadm join the tuning the node's metadata names", async () => {
     const c = cluster();
     service.ticket = () => ticketFor(c);
-    const f = await fixture(served(c), {
-      metadata: {
-        name: 'w-0',
-        role: 'worker',
-        initSecretHash: '00'.repeat(32),
-        advertiseAddress: '10.0.0.7',
-        peers: [],
-        joinEndpoints: [],
-        owner: FAKE_OWNER,
-        kubeadmTuning: 'qemu-tcg',
-      },
-    });
+    const f = await fixture(served(c), { metadata: nodeMetadata({ kubeadmTuning: 'qemu-tcg' }) });
     await f.client.joinVia(endpoint());
     assert.equal(f.kubeadmInputs[0]?.tuning, 'qemu-tcg');
   });
@@ -380,21 +382,7 @@ describe("JoinClient.joinVia: the JoinService must prove the node's operator fir
       const cl = cluster();
       service.ticket = () => ticketFor(cl);
       const asked = service.joinRequests.length;
-      const f = await fixture(
-        served(cl),
-        c.metadataWithoutOwner
-          ? {
-              metadata: {
-                name: 'w-0',
-                role: 'worker',
-                initSecretHash: '00'.repeat(32),
-                advertiseAddress: '10.0.0.7',
-                peers: [],
-                joinEndpoints: [],
-              },
-            }
-          : {},
-      );
+      const f = await fixture(served(cl), c.metadataWithoutOwner ? { metadata: metadataWithoutOwner() } : {});
       c.setup(f);
       try {
         await assert.rejects(f.client.joinVia(endpoint()), (err: Error) => {
