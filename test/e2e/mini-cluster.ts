@@ -80,9 +80,13 @@ export function sextantIn(dir: string, args: string[], env: NodeJS.ProcessEnv = 
   });
 }
 
+/** API errors of a control plane that is slow, not wrong (etcd under TCG): the same request is sent again. */
+const TRANSIENT =
+  /etcdserver: (request timed out|leader changed)|the server is currently unable to handle the request|TLS handshake timeout|the server was unable to return a response in the time allotted/;
+
 export function kubectlFor(binary: string, kubeconfig: string): Kubectl {
-  return (args, input) =>
-    new Promise((resolve, reject) => {
+  const once = (args: string[], input?: string) =>
+    new Promise<string>((resolve, reject) => {
       const child = execFile(
         binary,
         ['--kubeconfig', kubeconfig, '--request-timeout=60s', ...args],
@@ -92,6 +96,17 @@ export function kubectlFor(binary: string, kubeconfig: string): Kubectl {
       );
       if (input !== undefined) child.stdin?.end(input);
     });
+  return async (args, input) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await once(args, input);
+      } catch (err) {
+        if (attempt >= 5 || !TRANSIENT.test((err as Error).message)) throw err;
+        console.log(`    ${(err as Error).message.trim()} (attempt ${attempt} of 5; again in 5 s)`);
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+    }
+  };
 }
 
 /** Polls `probe` every 5 s until it returns a value; the error names what was awaited and the last failure. */

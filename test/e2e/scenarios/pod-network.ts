@@ -90,7 +90,7 @@ export const podNetwork: Scenario = {
       `CoreDNS resolved the service to ${clusterIp}`,
     );
     assert.match(viaService ?? '', /served by e2e-web/, 'the service name reaches the pod');
-    await c.kubectl(['delete', 'pod', 'e2e-client', 'e2e-web', '--wait=false']);
-    await c.kubectl(['delete', 'service', 'e2e-web', '--wait=false']);
+    await c.kubectl(['delete', 'pod', 'e2e-client', 'e2e-web', '--wait=false', '--ignore-not-found']);
+    await c.kubectl(['delete', 'service', 'e2e-web', '--wait=false', '--ignore-not-found']);
   },
 };
