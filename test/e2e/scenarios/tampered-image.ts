@@ -39,9 +39,14 @@ export const tamperedImage: Scenario = {
     await saveConfig(tampered, config);
     try {
       assert.equal((await c.sextant(['create'], tampered)).code, 0);
-      const refused = await c.sextant(['init', '--timeout', '300'], tampered);
+      // with the operator's KMS token: the KMS answers, the node's attestation is what refuses
+      const refused = await c.sextant(['init', '--timeout', '300'], tampered, c.kms.env);
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /nothing was sent: .*PCR (4|11): expected/);
+      assert.ok(
+        !(await readdir(tampered)).some((n) => n.startsWith('sextant-mastersecret')),
+        'no master secret made for a node that failed its attestation',
+      );
     } finally {
       assert.equal((await c.sextant(['terminate', '--yes'], tampered)).code, 0);
     }
