@@ -44,7 +44,8 @@ async function kubernetesNodes(workspace: string): Promise<KubernetesNode[]> {
   } catch (err) {
     throw new Error(`cannot read ${ADMIN_CONF_FILE} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const api = new KubeApi(credentialsFromKubeconfig(text, ADMIN_CONF_FILE), { timeoutMs: 10_000 });
+  // kubectl's own request timeout: a control plane under TCG took longer than 10 s to list its nodes
+  const api = new KubeApi(credentialsFromKubeconfig(text, ADMIN_CONF_FILE), { timeoutMs: 60_000 });
   try {
     return parseNodeList(await api.request<unknown>('GET', '/api/v1/nodes'));
   } finally {
