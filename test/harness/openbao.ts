@@ -49,9 +49,13 @@ export async function startOpenBao(options: { tls?: boolean } = {}): Promise<Ope
   // -dev-tls writes vault-ca.pem, vault-cert.pem (SAN 127.0.0.1) and vault-key.pem there.
   const caFile = options.tls ? join(tlsDir, 'vault-ca.pem') : undefined;
   if (options.tls) await mkdir(tlsDir);
+  // setpriv execs bao with a parent-death signal: a test process killed outright takes its server with it
   const child: ChildProcess = spawn(
-    baoBinary(),
+    'setpriv',
     [
+      '--pdeathsig',
+      'KILL',
+      baoBinary(),
       'server',
       '-dev',
       `-dev-listen-address=127.0.0.1:${port}`,
